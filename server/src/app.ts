@@ -1,0 +1,68 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import addFormats from "ajv-formats";
+import type { Deps } from "./deps.ts";
+import { installAuth } from "./http/auth.ts";
+import { installMetrics } from "./http/metrics.ts";
+import { authPagesRoutes } from "./http/pages.ts";
+import { installProblemHandlers } from "./http/problem.ts";
+import { Problem } from "./http/schemas.ts";
+import { newId } from "./lib/ids.ts";
+import { identitySchemas } from "./modules/identity/identity.routes.ts";
+import { opsRoutes } from "./modules/ops/ops.routes.ts";
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export const OPENAPI_INFO = {
+  title: "Plinth API",
+  version: "0.1.0",
+  description:
+    "Identity, tenancy, authorization, secrets and spend for AI-agent products. Errors are RFC 9457 problem+json with a stable `code`.",
+};
+
+/** The Fastify shell: plugins, error handling, OpenAPI, and every module's routes. Tests build it the same way. */
+export async function buildApp(deps: Deps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.log as FastifyBaseLogger,
+    trustProxy: deps.config.trustProxy,
+    bodyLimit: 1024 * 1024,
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers["x-request-id"];
+      return typeof given === "string" && REQUEST_ID.test(given) ? given : newId("request");
+    },
+    ajv: {
+      customOptions: { removeAdditional: false, allErrors: true, coerceTypes: "array", useDefaults: true },
+      plugins: [addFormats as never],
+    },
+    return503OnClosing: true,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  installProblemHandlers(app);
+  app.addHook("onRequest", async (request, reply) => {
+    reply.header("x-request-id", request.id);
+  });
+  const metrics = installMetrics(app);
+
+  app.addSchema(Problem);
+  for (const s of identitySchemas) app.addSchema(s);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: OPENAPI_INFO,
+      components: { securitySchemes: { bearerAuth: { type: "http", scheme: "bearer", bearerFormat: "JWT" } } },
+    },
+    refResolver: { buildLocalReference: (json, _base, _frag, i) => (typeof json.$id === "string" ? json.$id : `def-${i}`) },
+  });
+  await app.register(swaggerUi, { routePrefix: "/docs", uiConfig: { deepLinking: true } });
+  app.get("/openapi.json", { config: { auth: "none" }, schema: { hide: true } }, async () => app.swagger());
+
+  installAuth(app, deps.keys);
+  await app.register(opsRoutes({ db: deps.db, metrics }));
+  await app.register(authPagesRoutes());
+  for (const plugin of deps.routes) await app.register(plugin);
+  return app;
+}

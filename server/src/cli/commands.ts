@@ -1,0 +1,79 @@
+import { randomBytes } from "node:crypto";
+import { desc } from "drizzle-orm";
+import type { Config } from "../config.ts";
+import { createDeps, type Deps } from "../deps.ts";
+import { mailOutbox } from "../db/schema/index.ts";
+import { createLogger } from "../logger.ts";
+import { identityRepo } from "../modules/identity/identity.repo.ts";
+import { hashPassword, normalizeEmail, passwordProblem } from "../modules/identity/passwords.ts";
+import { newId } from "../lib/ids.ts";
+
+const out = (s: string) => process.stdout.write(s + "\n");
+
+async function withDeps<T>(config: Config, fn: (deps: Deps) => Promise<T>): Promise<T> {
+  const deps = await createDeps({ ...config, logLevel: "warn" }, { log: createLogger("warn") });
+  try {
+    return await fn(deps);
+  } finally {
+    await deps.close();
+  }
+}
+
+export async function migrateCommand(config: Config): Promise<void> {
+  // createDeps migrates (and gives the app role its password on PostgreSQL)
+  await withDeps({ ...config, autoMigrate: true }, async () => out("migrations are up to date"));
+}
+
+export async function createUser(config: Config, input: { email: string; name?: string; password?: string; admin: boolean }): Promise<void> {
+  await withDeps(config, async (deps) => {
+    const email = normalizeEmail(input.email);
+    if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(email)) throw new Error(`--email: "${input.email}" is not an email address`);
+    const generated = input.password === undefined;
+    const password = input.password ?? randomBytes(18).toString("base64url");
+    const problem = passwordProblem(password, email);
+    if (problem) throw new Error(`--password: the password ${problem}`);
+    const hash = await hashPassword(password);
+    const now = deps.clock.now();
+    const userId = newId("user", now.getTime());
+    const name = input.name ?? email.split("@")[0];
+    await deps.db.tx({ userId }, async (tx) => {
+      if (await identityRepo.findUserByEmail(tx, email)) throw new Error(`a user with email ${email} already exists`);
+      const user = await identityRepo.insertUser(tx, { id: userId, email, name, emailVerifiedAt: now, isPlatformAdmin: input.admin, createdAt: now, updatedAt: now });
+      await identityRepo.setPasswordHash(tx, userId, hash, now);
+      await deps.orgs.createPersonalOrg(tx, user);
+    });
+    out(`created ${input.admin ? "platform admin" : "user"} ${email} (${userId})`);
+    if (generated) out(`password (shown once): ${password}`);
+  });
+}
+
+export async function rotateKeys(config: Config): Promise<void> {
+  await withDeps(config, async (deps) => {
+    const { kid, previous } = await deps.keys.rotate();
+    out(`new signing key ${kid} is now signing tokens`);
+    for (const p of previous) out(`previous key ${p} stays in the JWKS until its tokens have expired (${config.jwt.accessTtlSeconds + 60} s)`);
+    out("other running instances pick the new key up within 10 minutes, or at once when they meet a token it signed");
+  });
+}
+
+export async function listKeys(config: Config): Promise<void> {
+  await withDeps(config, async (deps) => {
+    for (const k of await deps.keys.list()) {
+      const state = k.retiredAt ? "retired" : k.supersededAt ? `published until ${k.retireAfter?.toISOString()}` : "signing";
+      out(`${k.kid}  ${k.alg}  created ${k.createdAt.toISOString()}  ${state}`);
+    }
+  });
+}
+
+export async function listMail(config: Config, limit: number): Promise<void> {
+  await withDeps(config, async (deps) => {
+    const rows = await deps.db.read((r) => r.select().from(mailOutbox).orderBy(desc(mailOutbox.id)).limit(limit));
+    if (!rows.length) {
+      out(config.mail.kind === "smtp" ? "SMTP_URL is set: mail goes to the SMTP server, not the dev outbox" : "the dev outbox is empty");
+      return;
+    }
+    for (const m of rows.reverse()) {
+      out(`--- ${m.createdAt.toISOString()}  to ${m.to}\nSubject: ${m.subject}\n\n${m.text}`);
+    }
+  });
+}

@@ -1,0 +1,86 @@
+import { parseArgs } from "node:util";
+import { ConfigError, loadConfig } from "../config.ts";
+import { serve } from "../main.ts";
+import { doctor } from "./doctor.ts";
+import { createUser, listMail, migrateCommand, rotateKeys, listKeys } from "./commands.ts";
+
+const HELP = `plinth — the platform layer for AI agents
+
+Usage:
+  plinth serve                       run the HTTP server (and the job worker)
+  plinth migrate                     apply database migrations
+  plinth user create --email E [--name N] [--password P] [--admin]
+                                     create a user (verified); --admin makes a platform admin
+  plinth keys rotate                 add a new token-signing key; the old one stays published until its tokens expire
+  plinth keys list                   list token-signing keys
+  plinth mail list [--limit N]       show the dev outbox (mail kept when SMTP_URL is unset)
+  plinth doctor                      check configuration, database, Redis, mail and keys
+
+Configuration comes from the environment; see the README's table.`;
+
+export async function run(argv: string[]): Promise<number> {
+  const [cmd, sub, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case "serve":
+        await serve();
+        return -1; // keeps running
+      case "migrate":
+        await migrateCommand(loadConfig());
+        return 0;
+      case "user": {
+        if (sub !== "create") break;
+        const { values } = parseArgs({
+          args: rest,
+          options: { email: { type: "string" }, name: { type: "string" }, password: { type: "string" }, admin: { type: "boolean", default: false } },
+        });
+        if (!values.email) throw new UsageError("user create needs --email");
+        await createUser(loadConfig(), { email: values.email, name: values.name, password: values.password, admin: values.admin ?? false });
+        return 0;
+      }
+      case "keys":
+        if (sub === "rotate") {
+          await rotateKeys(loadConfig());
+          return 0;
+        }
+        if (sub === "list") {
+          await listKeys(loadConfig());
+          return 0;
+        }
+        break;
+      case "mail": {
+        if (sub !== "list") break;
+        const { values } = parseArgs({ args: rest, options: { limit: { type: "string", default: "20" } } });
+        await listMail(loadConfig(), Math.min(200, Math.max(1, Number(values.limit) || 20)));
+        return 0;
+      }
+      case "doctor":
+        return (await doctor(process.env)) ? 0 : 1;
+      case undefined:
+      case "help":
+      case "--help":
+      case "-h":
+        process.stdout.write(HELP + "\n");
+        return 0;
+    }
+    throw new UsageError(`unknown command: ${[cmd, sub].filter(Boolean).join(" ")}`);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`plinth: ${e.message}\n\n${HELP}\n`);
+      return 2;
+    }
+    if (e instanceof ConfigError) {
+      process.stderr.write(`plinth: configuration error: ${e.message}\n`);
+      return 78;
+    }
+    process.stderr.write(`plinth: ${(e as Error).message}\n`);
+    return 1;
+  }
+}
+
+class UsageError extends Error {}
+
+if (import.meta.main) {
+  const code = await run(process.argv.slice(2));
+  if (code >= 0) process.exit(code);
+}

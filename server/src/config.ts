@@ -1,0 +1,152 @@
+import { resolve } from "node:path";
+
+/**
+ * The whole configuration, parsed once at boot from the environment and passed on. Nobody below this file reads
+ * process.env. A bad value stops the server with a message naming the variable.
+ */
+export interface Config {
+  port: number;
+  host: string;
+  publicUrl: string;
+  dataDir: string;
+  database: { kind: "embedded"; dir: string } | { kind: "postgres"; url: string; appUrl?: string; poolSize: number };
+  redis: { kind: "absent" } | { kind: "configured"; url: string };
+  /** Base64 of 32 bytes, or absent: the embedded mode then keeps a generated key file in the data dir. */
+  masterKey?: Buffer;
+  jwt: { issuer: string; audience: string; alg: "EdDSA" | "ES256"; accessTtlSeconds: number; refreshTtlSeconds: number };
+  mail: { kind: "smtp"; url: string; from: string } | { kind: "outbox"; from: string };
+  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  trustProxy: boolean;
+  /** Run migrations when `serve` starts (default on; turn off when a deploy step runs `plinth migrate`). */
+  autoMigrate: boolean;
+  /** Run the job worker inside `serve` (default on). */
+  runWorker: boolean;
+}
+
+export class ConfigError extends Error {
+  readonly variable: string;
+  constructor(variable: string, reason: string) {
+    super(`${variable}: ${reason}`);
+    this.name = "ConfigError";
+    this.variable = variable;
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function intVar(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number, got "${raw}"`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function boolVar(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw new ConfigError(name, `must be true or false, got "${raw}"`);
+}
+
+function urlVar(env: Env, name: string, protocols: string[]): string | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return undefined;
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new ConfigError(name, "is not a valid URL");
+  }
+  if (!protocols.includes(u.protocol)) {
+    throw new ConfigError(name, `must use ${protocols.join(" or ")}, got ${u.protocol}`);
+  }
+  return raw;
+}
+
+function enumVar<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) {
+    throw new ConfigError(name, `must be one of ${allowed.join(", ")}, got "${raw}"`);
+  }
+  return raw as T;
+}
+
+export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config {
+  const port = intVar(env, "PORT", 8080, 1, 65535);
+  const host = env.HOST || "127.0.0.1";
+  const publicUrl = (urlVar(env, "PLINTH_PUBLIC_URL", ["http:", "https:"]) ?? `http://localhost:${port}`).replace(/\/$/, "");
+  const dataDir = resolve(cwd, env.PLINTH_DATA_DIR || ".plinth");
+  const databaseUrl = urlVar(env, "DATABASE_URL", ["postgres:", "postgresql:"]);
+  const appUrl = urlVar(env, "DATABASE_APP_URL", ["postgres:", "postgresql:"]);
+  if (appUrl && !databaseUrl) throw new ConfigError("DATABASE_APP_URL", "needs DATABASE_URL as well");
+  const redisUrl = urlVar(env, "REDIS_URL", ["redis:", "rediss:"]);
+
+  let masterKey: Buffer | undefined;
+  if (env.PLINTH_MASTER_KEY) {
+    masterKey = Buffer.from(env.PLINTH_MASTER_KEY, "base64");
+    if (masterKey.length !== 32) {
+      throw new ConfigError("PLINTH_MASTER_KEY", "must be 32 random bytes in base64 (try: openssl rand -base64 32)");
+    }
+  } else if (databaseUrl) {
+    throw new ConfigError("PLINTH_MASTER_KEY", "is required with DATABASE_URL (generate one: openssl rand -base64 32)");
+  }
+
+  const smtpUrl = urlVar(env, "SMTP_URL", ["smtp:", "smtps:"]);
+  const from = env.MAIL_FROM || "Plinth <no-reply@localhost>";
+  if (!/^[^\r\n]{3,320}$/.test(from) || !from.includes("@")) throw new ConfigError("MAIL_FROM", "must be an email address");
+
+  const accessTtl = intVar(env, "PLINTH_ACCESS_TOKEN_TTL", 900, 60, 86_400);
+  const refreshTtl = intVar(env, "PLINTH_REFRESH_TOKEN_TTL", 30 * 86_400, 3600, 365 * 86_400);
+
+
+  return {
+    port,
+    host,
+    publicUrl,
+    dataDir,
+    database: databaseUrl
+      ? { kind: "postgres", url: databaseUrl, appUrl, poolSize: intVar(env, "DATABASE_POOL_SIZE", 10, 1, 500) }
+      : { kind: "embedded", dir: resolve(dataDir, "pgdata") },
+    redis: redisUrl ? { kind: "configured", url: redisUrl } : { kind: "absent" },
+    masterKey,
+    jwt: {
+      issuer: publicUrl,
+      audience: env.PLINTH_JWT_AUDIENCE || "plinth",
+      alg: enumVar(env, "PLINTH_JWT_ALG", ["EdDSA", "ES256"] as const, "EdDSA"),
+      accessTtlSeconds: accessTtl,
+      refreshTtlSeconds: refreshTtl,
+    },
+    mail: smtpUrl ? { kind: "smtp", url: smtpUrl, from } : { kind: "outbox", from },
+    logLevel: enumVar(env, "LOG_LEVEL", ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const, "info"),
+    trustProxy: boolVar(env, "TRUST_PROXY", false),
+    autoMigrate: boolVar(env, "PLINTH_AUTO_MIGRATE", true),
+    runWorker: boolVar(env, "PLINTH_RUN_WORKER", true),
+  };
+}
+
+/** The table the README shows; kept here so docs and code name the same variables. */
+export const CONFIG_VARIABLES = [
+  ["PORT", "8080", "HTTP port"],
+  ["HOST", "127.0.0.1", "address to bind (0.0.0.0 in a container)"],
+  ["PLINTH_PUBLIC_URL", "http://localhost:$PORT", "public base URL: token issuer and links in mail"],
+  ["PLINTH_DATA_DIR", "./.plinth", "embedded database, key file, blobs"],
+  ["DATABASE_URL", "(embedded PGlite)", "PostgreSQL URL of the table owner (migrations)"],
+  ["DATABASE_APP_URL", "derived", "PostgreSQL URL the server's requests use (role plinth_app)"],
+  ["DATABASE_POOL_SIZE", "10", "connections per instance"],
+  ["REDIS_URL", "(in-process)", "Redis/Valkey for rate limits shared across instances"],
+  ["PLINTH_MASTER_KEY", "(key file in embedded mode)", "32 bytes base64; wraps signing keys"],
+  ["PLINTH_JWT_ALG", "EdDSA", "EdDSA or ES256"],
+  ["PLINTH_JWT_AUDIENCE", "plinth", "aud of access tokens"],
+  ["PLINTH_ACCESS_TOKEN_TTL", "900", "seconds"],
+  ["PLINTH_REFRESH_TOKEN_TTL", "2592000", "seconds"],
+  ["SMTP_URL", "(dev outbox)", "smtp:// or smtps:// with credentials"],
+  ["MAIL_FROM", "Plinth <no-reply@localhost>", "sender of mail"],
+  ["LOG_LEVEL", "info", "pino level"],
+  ["TRUST_PROXY", "false", "honour X-Forwarded-For behind a load balancer"],
+  ["PLINTH_AUTO_MIGRATE", "true", "migrate when serve starts"],
+  ["PLINTH_RUN_WORKER", "true", "run the job worker inside serve"],
+] as const;

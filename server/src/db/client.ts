@@ -1,0 +1,110 @@
+import { PGlite } from "@electric-sql/pglite";
+import { sql } from "drizzle-orm";
+import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
+import { drizzle as drizzlePg } from "drizzle-orm/node-postgres";
+import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import pg from "pg";
+import * as schema from "./schema/index.ts";
+
+export type Schema = typeof schema;
+/** A query executor: the database outside a transaction, or a transaction. Repositories take one of these. */
+export type Executor = PgDatabase<PgQueryResultHKT, Schema>;
+
+/** Whom a transaction acts for; row-level security reads these. */
+export interface TxScope {
+  orgId?: string | null;
+  userId?: string | null;
+}
+
+export const APP_ROLE = "plinth_app";
+
+export interface Database {
+  readonly kind: "pglite" | "postgres";
+  /**
+   * Runs fn in one transaction whose first statement sets the tenant (and, on PGlite, switches to the app role).
+   * Every query inside must use the `tx` handed in: PGlite is one session and a stray query deadlocks.
+   */
+  tx<T>(scope: TxScope, fn: (tx: Executor) => Promise<T>): Promise<T>;
+  /** Reads of platform tables (no tenant) outside a transaction where the driver allows it. */
+  read<T>(fn: (db: Executor) => Promise<T>): Promise<T>;
+  /** The owner's connection, for migrations and operator tasks only. */
+  owner: Executor;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function setScope(tx: Executor, scope: TxScope, switchRole: boolean): Promise<void> {
+  const org = scope.orgId ?? "";
+  const user = scope.userId ?? "";
+  if (switchRole) {
+    await tx.execute(
+      sql`select set_config('role', ${APP_ROLE}, true), set_config('app.org_id', ${org}, true), set_config('app.user_id', ${user}, true)`,
+    );
+  } else {
+    await tx.execute(sql`select set_config('app.org_id', ${org}, true), set_config('app.user_id', ${user}, true)`);
+  }
+}
+
+/** Embedded PostgreSQL (PGlite) persisted under `dir`, or in memory when dir is undefined (tests). */
+export async function openPglite(dir: string | undefined): Promise<Database> {
+  const client = dir ? await PGlite.create(dir) : await PGlite.create();
+  const orm = drizzlePglite(client, { schema }) as unknown as Executor;
+  return {
+    kind: "pglite",
+    owner: orm,
+    // PGlite's default user is a superuser that bypasses RLS even when forced, so each transaction switches role.
+    tx: (scope, fn) =>
+      orm.transaction(async (tx) => {
+        await setScope(tx as unknown as Executor, scope, true);
+        return fn(tx as unknown as Executor);
+      }),
+    read: (fn) =>
+      orm.transaction(async (tx) => {
+        await setScope(tx as unknown as Executor, {}, true);
+        return fn(tx as unknown as Executor);
+      }),
+    ping: async () => {
+      await client.query("select 1");
+    },
+    close: () => client.close(),
+  };
+}
+
+export interface PostgresOptions {
+  ownerUrl: string;
+  appUrl: string;
+  poolSize: number;
+}
+
+/** PostgreSQL: requests use a pool logged in as plinth_app; the owner's pool is opened lazily and kept small. */
+export async function openPostgres(opts: PostgresOptions): Promise<Database> {
+  const appPool = new pg.Pool({ connectionString: opts.appUrl, max: opts.poolSize });
+  let ownerPool: pg.Pool | undefined;
+  appPool.on("error", () => {
+    // an idle client died (server restart); the pool replaces it on next use
+  });
+  const app = drizzlePg(appPool, { schema }) as unknown as Executor;
+  const owner = (): Executor => {
+    ownerPool ??= new pg.Pool({ connectionString: opts.ownerUrl, max: 2 });
+    return drizzlePg(ownerPool, { schema }) as unknown as Executor;
+  };
+  return {
+    kind: "postgres",
+    get owner() {
+      return owner();
+    },
+    tx: (scope, fn) =>
+      app.transaction(async (tx) => {
+        await setScope(tx as unknown as Executor, scope, false);
+        return fn(tx as unknown as Executor);
+      }),
+    read: (fn) => fn(app),
+    ping: async () => {
+      await appPool.query("select 1");
+    },
+    close: async () => {
+      await appPool.end();
+      await ownerPool?.end();
+    },
+  };
+}

@@ -1,0 +1,145 @@
+import type { FastifyPluginAsync } from "fastify";
+import { Redis } from "ioredis";
+import type { Logger } from "pino";
+import type { Config } from "./config.ts";
+import { openPglite, openPostgres, type Database } from "./db/client.ts";
+import { loadOrCreateKeyFile, lockDataDir } from "./db/data-dir.ts";
+import { migrate } from "./db/migrate.ts";
+import { createJobQueue, type JobQueue } from "./jobs/queue.ts";
+import { systemClock, type Clock } from "./lib/clock.ts";
+import { deriveKey } from "./lib/crypto.ts";
+import type { LimiterStore } from "./limits/throttle.ts";
+import { createLogger } from "./logger.ts";
+import { createMailer, type Mailer } from "./mail/mailer.ts";
+import { DEFAULT_ABUSE_RULES, type AbuseRules } from "./modules/identity/abuse.ts";
+import * as identity from "./modules/identity/index.ts";
+import * as keys from "./modules/keys/index.ts";
+import * as orgs from "./modules/orgs/index.ts";
+
+export interface Deps {
+  config: Config;
+  log: Logger;
+  clock: Clock;
+  db: Database;
+  jobs: JobQueue;
+  mailer: Mailer;
+  redis?: Redis;
+  keys: ReturnType<typeof keys.wire>["service"];
+  orgs: ReturnType<typeof orgs.wire>["service"];
+  identity: ReturnType<typeof identity.wire>["service"];
+  routes: FastifyPluginAsync[];
+  close(): Promise<void>;
+}
+
+export interface DepsOverrides {
+  log?: Logger;
+  clock?: Clock;
+  /** An already-open database (tests share one per file). */
+  db?: Database;
+  abuseRules?: AbuseRules;
+}
+
+/** The app role's PostgreSQL password, derived from the master key unless DATABASE_APP_URL names one. */
+export function appRolePassword(masterKey: Buffer): string {
+  return deriveKey(masterKey, "db-app-role-password").toString("base64url");
+}
+
+export function appDatabaseUrl(config: Extract<Config["database"], { kind: "postgres" }>, masterKey: Buffer): string {
+  if (config.appUrl) return config.appUrl;
+  const u = new URL(config.url);
+  u.username = "plinth_app";
+  u.password = appRolePassword(masterKey);
+  return u.toString();
+}
+
+/** Opens the database for `config`: PGlite under the data dir (locked), or PostgreSQL as the app role. */
+export async function openDatabase(config: Config, masterKey: Buffer): Promise<{ db: Database; release: () => void }> {
+  if (config.database.kind === "embedded") {
+    const release = lockDataDir(config.dataDir);
+    try {
+      return { db: await openPglite(config.database.dir), release };
+    } catch (e) {
+      release();
+      throw e;
+    }
+  }
+  const db = await openPostgres({ ownerUrl: config.database.url, appUrl: appDatabaseUrl(config.database, masterKey), poolSize: config.database.poolSize });
+  return { db, release: () => {} };
+}
+
+export function resolveMasterKey(config: Config, log: Logger): Buffer {
+  if (config.masterKey) return config.masterKey;
+  const file = loadOrCreateKeyFile(config.dataDir);
+  if (file.created) log.warn({ path: file.path }, "generated a master key file (mode 0600); back it up with the data dir, or set PLINTH_MASTER_KEY");
+  return file.key;
+}
+
+/** The composition root: database → platform ports → modules. */
+export async function createDeps(config: Config, overrides: DepsOverrides = {}): Promise<Deps> {
+  const log = overrides.log ?? createLogger(config.logLevel);
+  const clock = overrides.clock ?? systemClock;
+  const masterKey = resolveMasterKey(config, log);
+  let release = () => {};
+  let db = overrides.db;
+  if (!db) {
+    const opened = await openDatabase(config, masterKey);
+    db = opened.db;
+    release = opened.release;
+  }
+  try {
+    if (config.autoMigrate && !overrides.db) {
+      const wantsPassword = config.database.kind === "postgres" && !config.database.appUrl;
+      const { applied } = await migrate(db, wantsPassword ? appRolePassword(masterKey) : undefined);
+      if (applied) log.info({ applied }, "applied database migrations");
+    }
+    const redis = config.redis.kind === "configured" ? new Redis(config.redis.url, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: true }) : undefined;
+    redis?.on("error", (e) => log.warn({ err: e.message }, "redis connection problem"));
+    const limiterStore: LimiterStore = redis ? { kind: "redis", client: redis } : { kind: "memory" };
+
+    const jobs = createJobQueue({ db, clock, log });
+    const mailer = createMailer({ config: config.mail, db, log });
+    const k = keys.wire({ db, clock, masterKey, jwt: config.jwt, accessTtlSeconds: config.jwt.accessTtlSeconds });
+    const created = await k.service.ensureActiveKey();
+    if (created.created) log.info("generated the first token-signing key");
+    await k.service.retireExpired();
+    const o = orgs.wire({ db, clock });
+    const id = identity.wire({
+      db,
+      clock,
+      jobs,
+      mailer,
+      keys: k.service,
+      orgs: o.service,
+      limiterStore,
+      abuseRules: overrides.abuseRules ?? DEFAULT_ABUSE_RULES,
+      publicUrl: config.publicUrl,
+      accessTtlSeconds: config.jwt.accessTtlSeconds,
+      refreshTtlSeconds: config.jwt.refreshTtlSeconds,
+    });
+    const ownDb = db;
+    return {
+      config,
+      log,
+      clock,
+      db,
+      jobs,
+      mailer,
+      redis,
+      keys: k.service,
+      orgs: o.service,
+      identity: id.service,
+      routes: [...k.routes, ...o.routes, ...id.routes],
+      async close() {
+        await jobs.stop();
+        mailer.close();
+        redis?.disconnect();
+        if (!overrides.db) await ownDb.close();
+        release();
+      },
+    };
+  } catch (e) {
+    if (!overrides.db) await db.close();
+    release();
+    throw e;
+  }
+}

@@ -1,0 +1,146 @@
+import { and, asc, eq, isNull, lte, or, sql } from "drizzle-orm";
+import type { Logger } from "pino";
+import type { Database, Executor } from "../db/client.ts";
+import { jobs } from "../db/schema/index.ts";
+import type { Clock } from "../lib/clock.ts";
+import { newId } from "../lib/ids.ts";
+
+/** A job's payload names records, never carries secrets: handlers load what they need when they run. */
+export type JobPayload = Record<string, string | number | boolean | null>;
+export type JobHandler = (payload: JobPayload, ctx: { jobId: string; attempt: number }) => Promise<void>;
+
+export interface JobQueue {
+  /** Enqueue inside the caller's transaction: a committed change never loses its job, a rolled-back one never runs it. */
+  enqueue(tx: Executor, kind: string, payload: JobPayload, opts?: { runAt?: Date; maxAttempts?: number }): Promise<string>;
+  register(kind: string, handler: JobHandler): void;
+  /** Wake the worker after a commit instead of waiting for the next poll. */
+  kick(): void;
+  start(): void;
+  stop(): Promise<void>;
+  /** Run every due job now, until none is left (tests, CLI). */
+  drain(): Promise<number>;
+}
+
+const LEASE_MS = 60_000;
+
+export function createJobQueue(deps: { db: Database; clock: Clock; log: Logger; pollMs?: number }): JobQueue {
+  const { db, clock, log } = deps;
+  const handlers = new Map<string, JobHandler>();
+  let running = false;
+  let timer: NodeJS.Timeout | undefined;
+  let active: Promise<void> | undefined;
+  let wakeAgain = false;
+
+  async function claim(): Promise<typeof jobs.$inferSelect | undefined> {
+    return db.tx({}, async (tx) => {
+      const now = clock.now();
+      const [due] = await tx
+        .select({ id: jobs.id })
+        .from(jobs)
+        .where(
+          and(
+            isNull(jobs.finishedAt),
+            isNull(jobs.failedAt),
+            lte(jobs.runAt, now),
+            or(isNull(jobs.lockedUntil), lte(jobs.lockedUntil, now)),
+          ),
+        )
+        .orderBy(asc(jobs.runAt))
+        .limit(1)
+        .for("update", { skipLocked: true });
+      if (!due) return undefined;
+      const [job] = await tx
+        .update(jobs)
+        .set({ lockedUntil: new Date(now.getTime() + LEASE_MS), attempts: sql`${jobs.attempts} + 1` })
+        .where(eq(jobs.id, due.id))
+        .returning();
+      return job;
+    });
+  }
+
+  async function runOne(): Promise<boolean> {
+    const job = await claim();
+    if (!job) return false;
+    const handler = handlers.get(job.kind);
+    try {
+      if (!handler) throw new Error(`no handler for job kind ${job.kind}`);
+      await handler(job.payload as JobPayload, { jobId: job.id, attempt: job.attempts });
+      await db.tx({}, (tx) => tx.delete(jobs).where(eq(jobs.id, job.id)));
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      const final = job.attempts >= job.maxAttempts;
+      // exponential backoff: 2s, 4s, 8s … capped at one hour
+      const delay = Math.min(3600_000, 1000 * 2 ** job.attempts);
+      log.warn({ jobId: job.id, kind: job.kind, attempt: job.attempts, final, err: message }, "job failed");
+      await db.tx({}, (tx) =>
+        tx
+          .update(jobs)
+          .set({
+            lastError: message.slice(0, 2000),
+            lockedUntil: null,
+            runAt: new Date(clock.now().getTime() + delay),
+            failedAt: final ? clock.now() : null,
+          })
+          .where(eq(jobs.id, job.id)),
+      );
+    }
+    return true;
+  }
+
+  async function loop(): Promise<void> {
+    do {
+      wakeAgain = false;
+      try {
+        while (running && (await runOne()));
+      } catch (e) {
+        log.error({ err: e }, "job worker could not claim a job");
+      }
+    } while (running && wakeAgain);
+  }
+
+  function wake(): void {
+    if (!running) return;
+    if (active) {
+      wakeAgain = true;
+      return;
+    }
+    active = loop().finally(() => {
+      active = undefined;
+    });
+  }
+
+  return {
+    async enqueue(tx, kind, payload, opts = {}) {
+      const id = newId("job");
+      await tx.insert(jobs).values({
+        id,
+        kind,
+        payload,
+        runAt: opts.runAt ?? clock.now(),
+        maxAttempts: opts.maxAttempts ?? 10,
+      });
+      return id;
+    },
+    register(kind, handler) {
+      handlers.set(kind, handler);
+    },
+    kick: wake,
+    start() {
+      if (running) return;
+      running = true;
+      timer = setInterval(wake, deps.pollMs ?? 2000);
+      timer.unref();
+      wake();
+    },
+    async stop() {
+      running = false;
+      if (timer) clearInterval(timer);
+      await active;
+    },
+    async drain() {
+      let n = 0;
+      while (await runOne()) n++;
+      return n;
+    },
+  };
+}

@@ -1,0 +1,27 @@
+import { buildApp } from "./app.ts";
+import { loadConfig } from "./config.ts";
+import { createDeps } from "./deps.ts";
+
+/** `plinth serve`: loadConfig → createDeps → buildApp → listen. */
+export async function serve(env: Record<string, string | undefined> = process.env): Promise<void> {
+  const config = loadConfig(env);
+  const deps = await createDeps(config);
+  const app = await buildApp(deps);
+  if (config.runWorker) deps.jobs.start();
+  // Superseded signing keys leave the JWKS once their tokens have expired; the check is idempotent across instances.
+  const maintenance = setInterval(() => void deps.keys.retireExpired().catch((e) => deps.log.warn({ err: e }, "key retirement failed")), 600_000);
+  maintenance.unref();
+  await app.listen({ port: config.port, host: config.host });
+  const where = config.database.kind === "embedded" ? `embedded PostgreSQL (PGlite) in ${config.database.dir}` : "PostgreSQL (DATABASE_URL)";
+  deps.log.info({ url: config.publicUrl, database: config.database.kind, dataDir: config.dataDir }, "Plinth is serving");
+  process.stdout.write(`\nPlinth is running at ${config.publicUrl}  (API reference: ${config.publicUrl}/docs)\nData: ${where}\n\n`);
+  const stop = async (signal: string) => {
+    deps.log.info({ signal }, "shutting down");
+    clearInterval(maintenance);
+    await app.close();
+    await deps.close();
+    process.exit(0);
+  };
+  process.once("SIGINT", () => void stop("SIGINT"));
+  process.once("SIGTERM", () => void stop("SIGTERM"));
+}

@@ -1,0 +1,184 @@
+import { and, desc, eq, gt, isNull, lt, ne, sql } from "drizzle-orm";
+import type { Executor } from "../../db/client.ts";
+import { emailTokens, loginAttempts, passwordCredentials, refreshTokens, securityEvents, sessions, users } from "../../db/schema/index.ts";
+import { newId } from "../../lib/ids.ts";
+
+export type UserRow = typeof users.$inferSelect;
+export type SessionRow = typeof sessions.$inferSelect;
+export type EmailTokenPurpose = "verify_email" | "reset_password" | "magic_link";
+
+export interface RequestMeta {
+  ip: string;
+  userAgent: string | null;
+  requestId: string;
+}
+
+/** Queries for users, credentials, sessions and emailed tokens. Every function takes the executor it runs on. */
+export const identityRepo = {
+  async findUserByEmail(ex: Executor, email: string): Promise<UserRow | undefined> {
+    const [row] = await ex.select().from(users).where(sql`lower(${users.email}) = lower(${email})`).limit(1);
+    return row;
+  },
+
+  async findUserById(ex: Executor, id: string): Promise<UserRow | undefined> {
+    const [row] = await ex.select().from(users).where(eq(users.id, id)).limit(1);
+    return row;
+  },
+
+  async insertUser(tx: Executor, row: typeof users.$inferInsert): Promise<UserRow> {
+    const [user] = await tx.insert(users).values(row).returning();
+    return user;
+  },
+
+  async updateUser(tx: Executor, id: string, patch: Partial<typeof users.$inferInsert>): Promise<UserRow | undefined> {
+    const [user] = await tx.update(users).set(patch).where(eq(users.id, id)).returning();
+    return user;
+  },
+
+  async getPasswordHash(ex: Executor, userId: string): Promise<string | undefined> {
+    const [row] = await ex.select({ hash: passwordCredentials.hash }).from(passwordCredentials).where(eq(passwordCredentials.userId, userId));
+    return row?.hash;
+  },
+
+  async setPasswordHash(tx: Executor, userId: string, hash: string, now: Date): Promise<void> {
+    await tx
+      .insert(passwordCredentials)
+      .values({ userId, hash, updatedAt: now })
+      .onConflictDoUpdate({ target: passwordCredentials.userId, set: { hash, updatedAt: now } });
+  },
+
+  async insertSession(tx: Executor, row: typeof sessions.$inferInsert): Promise<void> {
+    await tx.insert(sessions).values(row);
+  },
+
+  async findSession(ex: Executor, id: string): Promise<SessionRow | undefined> {
+    const [row] = await ex.select().from(sessions).where(eq(sessions.id, id));
+    return row;
+  },
+
+  async touchSession(tx: Executor, id: string, now: Date): Promise<void> {
+    await tx.update(sessions).set({ lastUsedAt: now }).where(eq(sessions.id, id));
+  },
+
+  async insertRefreshToken(tx: Executor, sessionId: string, tokenHash: string, now: Date): Promise<void> {
+    await tx.insert(refreshTokens).values({ id: newId("refreshToken", now.getTime()), sessionId, tokenHash, createdAt: now });
+  },
+
+  /** Marks the token used if it was unused; one of two concurrent callers wins. */
+  async claimRefreshToken(tx: Executor, tokenHash: string, now: Date): Promise<{ sessionId: string } | undefined> {
+    const [row] = await tx
+      .update(refreshTokens)
+      .set({ usedAt: now })
+      .where(and(eq(refreshTokens.tokenHash, tokenHash), isNull(refreshTokens.usedAt)))
+      .returning({ sessionId: refreshTokens.sessionId });
+    return row;
+  },
+
+  async findRefreshToken(ex: Executor, tokenHash: string): Promise<{ sessionId: string; usedAt: Date | null } | undefined> {
+    const [row] = await ex
+      .select({ sessionId: refreshTokens.sessionId, usedAt: refreshTokens.usedAt })
+      .from(refreshTokens)
+      .where(eq(refreshTokens.tokenHash, tokenHash));
+    return row;
+  },
+
+  async revokeSession(tx: Executor, id: string, reason: string, now: Date): Promise<void> {
+    await tx.update(sessions).set({ revokedAt: now, revokedReason: reason }).where(and(eq(sessions.id, id), isNull(sessions.revokedAt)));
+  },
+
+  /** Revokes every live session of a user, except `keep` when given. Returns how many. */
+  async revokeUserSessions(tx: Executor, userId: string, reason: string, now: Date, keep?: string): Promise<number> {
+    const rows = await tx
+      .update(sessions)
+      .set({ revokedAt: now, revokedReason: reason })
+      .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt), keep ? ne(sessions.id, keep) : undefined))
+      .returning({ id: sessions.id });
+    return rows.length;
+  },
+
+  async insertEmailToken(
+    tx: Executor,
+    row: { userId: string; purpose: EmailTokenPurpose; email: string; tokenHash: string; expiresAt: Date; now: Date },
+  ): Promise<void> {
+    await tx.insert(emailTokens).values({
+      id: newId("emailToken", row.now.getTime()),
+      userId: row.userId,
+      purpose: row.purpose,
+      email: row.email,
+      tokenHash: row.tokenHash,
+      expiresAt: row.expiresAt,
+      createdAt: row.now,
+    });
+  },
+
+  async findLiveEmailToken(ex: Executor, tokenHash: string, purpose: EmailTokenPurpose, now: Date) {
+    const [row] = await ex
+      .select({ userId: emailTokens.userId, email: emailTokens.email })
+      .from(emailTokens)
+      .where(and(eq(emailTokens.tokenHash, tokenHash), eq(emailTokens.purpose, purpose), isNull(emailTokens.consumedAt), gt(emailTokens.expiresAt, now)));
+    return row;
+  },
+
+  /** Consumes a live token atomically: of two concurrent uses, exactly one gets the row. */
+  async consumeEmailToken(tx: Executor, tokenHash: string, purpose: EmailTokenPurpose, now: Date) {
+    const [row] = await tx
+      .update(emailTokens)
+      .set({ consumedAt: now })
+      .where(and(eq(emailTokens.tokenHash, tokenHash), eq(emailTokens.purpose, purpose), isNull(emailTokens.consumedAt), gt(emailTokens.expiresAt, now)))
+      .returning({ userId: emailTokens.userId, email: emailTokens.email });
+    return row;
+  },
+
+  /** A newer token of the same purpose replaces older ones. */
+  async expireEmailTokens(tx: Executor, userId: string, purpose: EmailTokenPurpose, now: Date): Promise<void> {
+    await tx
+      .update(emailTokens)
+      .set({ consumedAt: now })
+      .where(and(eq(emailTokens.userId, userId), eq(emailTokens.purpose, purpose), isNull(emailTokens.consumedAt)));
+  },
+
+  async insertLoginAttempt(
+    tx: Executor,
+    row: { userId: string | null; method: string; result: string; meta: RequestMeta; now: Date },
+  ): Promise<void> {
+    await tx.insert(loginAttempts).values({
+      id: newId("loginAttempt", row.now.getTime()),
+      userId: row.userId,
+      method: row.method,
+      result: row.result,
+      ip: row.meta.ip,
+      userAgent: row.meta.userAgent,
+      createdAt: row.now,
+    });
+  },
+
+  async listLoginAttempts(ex: Executor, userId: string, limit: number, before?: string) {
+    return ex
+      .select()
+      .from(loginAttempts)
+      .where(and(eq(loginAttempts.userId, userId), before ? lt(loginAttempts.id, before) : undefined))
+      .orderBy(desc(loginAttempts.id))
+      .limit(limit);
+  },
+
+  async insertSecurityEvent(
+    tx: Executor,
+    row: { userId: string | null; kind: string; detail: Record<string, unknown>; meta: RequestMeta | null; now: Date },
+  ): Promise<void> {
+    await tx.insert(securityEvents).values({
+      id: newId("securityEvent", row.now.getTime()),
+      userId: row.userId,
+      kind: row.kind,
+      detail: row.detail,
+      ip: row.meta?.ip ?? null,
+      userAgent: row.meta?.userAgent ?? null,
+      createdAt: row.now,
+    });
+  },
+
+  async listSecurityEvents(ex: Executor, userId: string, limit: number) {
+    return ex.select().from(securityEvents).where(eq(securityEvents.userId, userId)).orderBy(desc(securityEvents.id)).limit(limit);
+  },
+};
+
+export type IdentityRepo = typeof identityRepo;

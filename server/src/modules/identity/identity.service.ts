@@ -1,0 +1,159 @@
+import type { Database, Executor } from "../../db/client.ts";
+import type { Clock } from "../../lib/clock.ts";
+import { newId } from "../../lib/ids.ts";
+import type { JobQueue } from "../../jobs/queue.ts";
+import type { OrgsService } from "../orgs/orgs.service.ts";
+import { countOrRefuse, refuseIfBlocked, type AbuseThrottles } from "./abuse.ts";
+import { identityError } from "./identity.errors.ts";
+import type { IdentityRepo, RequestMeta, UserRow } from "./identity.repo.ts";
+import { dummyPasswordHash, hashPassword, needsRehash, normalizeEmail, passwordProblem, verifyPassword } from "./passwords.ts";
+import type { SessionsService, TokenPair } from "./sessions.service.ts";
+
+export const EMAIL_JOB = "identity.send-email";
+
+export interface ProfilePatch {
+  name?: string;
+  avatar_url?: string | null;
+  locale?: string | null;
+  timezone?: string | null;
+}
+
+function isUniqueViolation(e: unknown): boolean {
+  for (let c: unknown = e; c && typeof c === "object"; c = (c as { cause?: unknown }).cause) {
+    if ((c as { code?: unknown }).code === "23505") return true;
+  }
+  return false;
+}
+
+/** Accounts: registration, password sign-in, the profile and its password. */
+export function createIdentityService(deps: {
+  db: Database;
+  repo: IdentityRepo;
+  sessions: Pick<SessionsService, "startSession" | "issue">;
+  orgs: Pick<OrgsService, "createPersonalOrg">;
+  jobs: Pick<JobQueue, "enqueue" | "kick">;
+  throttles: AbuseThrottles;
+  clock: Clock;
+}) {
+  const { db, repo, sessions, orgs, jobs, throttles: th, clock } = deps;
+
+  function checkPassword(password: string, email: string, field: string): void {
+    const problem = passwordProblem(password, email);
+    if (problem) throw identityError("WEAK_PASSWORD", `The password ${problem}.`, { field });
+  }
+
+  return {
+    async register(input: { email: string; password: string; name: string }, meta: RequestMeta): Promise<UserRow> {
+      const email = normalizeEmail(input.email);
+      const name = input.name.trim();
+      checkPassword(input.password, email, "password");
+      // Registration reveals whether an email is taken, so it is throttled per IP and per address.
+      await countOrRefuse([
+        [th.registerPerIp, meta.ip],
+        [th.registerPerEmail, email.toLowerCase()],
+      ]);
+      const hash = await hashPassword(input.password); // outside the transaction: it takes tens of milliseconds
+      const now = clock.now();
+      const userId = newId("user", now.getTime());
+      try {
+        const user = await db.tx({ userId }, async (tx) => {
+          if (await repo.findUserByEmail(tx, email)) return undefined;
+          const created = await repo.insertUser(tx, { id: userId, email, name, createdAt: now, updatedAt: now });
+          await repo.setPasswordHash(tx, userId, hash, now);
+          await orgs.createPersonalOrg(tx, created);
+          await jobs.enqueue(tx, EMAIL_JOB, { purpose: "verify_email", userId });
+          return created;
+        });
+        if (!user) throw identityError("EMAIL_TAKEN", "An account with this email already exists.", { field: "email" });
+        jobs.kick();
+        return user;
+      } catch (e) {
+        if (isUniqueViolation(e)) throw identityError("EMAIL_TAKEN", "An account with this email already exists.", { field: "email" });
+        throw e;
+      }
+    },
+
+    /** Unknown email and wrong password answer alike, and take about as long (a dummy hash is verified). */
+    async login(input: { email: string; password: string }, meta: RequestMeta): Promise<TokenPair> {
+      const email = normalizeEmail(input.email);
+      const accountKey = email.toLowerCase();
+      await refuseIfBlocked([
+        [th.loginPerAccount, accountKey],
+        [th.loginPerIp, meta.ip],
+      ]);
+      const user = await db.read((r) => repo.findUserByEmail(r, email));
+      const stored = user ? await db.read((r) => repo.getPasswordHash(r, user.id)) : undefined;
+      const ok = await verifyPassword(stored ?? (await dummyPasswordHash()), input.password);
+      const now = clock.now();
+      if (!ok || !user || !stored) {
+        await db.tx({ userId: user?.id }, (tx) =>
+          repo.insertLoginAttempt(tx, { userId: user?.id ?? null, method: "password", result: "invalid_credentials", meta, now }),
+        );
+        await Promise.all([th.loginPerAccount.hit(accountKey), th.loginPerIp.hit(meta.ip)]);
+        throw identityError("INVALID_CREDENTIALS", "The email or password is incorrect.");
+      }
+      if (user.disabledAt) {
+        await db.tx({ userId: user.id }, (tx) =>
+          repo.insertLoginAttempt(tx, { userId: user.id, method: "password", result: "account_disabled", meta, now }),
+        );
+        throw identityError("ACCOUNT_DISABLED", "This account is disabled.");
+      }
+      const upgraded = needsRehash(stored) ? await hashPassword(input.password) : undefined;
+      const started = await db.tx({ userId: user.id }, async (tx) => {
+        if (upgraded) await repo.setPasswordHash(tx, user.id, upgraded, now);
+        await repo.insertLoginAttempt(tx, { userId: user.id, method: "password", result: "success", meta, now });
+        return sessions.startSession(tx, user.id, "password", meta);
+      });
+      await th.loginPerAccount.reset(accountKey);
+      return sessions.issue(started);
+    },
+
+    async getMe(userId: string): Promise<UserRow> {
+      const user = await db.read((r) => repo.findUserById(r, userId));
+      if (!user) throw identityError("USER_NOT_FOUND", "This account no longer exists.");
+      return user;
+    },
+
+    async updateMe(userId: string, patch: ProfilePatch): Promise<UserRow> {
+      const set: Parameters<IdentityRepo["updateUser"]>[2] = { updatedAt: clock.now() };
+      if (patch.name !== undefined) set.name = patch.name.trim();
+      if (patch.avatar_url !== undefined) set.avatarUrl = patch.avatar_url;
+      if (patch.locale !== undefined) set.locale = patch.locale;
+      if (patch.timezone !== undefined) set.timezone = patch.timezone;
+      const user = await db.tx({ userId }, (tx) => repo.updateUser(tx, userId, set));
+      if (!user) throw identityError("USER_NOT_FOUND", "This account no longer exists.");
+      return user;
+    },
+
+    /** Changing the password needs the current one and signs out every other session. */
+    async changePassword(
+      userId: string,
+      sessionId: string | undefined,
+      input: { current_password: string; new_password: string },
+      meta: RequestMeta,
+    ): Promise<{ revoked_sessions: number }> {
+      const user = await this.getMe(userId);
+      const stored = await db.read((r) => repo.getPasswordHash(r, userId));
+      await refuseIfBlocked([[th.loginPerAccount, user.email.toLowerCase()]]);
+      if (!stored || !(await verifyPassword(stored, input.current_password))) {
+        await th.loginPerAccount.hit(user.email.toLowerCase());
+        throw identityError("WRONG_CURRENT_PASSWORD", "The current password is incorrect.", { field: "current_password" });
+      }
+      checkPassword(input.new_password, user.email, "new_password");
+      const hash = await hashPassword(input.new_password);
+      const now = clock.now();
+      return db.tx({ userId }, async (tx) => {
+        await repo.setPasswordHash(tx, userId, hash, now);
+        const n = await repo.revokeUserSessions(tx, userId, "password_changed", now, sessionId);
+        await repo.insertSecurityEvent(tx, { userId, kind: "password_changed", detail: { revoked_sessions: n }, meta, now });
+        return { revoked_sessions: n };
+      });
+    },
+
+    async listLogins(userId: string, limit: number, before?: string) {
+      return db.tx({ userId }, (tx: Executor) => repo.listLoginAttempts(tx, userId, limit, before));
+    },
+  };
+}
+
+export type IdentityService = ReturnType<typeof createIdentityService>;

@@ -1,0 +1,222 @@
+import { randomUUID } from "node:crypto";
+import { generateKeyPair, exportJWK, importJWK, jwtVerify, SignJWT, errors as joseErrors, type JWK, type JWTPayload, type CryptoKey } from "jose";
+import { and, asc, desc, isNull, lte } from "drizzle-orm";
+import type { Database } from "../../db/client.ts";
+import { signingKeys } from "../../db/schema/index.ts";
+import type { Clock } from "../../lib/clock.ts";
+import { deriveKey, open, seal, sha256 } from "../../lib/crypto.ts";
+import { newId } from "../../lib/ids.ts";
+
+export interface JwtSettings {
+  issuer: string;
+  audience: string;
+  alg: "EdDSA" | "ES256";
+}
+
+export interface AccessClaims extends JWTPayload {
+  sub: string;
+  sid?: string;
+}
+
+export type VerifyResult =
+  | { ok: true; claims: AccessClaims }
+  | { ok: false; reason: "malformed" | "expired" | "not_yet_valid" | "bad_signature" | "unknown_key" | "bad_claims" };
+
+interface LoadedKey {
+  kid: string;
+  alg: string;
+  publicJwk: JWK;
+  publicKey: CryptoKey;
+  privateKey: CryptoKey;
+  supersededAt: Date | null;
+}
+
+/** Bounded cache of tokens whose signature already checked out, keyed by the token's hash; `exp` is re-checked. */
+const VERIFIED_CACHE_MAX = 50_000;
+
+/**
+ * Token-signing keys: generated on first boot, private halves sealed under the master key, published at the JWKS
+ * endpoint until every token they signed has expired. Verification caches results so the hot path skips the
+ * signature check for a token it has seen.
+ */
+export function createSigningKeys(deps: { db: Database; masterKey: Buffer; clock: Clock; jwt: JwtSettings; accessTtlSeconds: number }) {
+  const { db, clock, jwt } = deps;
+  const sealKey = deriveKey(deps.masterKey, "signing-keys");
+  let keys: LoadedKey[] = [];
+  let byKid = new Map<string, LoadedKey>();
+  let lastReload = 0;
+  const verified = new Map<string, AccessClaims>();
+
+  async function load(): Promise<void> {
+    const rows = await db.read((r) =>
+      r.select().from(signingKeys).where(isNull(signingKeys.retiredAt)).orderBy(desc(signingKeys.createdAt)),
+    );
+    const loaded: LoadedKey[] = [];
+    for (const row of rows) {
+      const privateJwk = JSON.parse(open(sealKey, row.privateJwkSealed, `signing_key:${row.id}`).toString("utf8")) as JWK;
+      loaded.push({
+        kid: row.id,
+        alg: row.alg,
+        publicJwk: row.publicJwk as JWK,
+        publicKey: (await importJWK(row.publicJwk as JWK, row.alg)) as CryptoKey,
+        privateKey: (await importJWK(privateJwk, row.alg)) as CryptoKey,
+        supersededAt: row.supersededAt,
+      });
+    }
+    keys = loaded;
+    byKid = new Map(loaded.map((k) => [k.kid, k]));
+    lastReload = Date.now();
+  }
+
+  async function createKey(): Promise<string> {
+    const kid = newId("signingKey");
+    const { publicKey, privateKey } = await generateKeyPair(jwt.alg, { extractable: true, crv: jwt.alg === "EdDSA" ? "Ed25519" : undefined });
+    const publicJwk = { ...(await exportJWK(publicKey)), kid, alg: jwt.alg, use: "sig" };
+    const privateJwk = await exportJWK(privateKey);
+    const now = clock.now();
+    // Keys signed by the outgoing key stay valid for one access-token lifetime (plus a minute of clock skew).
+    const retireAfter = new Date(now.getTime() + (deps.accessTtlSeconds + 60) * 1000);
+    await db.tx({}, async (tx) => {
+      await tx
+        .update(signingKeys)
+        .set({ supersededAt: now, retireAfter })
+        .where(and(isNull(signingKeys.supersededAt), isNull(signingKeys.retiredAt)));
+      await tx.insert(signingKeys).values({
+        id: kid,
+        alg: jwt.alg,
+        publicJwk,
+        privateJwkSealed: seal(sealKey, JSON.stringify(privateJwk), `signing_key:${kid}`),
+        createdAt: now,
+      });
+    });
+    return kid;
+  }
+
+  function current(): LoadedKey {
+    const k = keys.find((x) => x.supersededAt === null);
+    if (!k) throw new Error("no active signing key: call ensureActiveKey() at boot");
+    return k;
+  }
+
+  return {
+    /** Loads keys; creates the first one on a new database. */
+    async ensureActiveKey(): Promise<{ created: boolean }> {
+      await load();
+      if (keys.some((k) => k.supersededAt === null)) return { created: false };
+      await createKey();
+      await load();
+      return { created: true };
+    },
+
+    /** Adds a new signing key; the previous one stays published until its tokens have expired. */
+    async rotate(): Promise<{ kid: string; previous: string[] }> {
+      await load();
+      const previous = keys.filter((k) => k.supersededAt === null).map((k) => k.kid);
+      const kid = await createKey();
+      await load();
+      return { kid, previous };
+    },
+
+    /** Retires superseded keys past their retire time; returns their kids. */
+    async retireExpired(): Promise<string[]> {
+      const now = clock.now();
+      const rows = await db.tx({}, (tx) =>
+        tx
+          .update(signingKeys)
+          .set({ retiredAt: now })
+          .where(and(isNull(signingKeys.retiredAt), lte(signingKeys.retireAfter, now)))
+          .returning({ id: signingKeys.id }),
+      );
+      if (rows.length) await load();
+      return rows.map((r) => r.id);
+    },
+
+    async list() {
+      return db.read((r) => r.select({
+        kid: signingKeys.id,
+        alg: signingKeys.alg,
+        createdAt: signingKeys.createdAt,
+        supersededAt: signingKeys.supersededAt,
+        retireAfter: signingKeys.retireAfter,
+        retiredAt: signingKeys.retiredAt,
+      }).from(signingKeys).orderBy(asc(signingKeys.createdAt)));
+    },
+
+    jwks(): { keys: JWK[] } {
+      const now = clock.now();
+      return {
+        keys: keys
+          .filter((k) => !k.supersededAt || k.supersededAt.getTime() + (deps.accessTtlSeconds + 60) * 1000 > now.getTime())
+          .map((k) => k.publicJwk),
+      };
+    },
+
+    async sign(claims: Omit<AccessClaims, "iss" | "aud" | "iat" | "exp" | "jti">, ttlSeconds: number): Promise<string> {
+      const key = current();
+      const now = Math.floor(clock.now().getTime() / 1000);
+      return new SignJWT({ ...claims })
+        .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: "at+jwt" })
+        .setIssuer(jwt.issuer)
+        .setAudience(jwt.audience)
+        .setIssuedAt(now)
+        .setNotBefore(now)
+        .setExpirationTime(now + ttlSeconds)
+        .setJti(randomUUID())
+        .sign(key.privateKey);
+    },
+
+    async verify(token: string): Promise<VerifyResult> {
+      const nowSec = clock.now().getTime() / 1000;
+      const cacheKey = sha256(token);
+      const hit = verified.get(cacheKey);
+      if (hit) {
+        if (typeof hit.exp === "number" && hit.exp > nowSec) return { ok: true, claims: hit };
+        verified.delete(cacheKey);
+        return { ok: false, reason: "expired" };
+      }
+      const dot = token.indexOf(".");
+      if (dot < 1 || token.length > 8192) return { ok: false, reason: "malformed" };
+      let header: { kid?: unknown; alg?: unknown };
+      try {
+        header = JSON.parse(Buffer.from(token.slice(0, dot), "base64url").toString("utf8"));
+      } catch {
+        return { ok: false, reason: "malformed" };
+      }
+      if (typeof header.kid !== "string") return { ok: false, reason: "unknown_key" };
+      let key = byKid.get(header.kid);
+      // Another instance may have rotated: reload at most every 10 s when an unknown kid appears.
+      if (!key && Date.now() - lastReload > 10_000) {
+        await load();
+        key = byKid.get(header.kid);
+      }
+      if (!key) return { ok: false, reason: "unknown_key" };
+      try {
+        const { payload } = await jwtVerify(token, key.publicKey, {
+          algorithms: [key.alg],
+          issuer: jwt.issuer,
+          audience: jwt.audience,
+          currentDate: clock.now(),
+          requiredClaims: ["sub", "exp", "iat", "jti"],
+        });
+        const claims = payload as AccessClaims;
+        if (verified.size >= VERIFIED_CACHE_MAX) verified.delete(verified.keys().next().value as string);
+        verified.set(cacheKey, claims);
+        return { ok: true, claims };
+      } catch (e) {
+        if (e instanceof joseErrors.JWTExpired) return { ok: false, reason: "expired" };
+        if (e instanceof joseErrors.JWTClaimValidationFailed) {
+          return { ok: false, reason: e.claim === "nbf" || e.claim === "iat" ? "not_yet_valid" : "bad_claims" };
+        }
+        if (e instanceof joseErrors.JWSSignatureVerificationFailed) return { ok: false, reason: "bad_signature" };
+        return { ok: false, reason: "malformed" };
+      }
+    },
+
+    /** Drops cached verifications (tests, and after a key is revoked outright). */
+    forgetVerified(): void {
+      verified.clear();
+    },
+  };
+}
+
+export type SigningKeys = ReturnType<typeof createSigningKeys>;

@@ -1,0 +1,29 @@
+import { asc, eq } from "drizzle-orm";
+import type { Executor } from "../../db/client.ts";
+import { memberships, orgs } from "../../db/schema/index.ts";
+
+export type OrgRow = typeof orgs.$inferSelect;
+
+/** Org queries. Row-level security already limits what a transaction sees; each query names its tenant as well. */
+export const orgsRepo = {
+  async insertOrg(tx: Executor, row: typeof orgs.$inferInsert): Promise<OrgRow> {
+    const [org] = await tx.insert(orgs).values(row).returning();
+    return org;
+  },
+
+  async insertMembership(tx: Executor, row: typeof memberships.$inferInsert): Promise<void> {
+    await tx.insert(memberships).values(row);
+  },
+
+  /** The orgs a user belongs to, with the user's role in each. */
+  async listForUser(ex: Executor, userId: string) {
+    return ex
+      .select({ org: orgs, role: memberships.role, joinedAt: memberships.createdAt })
+      .from(memberships)
+      .innerJoin(orgs, eq(orgs.id, memberships.orgId))
+      .where(eq(memberships.userId, userId))
+      .orderBy(asc(orgs.createdAt));
+  },
+};
+
+export type OrgsRepo = typeof orgsRepo;

@@ -1,0 +1,48 @@
+import { sql } from "drizzle-orm";
+import type { Database, Executor } from "../../db/client.ts";
+import type { Clock } from "../../lib/clock.ts";
+import { randomToken } from "../../lib/crypto.ts";
+import { newId } from "../../lib/ids.ts";
+import type { OrgsRepo, OrgRow } from "./orgs.repo.ts";
+
+export function slugify(name: string): string {
+  const base = name
+    .normalize("NFKD")
+    .replace(/[\u0300-\u036f]/g, "")
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "-")
+    .replace(/^-+|-+$/g, "")
+    .slice(0, 40);
+  return base || "org";
+}
+
+/** Organizations: the tenant. This issue lays the personal org; teams, members and invitations come next. */
+export function createOrgsService(deps: { db: Database; repo: Pick<OrgsRepo, "insertOrg" | "insertMembership" | "listForUser">; clock: Clock }) {
+  const { db, repo, clock } = deps;
+  return {
+    /** Creates the user's personal org with the user as owner, inside the caller's (registration) transaction. */
+    async createPersonalOrg(tx: Executor, user: { id: string; name: string }): Promise<OrgRow> {
+      const now = clock.now();
+      const id = newId("org", now.getTime());
+      // The transaction acts for the new org from here on, so row-level security admits the inserts.
+      await tx.execute(sql`select set_config('app.org_id', ${id}, true)`);
+      const suffix = randomToken(6).toLowerCase().replace(/[^a-z0-9]/g, "").slice(0, 6);
+      const org = await repo.insertOrg(tx, {
+        id,
+        name: `${user.name}'s workspace`.slice(0, 100),
+        slug: `${slugify(user.name)}-${suffix}`,
+        personal: true,
+        createdAt: now,
+        updatedAt: now,
+      });
+      await repo.insertMembership(tx, { orgId: id, userId: user.id, role: "owner", createdAt: now });
+      return org;
+    },
+
+    async listMyOrgs(userId: string) {
+      return db.tx({ userId }, (tx) => repo.listForUser(tx, userId));
+    },
+  };
+}
+
+export type OrgsService = ReturnType<typeof createOrgsService>;
