@@ -2,6 +2,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import { Ajv } from "ajv";
 import addFormats from "ajv-formats";
 import type { Deps } from "./deps.ts";
 import { installAuth } from "./http/auth.ts";
@@ -22,6 +23,13 @@ export const OPENAPI_INFO = {
     "Identity, tenancy, authorization, secrets and spend for AI-agent products. Errors are RFC 9457 problem+json with a stable `code`.",
 };
 
+function newAjv(coerceTypes: false | "array"): Ajv {
+  // unknown fields are rejected by `additionalProperties: false`, never silently removed
+  const ajv = new Ajv({ removeAdditional: false, allErrors: true, coerceTypes, useDefaults: true, strict: false });
+  (addFormats as unknown as (a: Ajv) => void)(ajv);
+  return ajv;
+}
+
 /** The Fastify shell: plugins, error handling, OpenAPI, and every module's routes. Tests build it the same way. */
 export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   const app = Fastify({
@@ -33,12 +41,13 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
       const given = req.headers["x-request-id"];
       return typeof given === "string" && REQUEST_ID.test(given) ? given : newId("request");
     },
-    ajv: {
-      customOptions: { removeAdditional: false, allErrors: true, coerceTypes: "array", useDefaults: true },
-      plugins: [addFormats as never],
-    },
     return503OnClosing: true,
   }).withTypeProvider<TypeBoxTypeProvider>();
+
+  // Bodies are validated as sent (no coercion: 42 is not "42"); query strings and params are text, so they coerce.
+  const strictAjv = newAjv(false);
+  const coercingAjv = newAjv("array");
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === "body" ? strictAjv : coercingAjv).compile(schema));
 
   installProblemHandlers(app);
   app.addHook("onRequest", async (request, reply) => {

@@ -5,7 +5,13 @@ import type { UserRow } from "./identity.repo.ts";
 
 const strict = { additionalProperties: false } as const;
 
-export const Email = Type.String({ format: "email", minLength: 3, maxLength: 254, description: "Email address; the domain is lowercased" });
+/** Surrounding white space is allowed here and trimmed by the service; the address itself must be well formed. */
+export const Email = Type.String({
+  minLength: 3,
+  maxLength: 254,
+  pattern: "^\\s*[^\\s@]{1,64}@[^\\s@.]+(\\.[^\\s@.]+)+\\s*$",
+  description: "Email address; trimmed, and its domain lowercased",
+});
 export const Password = Type.String({ minLength: 1, maxLength: PASSWORD_MAX, description: "The account's password" });
 /** Length is checked here; "not common, not the email" by the service (it needs the email). */
 export const NewPassword = Type.String({ minLength: PASSWORD_MIN, maxLength: PASSWORD_MAX, description: "12–256 characters, not a common password, not the email" });

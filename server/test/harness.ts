@@ -1,0 +1,207 @@
+/**
+ * Builds Plinth the way `plinth serve` does (loadConfig → createDeps → buildApp) on PGlite or on a real PostgreSQL,
+ * with helpers to make users and call routes. `npm test` starts PostgreSQL and Redis once and passes their URLs in
+ * PLINTH_TEST_PG_URL / PLINTH_TEST_REDIS_URL; a file run alone starts its own.
+ */
+import { randomBytes } from "node:crypto";
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from "fastify";
+import pg from "pg";
+import { buildApp } from "../src/app.ts";
+import { loadConfig } from "../src/config.ts";
+import { openPglite, type Database } from "../src/db/client.ts";
+import { migrate } from "../src/db/migrate.ts";
+import { createDeps, type Deps } from "../src/deps.ts";
+import type { Clock } from "../src/lib/clock.ts";
+import { createLogger } from "../src/logger.ts";
+import { DEFAULT_ABUSE_RULES, type AbuseRules } from "../src/modules/identity/abuse.ts";
+import { startPostgres, startRedis } from "./services.ts";
+
+export type Backend = "pglite" | "postgres";
+export const BACKENDS: Backend[] = ["pglite", "postgres"];
+
+export const TEMPLATE_DB = "plinth_template";
+export const APP_ROLE_PASSWORD = "plinth-test-app-password";
+
+let ownPg: Promise<string> | undefined;
+let ownRedis: Promise<string> | undefined;
+
+/** Superuser URL of the test PostgreSQL cluster (with the migrated template database ready). */
+export function postgresUrl(): Promise<string> {
+  if (process.env.PLINTH_TEST_PG_URL) return Promise.resolve(process.env.PLINTH_TEST_PG_URL);
+  ownPg ??= (async () => {
+    const svc = await startPostgres({ detached: true });
+    await prepareTemplate(svc.url);
+    return svc.url;
+  })();
+  return ownPg;
+}
+
+export function redisUrl(): Promise<string> {
+  if (process.env.PLINTH_TEST_REDIS_URL) return Promise.resolve(process.env.PLINTH_TEST_REDIS_URL);
+  ownRedis ??= (async () => {
+    const svc = await startRedis({ detached: true });
+    return svc.url;
+  })();
+  return ownRedis;
+}
+
+export function dbUrl(serverUrl: string, database: string, user?: string, password?: string): string {
+  const u = new URL(serverUrl);
+  u.pathname = `/${database}`;
+  if (user) u.username = user;
+  if (password) u.password = password;
+  return u.toString();
+}
+
+/** Migrates a template database once; each test file copies it (CREATE DATABASE … TEMPLATE) in milliseconds. */
+export async function prepareTemplate(serverUrl: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${TEMPLATE_DB}`);
+  await admin.query(`CREATE DATABASE ${TEMPLATE_DB}`);
+  await admin.end();
+  const { openPostgres } = await import("../src/db/client.ts");
+  const db = await openPostgres({ ownerUrl: dbUrl(serverUrl, TEMPLATE_DB), appUrl: dbUrl(serverUrl, TEMPLATE_DB), poolSize: 1 });
+  await migrate(db, APP_ROLE_PASSWORD);
+  await db.close();
+}
+
+let dbCounter = 0;
+async function freshPostgresDatabase(): Promise<{ ownerUrl: string; appUrl: string }> {
+  const server = await postgresUrl();
+  const name = `t_${process.pid}_${++dbCounter}_${randomBytes(3).toString("hex")}`;
+  const admin = new pg.Client({ connectionString: server });
+  await admin.connect();
+  try {
+    // concurrent copies of one template can collide on its lock; retry briefly
+    for (let i = 0; ; i++) {
+      try {
+        await admin.query(`CREATE DATABASE ${name} TEMPLATE ${TEMPLATE_DB}`);
+        break;
+      } catch (e) {
+        if (i > 20 || !/being accessed by other users/.test((e as Error).message)) throw e;
+        await new Promise((r) => setTimeout(r, 50 + i * 20));
+      }
+    }
+  } finally {
+    await admin.end();
+  }
+  return { ownerUrl: dbUrl(server, name), appUrl: dbUrl(server, name, "plinth_app", APP_ROLE_PASSWORD) };
+}
+
+/** Relaxed per-IP limits (every test request comes from 127.0.0.1); per-account limits stay as shipped. */
+export const TEST_ABUSE_RULES: AbuseRules = {
+  ...DEFAULT_ABUSE_RULES,
+  loginPerIp: { ...DEFAULT_ABUSE_RULES.loginPerIp, points: 100_000 },
+  registerPerIp: { ...DEFAULT_ABUSE_RULES.registerPerIp, points: 100_000 },
+  registerPerEmail: { ...DEFAULT_ABUSE_RULES.registerPerEmail, points: 100_000 },
+  emailPerIp: { ...DEFAULT_ABUSE_RULES.emailPerIp, points: 100_000 },
+};
+
+export interface TestAppOptions {
+  backend: Backend;
+  env?: Record<string, string>;
+  clock?: Clock;
+  abuseRules?: AbuseRules;
+  /** Run the job worker (default true). */
+  worker?: boolean;
+}
+
+export interface TestApp {
+  app: FastifyInstance;
+  deps: Deps;
+  backend: Backend;
+  db: Database;
+  inject(opts: InjectOptions): Promise<LightMyRequestResponse>;
+  /** JSON request with an optional bearer token. */
+  call(method: string, url: string, body?: unknown, token?: string, headers?: Record<string, string>): Promise<LightMyRequestResponse>;
+  close(): Promise<void>;
+}
+
+export async function createTestApp(opts: TestAppOptions): Promise<TestApp> {
+  const env: Record<string, string> = {
+    PLINTH_MASTER_KEY: randomBytes(32).toString("base64"),
+    PLINTH_PUBLIC_URL: "http://plinth.test",
+    LOG_LEVEL: "silent",
+    PLINTH_DATA_DIR: "/nonexistent-plinth-test-data-dir",
+    ...opts.env,
+  };
+  let db: Database | undefined;
+  if (opts.backend === "postgres") {
+    const urls = await freshPostgresDatabase();
+    env.DATABASE_URL = urls.ownerUrl;
+    env.DATABASE_APP_URL = urls.appUrl;
+    env.PLINTH_AUTO_MIGRATE = "false";
+  } else {
+    db = await openPglite(undefined);
+    await migrate(db);
+  }
+  const config = loadConfig(env);
+  const deps = await createDeps(config, {
+    db,
+    clock: opts.clock,
+    abuseRules: opts.abuseRules ?? TEST_ABUSE_RULES,
+    log: createLogger(config.logLevel),
+  });
+  const app = await buildApp(deps);
+  await app.ready();
+  if (opts.worker !== false) deps.jobs.start();
+  const t: TestApp = {
+    app,
+    deps,
+    backend: opts.backend,
+    db: deps.db,
+    inject: (o) => app.inject(o),
+    call(method, url, body, token, headers = {}) {
+      return app.inject({
+        method: method as InjectOptions["method"],
+        url,
+        headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
+        ...(body !== undefined ? { payload: body as InjectOptions["payload"] } : {}),
+      });
+    },
+    async close() {
+      await app.close();
+      await deps.close();
+      if (db) await db.close();
+    },
+  };
+  return t;
+}
+
+let userCounter = 0;
+export function uniqueEmail(tag = "user"): string {
+  return `${tag}.${process.pid}.${++userCounter}.${randomBytes(3).toString("hex")}@example.com`;
+}
+
+export const GOOD_PASSWORD = "a sturdy passphrase 42";
+
+export interface TestUser {
+  id: string;
+  email: string;
+  password: string;
+  access_token: string;
+  refresh_token: string;
+}
+
+/** Registers and signs in a fresh user. */
+export async function signUp(t: TestApp, name = "Test User"): Promise<TestUser> {
+  const email = uniqueEmail();
+  const reg = await t.call("POST", "/v1/auth/register", { email, password: GOOD_PASSWORD, name });
+  if (reg.statusCode !== 201) throw new Error(`register failed: ${reg.statusCode} ${reg.body}`);
+  const login = await t.call("POST", "/v1/auth/login", { email, password: GOOD_PASSWORD });
+  if (login.statusCode !== 200) throw new Error(`login failed: ${login.statusCode} ${login.body}`);
+  return { id: reg.json().id, email, password: GOOD_PASSWORD, ...login.json() };
+}
+
+/** Asserts the common shape of every error: problem+json with code, detail and request id, no stack. */
+export function problemOf(res: LightMyRequestResponse): { code: string; status: number; detail: string; field?: string; errors?: { field: string; reason: string }[]; request_id: string; reason?: string } {
+  const type = String(res.headers["content-type"] ?? "");
+  if (!type.startsWith("application/problem+json")) throw new Error(`expected problem+json, got ${type}: ${res.body}`);
+  if (/\bat .*\.(ts|js):\d+/.test(res.body)) throw new Error(`stack trace in response: ${res.body}`);
+  const p = res.json();
+  if (p.status !== res.statusCode || typeof p.code !== "string" || typeof p.request_id !== "string" || typeof p.detail !== "string") {
+    throw new Error(`malformed problem document: ${res.body}`);
+  }
+  return p;
+}
