@@ -85,7 +85,8 @@ export async function openPostgres(opts: PostgresOptions): Promise<Database> {
   });
   const app = drizzlePg(appPool, { schema }) as unknown as Executor;
   const owner = (): Executor => {
-    ownerPool ??= new pg.Pool({ connectionString: opts.ownerUrl, max: 2 });
+    // One connection: the migration advisory lock is session-level, so lock, migrate and unlock must share it.
+    ownerPool ??= new pg.Pool({ connectionString: opts.ownerUrl, max: 1 });
     return drizzlePg(ownerPool, { schema }) as unknown as Executor;
   };
   return {
