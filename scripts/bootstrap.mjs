@@ -1,7 +1,8 @@
-// Runs before `npm start`, `npm test` and `npm run bench`, on whatever Node npm found first (the machine's, on a
-// fresh clone). Installs the dependencies when they are missing or older than the lockfile; the lockfile brings the
-// `node` package, whose Node 24 then runs Plinth because npm puts node_modules/.bin first on PATH.
-import { execSync } from "node:child_process";
+// `npm start`, `npm test` and `npm run bench` go through here, on whatever Node npm found first (the machine's, on a
+// fresh clone): install the dependencies when they are missing or older than the lockfile, then run the given
+// script on the Node 24 LTS that the lockfile brings (the `node` package in node_modules/.bin).
+// Usage: node scripts/bootstrap.mjs <script.ts> [args…]
+import { execSync, spawn } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -14,4 +15,11 @@ const stale = !existsSync(marker) || !existsSync(nodeBin) || (existsSync(lock) &
 if (stale) {
   process.stdout.write("plinth: installing dependencies (npm ci)…\n");
   execSync(existsSync(lock) ? "npm ci --no-audit --no-fund" : "npm install --no-audit --no-fund", { cwd: root, stdio: "inherit" });
+}
+
+const [script, ...args] = process.argv.slice(2);
+if (script) {
+  const child = spawn(nodeBin, [script, ...args], { cwd: root, stdio: "inherit" });
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => child.kill(signal));
+  child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
 }
