@@ -97,7 +97,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     const limiterStore: LimiterStore = redis ? { kind: "redis", client: redis } : { kind: "memory" };
 
     const jobs = createJobQueue({ db, clock, log });
-    const mailer = createMailer({ config: config.mail, db, log });
+    const mailer = createMailer({ config: config.mail, db, log, logBodies: config.database.kind === "embedded" });
     const k = keys.wire({ db, clock, masterKey, jwt: config.jwt, accessTtlSeconds: config.jwt.accessTtlSeconds });
     const created = await k.service.ensureActiveKey();
     if (created.created) log.info("generated the first token-signing key");

@@ -45,7 +45,7 @@ export function createJobQueue(deps: { db: Database; clock: Clock; log: Logger; 
             or(isNull(jobs.lockedUntil), lte(jobs.lockedUntil, now)),
           ),
         )
-        .orderBy(asc(jobs.runAt))
+        .orderBy(asc(jobs.runAt), asc(jobs.createdAt), asc(jobs.id))
         .limit(1)
         .for("update", { skipLocked: true });
       if (!due) return undefined;

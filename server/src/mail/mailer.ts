@@ -20,7 +20,11 @@ export interface Mailer {
   close(): void;
 }
 
-export function createMailer(deps: { config: Config["mail"]; db: Database; log: Logger }): Mailer {
+/**
+ * `logBodies`: the dev outbox also logs each mail's text (links included) — only in the embedded, single-machine
+ * mode, so a production server left without SMTP_URL never writes live sign-in tokens to its logs.
+ */
+export function createMailer(deps: { config: Config["mail"]; db: Database; log: Logger; logBodies?: boolean }): Mailer {
   const { config, db, log } = deps;
   if (config.kind === "smtp") {
     const transport = nodemailer.createTransport(config.url);
@@ -41,7 +45,8 @@ export function createMailer(deps: { config: Config["mail"]; db: Database; log: 
     kind: "outbox",
     async send(msg) {
       await db.tx({}, (tx) => tx.insert(mailOutbox).values({ id: newId("mail"), ...msg }));
-      log.info({ to: msg.to, subject: msg.subject, devOutbox: msg.text }, "mail kept in the dev outbox (SMTP_URL is unset)");
+      if (deps.logBodies) log.info({ to: msg.to, subject: msg.subject, devOutbox: msg.text }, "mail kept in the dev outbox (SMTP_URL is unset)");
+      else log.warn({ to: msg.to, subject: msg.subject }, "SMTP_URL is unset: mail kept in the dev outbox only (plinth mail list)");
     },
     async check() {
       return "SMTP_URL is unset: mail goes to the dev outbox (`plinth mail list`)";
