@@ -2,6 +2,8 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import { requestMeta, requireUser } from "../../http/auth.ts";
 import { BODY_ERRORS, bearerSecurity, Cursor, decodeCursor, encodeCursor, errors, Limit } from "../../http/schemas.ts";
+import { platformError } from "../../lib/errors.ts";
+import { isId } from "../../lib/ids.ts";
 import type { EmailFlowsService } from "./email-flows.service.ts";
 import {
   Accepted,
@@ -222,7 +224,9 @@ export function meRoutes(s: { identity: IdentityService }): FastifyPluginAsyncTy
       },
     }, async (req) => {
       const limit = req.query.limit ?? 50;
-      const rows = await s.identity.listLogins(requireUser(req).userId, limit + 1, decodeCursor(req.query.cursor));
+      const before = decodeCursor(req.query.cursor);
+      if (before !== undefined && !isId("loginAttempt", before)) throw platformError("VALIDATION_FAILED", "cursor is not a next_cursor of this list.", { field: "cursor" });
+      const rows = await s.identity.listLogins(requireUser(req).userId, limit + 1, before);
       const page = rows.slice(0, limit);
       return {
         items: page.map((r) => ({ id: r.id, method: r.method, result: r.result, ip: r.ip, user_agent: r.userAgent, created_at: r.createdAt.toISOString() })),

@@ -9,13 +9,13 @@ const strict = { additionalProperties: false } as const;
 export const Email = Type.String({
   minLength: 3,
   maxLength: 254,
-  pattern: "^\\s*[^\\s@]{1,64}@[^\\s@.]+(\\.[^\\s@.]+)+\\s*$",
+  pattern: "^\\s*[^\\s@\\u0000-\\u001f\\u007f]{1,64}@[^\\s@.\\u0000-\\u001f\\u007f]+(\\.[^\\s@.\\u0000-\\u001f\\u007f]+)+\\s*$",
   description: "Email address; trimmed, and its domain lowercased",
 });
 export const Password = Type.String({ minLength: 1, maxLength: PASSWORD_MAX, description: "The account's password" });
 /** Length is checked here; "not common, not the email" by the service (it needs the email). */
 export const NewPassword = Type.String({ minLength: PASSWORD_MIN, maxLength: PASSWORD_MAX, description: "12–256 characters, not a common password, not the email" });
-const Name = Type.String({ minLength: 1, maxLength: 100, pattern: "\\S", description: "Display name" });
+const Name = Type.String({ minLength: 1, maxLength: 100, pattern: "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$", description: "Display name" });
 const EmailToken = Type.String({ minLength: 16, maxLength: 128, pattern: "^[A-Za-z0-9_-]+$", description: "The token from the emailed link" });
 const RefreshToken = Type.String({ minLength: 16, maxLength: 200, description: "The refresh token from sign-in" });
 

@@ -45,7 +45,7 @@ export function createSigningKeys(deps: { db: Database; masterKey: Buffer; clock
   let keys: LoadedKey[] = [];
   let byKid = new Map<string, LoadedKey>();
   let lastReload = 0;
-  const verified = new Map<string, AccessClaims>();
+  const verified = new Map<string, { claims: AccessClaims; kid: string }>();
 
   async function load(): Promise<void> {
     const rows = await db.read((r) =>
@@ -127,7 +127,9 @@ export function createSigningKeys(deps: { db: Database; masterKey: Buffer; clock
           .where(and(isNull(signingKeys.retiredAt), lte(signingKeys.retireAfter, now)))
           .returning({ id: signingKeys.id }),
       );
-      if (rows.length) await load();
+      // reload even when another instance did the retiring: this periodic call is how a running server picks up a
+      // key rotated elsewhere (`plinth keys rotate`) and drops keys retired elsewhere
+      await load();
       return rows.map((r) => r.id);
     },
 
@@ -169,11 +171,13 @@ export function createSigningKeys(deps: { db: Database; masterKey: Buffer; clock
       const nowSec = clock.now().getTime() / 1000;
       const cacheKey = sha256(token);
       const hit = verified.get(cacheKey);
-      if (hit) {
-        if (typeof hit.exp === "number" && hit.exp > nowSec) return { ok: true, claims: hit };
+      // a hit counts only while its key is still published; a retired key's tokens are checked afresh (and refused)
+      if (hit && byKid.has(hit.kid)) {
+        if (typeof hit.claims.exp === "number" && hit.claims.exp > nowSec) return { ok: true, claims: hit.claims };
         verified.delete(cacheKey);
         return { ok: false, reason: "expired" };
       }
+      if (hit) verified.delete(cacheKey);
       const dot = token.indexOf(".");
       if (dot < 1 || token.length > 8192) return { ok: false, reason: "malformed" };
       let header: { kid?: unknown; alg?: unknown };
@@ -200,7 +204,7 @@ export function createSigningKeys(deps: { db: Database; masterKey: Buffer; clock
         });
         const claims = payload as AccessClaims;
         if (verified.size >= VERIFIED_CACHE_MAX) verified.delete(verified.keys().next().value as string);
-        verified.set(cacheKey, claims);
+        verified.set(cacheKey, { claims, kid: key.kid });
         return { ok: true, claims };
       } catch (e) {
         if (e instanceof joseErrors.JWTExpired) return { ok: false, reason: "expired" };
