@@ -6,6 +6,7 @@ import { Ajv } from "ajv";
 import addFormats from "ajv-formats";
 import type { Deps } from "./deps.ts";
 import { installAuth } from "./http/auth.ts";
+import { installInputGuard } from "./http/input-guard.ts";
 import { installMetrics } from "./http/metrics.ts";
 import { authPagesRoutes } from "./http/pages.ts";
 import { installProblemHandlers } from "./http/problem.ts";
@@ -49,7 +50,10 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   const coercingAjv = newAjv("array");
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === "body" ? strictAjv : coercingAjv).compile(schema));
 
+  // Bodies are JSON only: Fastify's built-in text/plain parser would hand a string to validation (400, not 415).
+  app.removeContentTypeParser("text/plain");
   installProblemHandlers(app);
+  installInputGuard(app);
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
   });

@@ -86,13 +86,14 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     db = opened.db;
     release = opened.release;
   }
+  let redis: Redis | undefined;
   try {
     if (config.autoMigrate && !overrides.db) {
       const wantsPassword = config.database.kind === "postgres" && !config.database.appUrl;
       const { applied } = await migrate(db, wantsPassword ? appRolePassword(masterKey) : undefined);
       if (applied) log.info({ applied }, "applied database migrations");
     }
-    const redis = config.redis.kind === "configured" ? new Redis(config.redis.url, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: true }) : undefined;
+    redis = config.redis.kind === "configured" ? new Redis(config.redis.url, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: true }) : undefined;
     redis?.on("error", (e) => log.warn({ err: e.message }, "redis connection problem"));
     const limiterStore: LimiterStore = redis ? { kind: "redis", client: redis } : { kind: "memory" };
 
@@ -138,6 +139,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       },
     };
   } catch (e) {
+    redis?.disconnect(); // a live connection would keep the process from exiting
     if (!overrides.db) await db.close();
     release();
     throw e;

@@ -6,6 +6,7 @@
 import { randomBytes } from "node:crypto";
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from "fastify";
 import pg from "pg";
+import type { Logger } from "pino";
 import { buildApp } from "../src/app.ts";
 import { loadConfig } from "../src/config.ts";
 import { openPglite, type Database } from "../src/db/client.ts";
@@ -105,6 +106,13 @@ export interface TestAppOptions {
   abuseRules?: AbuseRules;
   /** Run the job worker (default true). */
   worker?: boolean;
+  /** The app's logger (default: createLogger at LOG_LEVEL, silent); tests capture log lines with createLogger(level, stream). */
+  log?: Logger;
+  /**
+   * Run as a second instance on `other`'s database, with its master key: on PostgreSQL with its URLs (own pools), on
+   * PGlite on the same in-memory database (which stays `other`'s to close: close this one first).
+   */
+  sameDatabaseAs?: TestApp;
 }
 
 export interface TestApp {
@@ -119,21 +127,29 @@ export interface TestApp {
 }
 
 export async function createTestApp(opts: TestAppOptions): Promise<TestApp> {
+  const other = opts.sameDatabaseAs;
   const env: Record<string, string> = {
-    PLINTH_MASTER_KEY: randomBytes(32).toString("base64"),
+    PLINTH_MASTER_KEY: (other?.deps.config.masterKey ?? randomBytes(32)).toString("base64"),
     PLINTH_PUBLIC_URL: "http://plinth.test",
     LOG_LEVEL: "silent",
     PLINTH_DATA_DIR: "/nonexistent-plinth-test-data-dir",
     ...opts.env,
   };
   let db: Database | undefined;
+  let ownsDb = false;
+  if (other && other.backend !== opts.backend) throw new Error("sameDatabaseAs: the other app runs on another backend");
   if (opts.backend === "postgres") {
-    const urls = await freshPostgresDatabase();
+    const od = other?.deps.config.database;
+    if (od && (od.kind !== "postgres" || !od.appUrl)) throw new Error("sameDatabaseAs: the other app has no PostgreSQL URLs");
+    const urls = od?.kind === "postgres" ? { ownerUrl: od.url, appUrl: od.appUrl ?? "" } : await freshPostgresDatabase();
     env.DATABASE_URL = urls.ownerUrl;
     env.DATABASE_APP_URL = urls.appUrl;
     env.PLINTH_AUTO_MIGRATE = "false";
+  } else if (other) {
+    db = other.db;
   } else {
     db = await openPglite(undefined);
+    ownsDb = true;
     await migrate(db);
   }
   const config = loadConfig(env);
@@ -141,7 +157,7 @@ export async function createTestApp(opts: TestAppOptions): Promise<TestApp> {
     db,
     clock: opts.clock,
     abuseRules: opts.abuseRules ?? TEST_ABUSE_RULES,
-    log: createLogger(config.logLevel),
+    log: opts.log ?? createLogger(config.logLevel),
   });
   const app = await buildApp(deps);
   await app.ready();
@@ -163,7 +179,7 @@ export async function createTestApp(opts: TestAppOptions): Promise<TestApp> {
     async close() {
       await app.close();
       await deps.close();
-      if (db) await db.close();
+      if (db && ownsDb) await db.close();
     },
   };
   return t;

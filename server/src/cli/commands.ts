@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { desc } from "drizzle-orm";
+import pino from "pino";
 import type { Config } from "../config.ts";
 import { createDeps, type Deps } from "../deps.ts";
 import { mailOutbox } from "../db/schema/index.ts";
@@ -11,7 +12,9 @@ import { newId } from "../lib/ids.ts";
 const out = (s: string) => process.stdout.write(s + "\n");
 
 async function withDeps<T>(config: Config, fn: (deps: Deps) => Promise<T>): Promise<T> {
-  const deps = await createDeps({ ...config, logLevel: "warn" }, { log: createLogger("warn") });
+  // Logs go to stderr so a command's own output stays clean; only warnings unless LOG_LEVEL asks for less.
+  const level = config.logLevel === "silent" || config.logLevel === "error" || config.logLevel === "fatal" ? config.logLevel : "warn";
+  const deps = await createDeps({ ...config, logLevel: level }, { log: createLogger(level, pino.destination(2)) });
   try {
     return await fn(deps);
   } finally {

@@ -14,7 +14,7 @@ import type { Database } from "../db/client.ts";
 type Line = { ok: boolean | "warn"; what: string; detail: string };
 
 /** `plinth doctor`: checks each part and says in words what is wrong and how to fix it. Changes nothing. */
-export async function doctor(env: Record<string, string | undefined>): Promise<boolean> {
+export async function doctor(env: Record<string, string | undefined>): Promise<number> {
   const lines: Line[] = [];
   const say = (l: Line) => {
     lines.push(l);
@@ -28,7 +28,7 @@ export async function doctor(env: Record<string, string | undefined>): Promise<b
     say({ ok: true, what: "configuration", detail: `valid (${config.database.kind} database, ${config.redis.kind === "configured" ? "Redis" : "in-process"} limits, ${config.mail.kind} mail)` });
   } catch (e) {
     say({ ok: false, what: "configuration", detail: e instanceof ConfigError ? e.message : String(e) });
-    return false;
+    return 78; // EX_CONFIG, as every other command answers a bad configuration
   }
 
   let masterKey: Buffer | undefined = config.masterKey;
@@ -50,19 +50,23 @@ export async function doctor(env: Record<string, string | undefined>): Promise<b
 
   let db: Database | undefined;
   let release = () => {};
+  let reachable = false;
   try {
     const opened = await openDatabase(config, masterKey ?? Buffer.alloc(32));
     db = opened.db;
     release = opened.release;
     await db.ping();
+    reachable = true;
     say({ ok: true, what: "database", detail: `${db.kind} reachable` });
   } catch (e) {
     const msg = (e as Error).message;
     const hint = /password authentication failed|role "plinth_app"/.test(msg) ? " (run `plinth migrate` to create the plinth_app role and set its password)" : "";
-    say({ ok: msg.includes("in use by another Plinth process") ? "warn" : false, what: "database", detail: msg + hint });
+    const inUse = msg.includes("in use by another Plinth process");
+    say({ ok: inUse ? "warn" : false, what: "database", detail: inUse || hint ? msg + hint : `unreachable: ${msg}` });
   }
 
-  if (db) {
+  // against a database that does not answer, these checks would blame the migrations and the master key
+  if (db && reachable) {
     try {
       const m = await migrationStatus(db);
       say({ ok: m.applied >= m.expected, what: "migrations", detail: m.applied >= m.expected ? `all ${m.expected} applied` : `${m.applied} of ${m.expected} applied: run plinth migrate` });
@@ -113,5 +117,5 @@ export async function doctor(env: Record<string, string | undefined>): Promise<b
   release();
   const failed = lines.filter((l) => l.ok === false).length;
   process.stdout.write(failed ? `\n${failed} problem(s) found.\n` : "\nAll checks passed.\n");
-  return failed === 0;
+  return failed === 0 ? 0 : 1;
 }

@@ -55,7 +55,7 @@ export async function run(argv: string[]): Promise<number> {
         return 0;
       }
       case "doctor":
-        return (await doctor(process.env)) ? 0 : 1;
+        return await doctor(process.env);
       case undefined:
       case "help":
       case "--help":

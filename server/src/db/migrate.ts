@@ -8,6 +8,9 @@ import type { NodePgDatabase } from "drizzle-orm/node-postgres";
 import pg from "pg";
 import { APP_ROLE, type Database } from "./client.ts";
 
+/** Tables the app role may only insert into and read: history is never rewritten by a request. */
+const APPEND_ONLY_TABLES = ["audit_events"];
+
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL("./migrations", import.meta.url));
 
 interface Journal {
@@ -35,6 +38,9 @@ export async function migrate(db: Database, appPassword?: string): Promise<{ app
   await db.owner.execute(
     sql.raw(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${APP_ROLE}`),
   );
+  for (const table of APPEND_ONLY_TABLES) {
+    await db.owner.execute(sql.raw(`REVOKE UPDATE, DELETE, TRUNCATE ON ${table} FROM ${APP_ROLE}`));
+  }
   await db.owner.execute(sql.raw(`GRANT USAGE ON SCHEMA drizzle TO ${APP_ROLE}`));
   await db.owner.execute(sql.raw(`GRANT SELECT ON drizzle.__drizzle_migrations TO ${APP_ROLE}`));
   if (appPassword !== undefined) {

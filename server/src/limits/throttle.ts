@@ -16,7 +16,10 @@ export interface ThrottleRule {
 export interface Throttle {
   /** Seconds to wait if the key is blocked now, else 0. Does not count. */
   blockedFor(key: string): Promise<number>;
-  /** Count one hit; returns seconds to wait if this hit exhausted the allowance (then the key is blocked). */
+  /**
+   * Count one hit. The hit that spends the last point blocks the key, so the next blockedFor refuses (five failed
+   * sign-ins, then locked). Returns seconds to wait when this hit itself came with nothing left (refuse it), else 0.
+   */
   hit(key: string): Promise<number>;
   reset(key: string): Promise<void>;
 }
@@ -50,17 +53,19 @@ export function createThrottle(store: LimiterStore, name: string, rule: Throttle
       return Math.max(1, Math.ceil(res.msBeforeNext / 1000));
     },
     async hit(key) {
+      let over = false;
       try {
-        await hits.consume(key);
-        return 0;
+        const res = await hits.consume(key);
+        if (res.remainingPoints > 0) return 0;
       } catch (e) {
         if (!isRes(e)) throw e;
-        const lock = await lockouts.consume(key).catch((r: unknown) => (isRes(r) ? r : undefined));
-        const n = Math.max(0, (lock?.consumedPoints ?? 1) - 1);
-        const seconds = Math.min(rule.maxBlockSeconds, rule.baseBlockSeconds * 2 ** n);
-        await hits.block(key, seconds);
-        return seconds;
+        over = true;
       }
+      const lock = await lockouts.consume(key).catch((r: unknown) => (isRes(r) ? r : undefined));
+      const n = Math.max(0, (lock?.consumedPoints ?? 1) - 1);
+      const seconds = Math.min(rule.maxBlockSeconds, rule.baseBlockSeconds * 2 ** n);
+      await hits.block(key, seconds);
+      return over ? seconds : 0;
     },
     async reset(key) {
       await hits.delete(key);

@@ -1,4 +1,4 @@
-import { boolean, index, pgTable, primaryKey, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
+import { boolean, index, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
 import { users } from "./identity.ts";
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
@@ -11,6 +11,15 @@ export const orgs = pgTable(
     name: text("name").notNull(),
     slug: text("slug").notNull(),
     personal: boolean("personal").notNull().default(false),
+    displayName: text("display_name"),
+    logoUrl: text("logo_url"),
+    primaryColor: text("primary_color"),
+    address: jsonb("address"),
+    contactEmail: text("contact_email"),
+    contactPhone: text("contact_phone"),
+    /** Soft delete: unusable at once, restorable by an owner until purgeAfter, then purged by a job. */
+    deletedAt: ts("deleted_at"),
+    purgeAfter: ts("purge_after"),
     createdAt: ts("created_at").notNull().defaultNow(),
     updatedAt: ts("updated_at").notNull().defaultNow(),
   },

@@ -1,0 +1,54 @@
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { platformError } from "../lib/errors.ts";
+import { isId } from "../lib/ids.ts";
+import type { AccessService, OrgMembership } from "../modules/access/access.service.ts";
+import type { Permission } from "../modules/access/permissions.ts";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    tenant?: OrgMembership;
+  }
+  interface FastifyContextConfig {
+    /** The permission an org-scoped route needs; every `/v1/orgs/:orgId/…` route must name one. */
+    permission?: Permission;
+  }
+}
+
+/**
+ * The tenant step of the request spine, after authentication: an org-scoped route resolves the org from the path,
+ * requires the caller to belong to it (a stranger, or a deleted org, answers 404, never 403), then asks the access
+ * engine for the route's permission (403 naming it).
+ */
+export function installTenant(app: FastifyInstance, access: Pick<AccessService, "membership" | "decide">): void {
+  app.decorateRequest("tenant", undefined);
+  app.addHook("onRoute", (route) => {
+    if (route.url.startsWith("/v1/orgs/:orgId") && !route.config?.permission) {
+      throw new Error(`route ${route.method} ${route.url} is org-scoped but names no permission`);
+    }
+  });
+  app.addHook("onRequest", async (request) => {
+    const url = request.routeOptions.url;
+    if (!url?.startsWith("/v1/orgs/:orgId")) return;
+    const orgId = (request.params as { orgId?: string }).orgId ?? "";
+    const principal = request.principal;
+    if (!principal) throw platformError("UNAUTHENTICATED", "Sign in first.");
+    const notFound = platformError("NOT_FOUND", `No organization ${orgId.slice(0, 40)} that you belong to.`, { field: "orgId" });
+    if (!isId("org", orgId)) throw notFound;
+    const membership = await access.membership(orgId, principal.userId);
+    if (!membership) throw notFound;
+    const permission = request.routeOptions.config.permission as Permission;
+    const decision = access.decide(membership, permission);
+    if (!decision.allowed) {
+      throw platformError("FORBIDDEN", `This needs the ${permission} permission, which your role (${membership.role}) does not have.`, {
+        extra: { permission },
+      });
+    }
+    request.tenant = membership;
+  });
+}
+
+/** The caller's membership in the route's org (the tenant hook guarantees one on org-scoped routes). */
+export function requireTenant(request: FastifyRequest): OrgMembership {
+  if (!request.tenant) throw platformError("NOT_FOUND", "No such organization.");
+  return request.tenant;
+}

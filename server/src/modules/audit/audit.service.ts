@@ -1,0 +1,91 @@
+import type { Database, Executor } from "../../db/client.ts";
+import type { Clock } from "../../lib/clock.ts";
+import { newId } from "../../lib/ids.ts";
+import type { AuditFilter, AuditRepo, AuditRow } from "./audit.repo.ts";
+import { eventHash, GENESIS_HASH } from "./chain.ts";
+
+/** Who did it and from where: built from the request's principal and metadata. */
+export interface AuditActor {
+  type: "user" | "api_key" | "service_account" | "system";
+  id: string | null;
+  impersonatorId?: string | null;
+  ip?: string | null;
+  userAgent?: string | null;
+  requestId?: string | null;
+}
+
+export interface AuditEntry {
+  orgId: string;
+  action: string;
+  target: { type: string; id: string | null };
+  /** Non-secret fields only: { field: [before, after] } or a summary object. */
+  diff?: Record<string, unknown>;
+}
+
+export type VerifyResult = { ok: true; events: number } | { ok: false; events: number; brokenAt: { seq: number; id: string; reason: string } };
+
+/**
+ * The audit log. `record` runs inside the caller's transaction, so the event commits with the change or not at all.
+ */
+export function createAuditService(deps: { db: Database; repo: AuditRepo; clock: Clock }) {
+  const { db, repo, clock } = deps;
+  return {
+    async record(tx: Executor, actor: AuditActor, entry: AuditEntry): Promise<string> {
+      const head = await repo.lockHead(tx, entry.orgId);
+      const now = clock.now();
+      const row = {
+        id: newId("auditEvent", now.getTime()),
+        orgId: entry.orgId,
+        seq: (head?.seq ?? 0) + 1,
+        action: entry.action,
+        actorType: actor.type,
+        actorId: actor.id,
+        impersonatorId: actor.impersonatorId ?? null,
+        targetType: entry.target.type,
+        targetId: entry.target.id,
+        ip: actor.ip ?? null,
+        userAgent: actor.userAgent ?? null,
+        requestId: actor.requestId ?? null,
+        diff: entry.diff ?? {},
+        createdAt: now,
+        prevHash: head?.hash ?? GENESIS_HASH,
+      };
+      await repo.insert(tx, { ...row, hash: eventHash(row) });
+      return row.id;
+    },
+
+    list(orgId: string, filter: AuditFilter, limit: number, beforeSeq?: number): Promise<AuditRow[]> {
+      return db.tx({ orgId }, (tx) => repo.list(tx, orgId, filter, limit, beforeSeq));
+    },
+
+    /** Every event of the org, oldest first, in batches (for export). */
+    async *all(orgId: string, batch = 500): AsyncGenerator<AuditRow> {
+      let after = 0;
+      for (;;) {
+        const rows = await db.tx({ orgId }, (tx) => repo.chainFrom(tx, orgId, after, batch));
+        for (const r of rows) yield r;
+        if (rows.length < batch) return;
+        after = rows[rows.length - 1].seq;
+      }
+    },
+
+    /** Walks the chain and names the first event whose hash or link does not hold. */
+    async verify(orgId: string): Promise<VerifyResult> {
+      let prev = GENESIS_HASH;
+      let expectedSeq = 1;
+      let n = 0;
+      for await (const e of this.all(orgId)) {
+        n++;
+        const broken = (reason: string): VerifyResult => ({ ok: false, events: n, brokenAt: { seq: e.seq, id: e.id, reason } });
+        if (e.seq !== expectedSeq) return broken(`expected event #${expectedSeq}, found #${e.seq}: events are missing`);
+        if (e.prevHash !== prev) return broken("prev_hash does not match the previous event's hash");
+        if (eventHash(e) !== e.hash) return broken("the event's contents do not match its hash: it was altered");
+        prev = e.hash;
+        expectedSeq++;
+      }
+      return { ok: true, events: n };
+    },
+  };
+}
+
+export type AuditService = ReturnType<typeof createAuditService>;
