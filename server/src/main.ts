@@ -1,6 +1,7 @@
 import { buildApp } from "./app.ts";
 import { loadConfig } from "./config.ts";
 import { createDeps } from "./deps.ts";
+import { KEY_RELOAD_INTERVAL_MS } from "./modules/keys/signing-keys.ts";
 
 /** `plinth serve`: loadConfig → createDeps → buildApp → listen. */
 export async function serve(env: Record<string, string | undefined> = process.env): Promise<void> {
@@ -9,7 +10,7 @@ export async function serve(env: Record<string, string | undefined> = process.en
   const app = await buildApp(deps);
   if (config.runWorker) deps.jobs.start();
   // Superseded signing keys leave the JWKS once their tokens have expired; the check is idempotent across instances.
-  const maintenance = setInterval(() => void deps.keys.retireExpired().catch((e) => deps.log.warn({ err: e }, "key retirement failed")), 600_000);
+  const maintenance = setInterval(() => void deps.keys.retireExpired().catch((e) => deps.log.warn({ err: e }, "key retirement failed")), KEY_RELOAD_INTERVAL_MS);
   maintenance.unref();
   await app.listen({ port: config.port, host: config.host });
   const where = config.database.kind === "embedded" ? `embedded PostgreSQL (PGlite) in ${config.database.dir}` : "PostgreSQL (DATABASE_URL)";

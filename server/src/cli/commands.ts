@@ -8,6 +8,7 @@ import { createLogger } from "../logger.ts";
 import { identityRepo } from "../modules/identity/identity.repo.ts";
 import { hashPassword, normalizeEmail, passwordProblem } from "../modules/identity/passwords.ts";
 import { newId } from "../lib/ids.ts";
+import { KEY_RELOAD_INTERVAL_MS } from "../modules/keys/signing-keys.ts";
 
 const out = (s: string) => process.stdout.write(s + "\n");
 
@@ -54,7 +55,8 @@ export async function rotateKeys(config: Config): Promise<void> {
   await withDeps(config, async (deps) => {
     const { kid, previous } = await deps.keys.rotate();
     out(`new signing key ${kid} is now signing tokens`);
-    for (const p of previous) out(`previous key ${p} stays in the JWKS until its tokens have expired (${config.jwt.accessTtlSeconds + 60} s)`);
+    const minutes = Math.ceil((KEY_RELOAD_INTERVAL_MS / 1000 + config.jwt.accessTtlSeconds + 60) / 60);
+    for (const p of previous) out(`previous key ${p} stays in the JWKS for ${minutes} minutes, until every token it signed has expired`);
     out("other running instances pick the new key up within 10 minutes, or at once when they meet a token it signed");
   });
 }

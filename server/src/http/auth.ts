@@ -20,7 +20,8 @@ declare module "fastify" {
   }
 }
 
-const BEARER = /^Bearer ([A-Za-z0-9._~+/=-]{1,8192})$/;
+// The scheme name is case-insensitive (RFC 9110 §11.1).
+const BEARER = /^Bearer +([A-Za-z0-9._~+/=-]{1,8192}) *$/i;
 
 /** Authenticates every /v1 route that does not say `auth: "none"`: secure unless a route opts out. */
 export function installAuth(app: FastifyInstance, keys: Pick<SigningKeys, "verify">): void {

@@ -11,7 +11,7 @@ import { sql } from "drizzle-orm";
 import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, generateKeyPair, importJWK, jwtVerify, SignJWT, type CryptoKey, type JWK, type JWTPayload } from "jose";
 import { createManualClock } from "../../lib/clock.ts";
 import { deriveKey, open } from "../../lib/crypto.ts";
-import { createSigningKeys } from "./signing-keys.ts";
+import { createSigningKeys, KEY_RELOAD_INTERVAL_MS } from "./signing-keys.ts";
 import { BACKENDS, createTestApp, problemOf, signUp, type TestApp, type TestUser } from "../../../test/harness.ts";
 
 const MASTER_KEY = randomBytes(32);
@@ -192,6 +192,7 @@ for (const backend of BACKENDS) {
       // the server has seen (and cached) the token while the key was live
       const longLived = await sign(oldKey, { kid: oldKid }, claims({ exp: nowSec() + 10 * TTL }));
       for (const token of [before, longLived]) assert.equal((await me(`Bearer ${token}`)).statusCode, 200);
+      assert.equal((await me(`bearer ${before}`)).statusCode, 200, "the scheme name is case-insensitive");
 
       const { kid, previous } = await t.deps.keys.rotate();
       assert.deepEqual(previous, [oldKid]);
@@ -208,7 +209,9 @@ for (const backend of BACKENDS) {
 
       const real = clock.now();
       try {
-        clock.advance((TTL + 60) * 1000 + 1000);
+        clock.advance((TTL + 61) * 1000);
+        assert.deepEqual(await t.deps.keys.retireExpired(), [], "still published while other instances may sign with it");
+        clock.advance(KEY_RELOAD_INTERVAL_MS);
         assert.deepEqual(await t.deps.keys.retireExpired(), [oldKid]);
         assert.deepEqual((await jwks()).keys.map((k) => k.kid), [kid]);
         await refused(`Bearer ${longLived}`, "INVALID_TOKEN", "unknown_key");
@@ -234,7 +237,7 @@ for (const backend of BACKENDS) {
       assert.deepEqual((await jwks()).keys.map((k) => k.kid).sort(), [oldKid, kid].sort());
       const real = clock.now();
       try {
-        clock.advance((TTL + 61) * 1000);
+        clock.advance((TTL + 61) * 1000 + KEY_RELOAD_INTERVAL_MS);
         assert.deepEqual(await other.retireExpired(), [oldKid], "another instance retires the old key first");
         assert.deepEqual(await t.deps.keys.retireExpired(), []);
         assert.deepEqual((await jwks()).keys.map((k) => k.kid), [kid]);

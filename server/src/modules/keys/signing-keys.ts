@@ -31,6 +31,9 @@ interface LoadedKey {
   supersededAt: Date | null;
 }
 
+/** Every instance reloads its keys at least this often (serve's maintenance timer calls retireExpired). */
+export const KEY_RELOAD_INTERVAL_MS = 600_000;
+
 /** Bounded cache of tokens whose signature already checked out, keyed by the token's hash; `exp` is re-checked. */
 const VERIFIED_CACHE_MAX = 50_000;
 
@@ -74,8 +77,7 @@ export function createSigningKeys(deps: { db: Database; masterKey: Buffer; clock
     const publicJwk = { ...(await exportJWK(publicKey)), kid, alg: jwt.alg, use: "sig" };
     const privateJwk = await exportJWK(privateKey);
     const now = clock.now();
-    // Keys signed by the outgoing key stay valid for one access-token lifetime (plus a minute of clock skew).
-    const retireAfter = new Date(now.getTime() + (deps.accessTtlSeconds + 60) * 1000);
+    const retireAfter = new Date(now.getTime() + publishedForMs());
     await db.tx({}, async (tx) => {
       await tx
         .update(signingKeys)
@@ -90,6 +92,14 @@ export function createSigningKeys(deps: { db: Database; masterKey: Buffer; clock
       });
     });
     return kid;
+  }
+
+  /**
+   * How long a superseded key stays published: another instance may keep signing with it until its next scheduled
+   * key reload (KEY_RELOAD_INTERVAL_MS), and those tokens live one access-token lifetime, plus a minute of clock skew.
+   */
+  function publishedForMs(): number {
+    return KEY_RELOAD_INTERVAL_MS + (deps.accessTtlSeconds + 60) * 1000;
   }
 
   function current(): LoadedKey {
@@ -148,7 +158,7 @@ export function createSigningKeys(deps: { db: Database; masterKey: Buffer; clock
       const now = clock.now();
       return {
         keys: keys
-          .filter((k) => !k.supersededAt || k.supersededAt.getTime() + (deps.accessTtlSeconds + 60) * 1000 > now.getTime())
+          .filter((k) => !k.supersededAt || k.supersededAt.getTime() + publishedForMs() > now.getTime())
           .map((k) => k.publicJwk),
       };
     },
