@@ -7,6 +7,7 @@ import addFormats from "ajv-formats";
 import type { Deps } from "./deps.ts";
 import { installAuth } from "./http/auth.ts";
 import { installInputGuard } from "./http/input-guard.ts";
+import { installTenant } from "./http/tenant.ts";
 import { installMetrics } from "./http/metrics.ts";
 import { authPagesRoutes } from "./http/pages.ts";
 import { installProblemHandlers } from "./http/problem.ts";
@@ -74,6 +75,7 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   app.get("/openapi.json", { config: { auth: "none" }, schema: { hide: true } }, async () => app.swagger());
 
   installAuth(app, deps.keys);
+  installTenant(app, deps.access);
   await app.register(opsRoutes({ db: deps.db, metrics }));
   await app.register(authPagesRoutes());
   for (const plugin of deps.routes) await app.register(plugin);

@@ -12,6 +12,8 @@ import type { LimiterStore } from "./limits/throttle.ts";
 import { createLogger } from "./logger.ts";
 import { createMailer, type Mailer } from "./mail/mailer.ts";
 import { DEFAULT_ABUSE_RULES, type AbuseRules } from "./modules/identity/abuse.ts";
+import * as access from "./modules/access/index.ts";
+import * as audit from "./modules/audit/index.ts";
 import * as identity from "./modules/identity/index.ts";
 import * as keys from "./modules/keys/index.ts";
 import * as orgs from "./modules/orgs/index.ts";
@@ -26,6 +28,9 @@ export interface Deps {
   redis?: Redis;
   keys: ReturnType<typeof keys.wire>["service"];
   orgs: ReturnType<typeof orgs.wire>["service"];
+  orgProfile: ReturnType<typeof orgs.wire>["profile"];
+  access: ReturnType<typeof access.wire>["service"];
+  audit: ReturnType<typeof audit.wire>["service"];
   identity: ReturnType<typeof identity.wire>["service"];
   routes: FastifyPluginAsync[];
   close(): Promise<void>;
@@ -103,7 +108,9 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     const created = await k.service.ensureActiveKey();
     if (created.created) log.info("generated the first token-signing key");
     await k.service.retireExpired();
-    const o = orgs.wire({ db, clock });
+    const au = audit.wire({ db, clock });
+    const ac = access.wire({ db });
+    const o = orgs.wire({ db, clock, audit: au.service });
     const id = identity.wire({
       db,
       clock,
@@ -128,8 +135,11 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       redis,
       keys: k.service,
       orgs: o.service,
+      orgProfile: o.profile,
+      access: ac.service,
+      audit: au.service,
       identity: id.service,
-      routes: [...k.routes, ...o.routes, ...id.routes],
+      routes: [...k.routes, ...o.routes, ...id.routes, ...ac.routes, ...au.routes],
       async close() {
         await jobs.stop();
         mailer.close();

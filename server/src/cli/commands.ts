@@ -44,7 +44,7 @@ export async function createUser(config: Config, input: { email: string; name?: 
       if (await identityRepo.findUserByEmail(tx, email)) throw new Error(`a user with email ${email} already exists`);
       const user = await identityRepo.insertUser(tx, { id: userId, email, name, emailVerifiedAt: now, isPlatformAdmin: input.admin, createdAt: now, updatedAt: now });
       await identityRepo.setPasswordHash(tx, userId, hash, now);
-      await deps.orgs.createPersonalOrg(tx, user);
+      await deps.orgs.createPersonalOrg(tx, user, { type: "system", id: null });
     });
     out(`created ${input.admin ? "platform admin" : "user"} ${email} (${userId})`);
     if (generated) out(`password (shown once): ${password}`);
@@ -80,5 +80,18 @@ export async function listMail(config: Config, limit: number): Promise<void> {
     for (const m of rows.reverse()) {
       out(`--- ${m.createdAt.toISOString()}  to ${m.to}\nSubject: ${m.subject}\n\n${m.text}`);
     }
+  });
+}
+
+/** Walks an org's audit chain; exits non-zero naming the first broken link. */
+export async function verifyAudit(config: Config, orgId: string): Promise<boolean> {
+  return withDeps(config, async (deps) => {
+    const result = await deps.audit.verify(orgId);
+    if (result.ok) {
+      out(`audit chain of ${orgId} is intact: ${result.events} events`);
+      return true;
+    }
+    out(`audit chain of ${orgId} is BROKEN at event #${result.brokenAt.seq} (${result.brokenAt.id}): ${result.brokenAt.reason}`);
+    return false;
   });
 }

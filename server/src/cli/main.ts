@@ -2,7 +2,8 @@ import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "../config.ts";
 import { serve } from "../main.ts";
 import { doctor } from "./doctor.ts";
-import { createUser, listMail, migrateCommand, rotateKeys, listKeys } from "./commands.ts";
+import { isId } from "../lib/ids.ts";
+import { createUser, listMail, migrateCommand, rotateKeys, listKeys, verifyAudit } from "./commands.ts";
 
 const HELP = `plinth — the platform layer for AI agents
 
@@ -14,6 +15,7 @@ Usage:
   plinth keys rotate                 add a new token-signing key; the old one stays published until its tokens expire
   plinth keys list                   list token-signing keys
   plinth mail list [--limit N]       show the dev outbox (mail kept when SMTP_URL is unset)
+  plinth audit verify --org ORG      check an org's audit hash chain; names the first broken link
   plinth doctor                      check configuration, database, Redis, mail and keys
 
 Configuration comes from the environment; see the README's table.`;
@@ -53,6 +55,12 @@ export async function run(argv: string[]): Promise<number> {
         const { values } = parseArgs({ args: rest, options: { limit: { type: "string", default: "20" } } });
         await listMail(loadConfig(), Math.min(200, Math.max(1, Number(values.limit) || 20)));
         return 0;
+      }
+      case "audit": {
+        if (sub !== "verify") break;
+        const { values } = parseArgs({ args: rest, options: { org: { type: "string" } } });
+        if (!values.org || !isId("org", values.org)) throw new UsageError("audit verify needs --org org_…");
+        return (await verifyAudit(loadConfig(), values.org)) ? 0 : 1;
       }
       case "doctor":
         return await doctor(process.env);

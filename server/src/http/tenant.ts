@@ -22,9 +22,11 @@ declare module "fastify" {
 export function installTenant(app: FastifyInstance, access: Pick<AccessService, "membership" | "decide">): void {
   app.decorateRequest("tenant", undefined);
   app.addHook("onRoute", (route) => {
-    if (route.url.startsWith("/v1/orgs/:orgId") && !route.config?.permission) {
-      throw new Error(`route ${route.method} ${route.url} is org-scoped but names no permission`);
-    }
+    if (!route.url.startsWith("/v1/orgs/:orgId")) return;
+    const permission = route.config?.permission;
+    if (!permission) throw new Error(`route ${route.method} ${route.url} is org-scoped but names no permission`);
+    // published in the OpenAPI document, so clients and the isolation suite know what each route needs
+    route.schema = { ...route.schema, "x-permission": permission } as typeof route.schema;
   });
   app.addHook("onRequest", async (request) => {
     const url = request.routeOptions.url;

@@ -1,5 +1,6 @@
 import type { Database, Executor } from "../../db/client.ts";
 import type { Clock } from "../../lib/clock.ts";
+import { isUniqueViolation } from "../../lib/pg-errors.ts";
 import { newId } from "../../lib/ids.ts";
 import type { JobQueue } from "../../jobs/queue.ts";
 import type { OrgsService } from "../orgs/orgs.service.ts";
@@ -18,12 +19,6 @@ export interface ProfilePatch {
   timezone?: string | null;
 }
 
-function isUniqueViolation(e: unknown): boolean {
-  for (let c: unknown = e; c && typeof c === "object"; c = (c as { cause?: unknown }).cause) {
-    if ((c as { code?: unknown }).code === "23505") return true;
-  }
-  return false;
-}
 
 /** Accounts: registration, password sign-in, the profile and its password. */
 export function createIdentityService(deps: {
@@ -60,7 +55,7 @@ export function createIdentityService(deps: {
           if (await repo.findUserByEmail(tx, email)) return undefined;
           const created = await repo.insertUser(tx, { id: userId, email, name, createdAt: now, updatedAt: now });
           await repo.setPasswordHash(tx, userId, hash, now);
-          await orgs.createPersonalOrg(tx, created);
+          await orgs.createPersonalOrg(tx, created, { type: "user", id: userId, ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId });
           await jobs.enqueue(tx, EMAIL_JOB, { purpose: "verify_email", userId });
           return created;
         });

@@ -1,4 +1,4 @@
-import { asc, eq } from "drizzle-orm";
+import { and, asc, eq, isNull } from "drizzle-orm";
 import type { Executor } from "../../db/client.ts";
 import { memberships, orgs } from "../../db/schema/index.ts";
 
@@ -21,9 +21,22 @@ export const orgsRepo = {
       .select({ org: orgs, role: memberships.role, joinedAt: memberships.createdAt })
       .from(memberships)
       .innerJoin(orgs, eq(orgs.id, memberships.orgId))
-      .where(eq(memberships.userId, userId))
+      .where(and(eq(memberships.userId, userId), isNull(orgs.deletedAt)))
       .orderBy(asc(orgs.createdAt));
   },
 };
 
 export type OrgsRepo = typeof orgsRepo;
+
+/** Profile queries for one org; the caller's transaction is scoped to it. */
+export const orgProfileRepo = {
+  async findLive(ex: Executor, orgId: string): Promise<OrgRow | undefined> {
+    const [row] = await ex.select().from(orgs).where(and(eq(orgs.id, orgId), isNull(orgs.deletedAt)));
+    return row;
+  },
+
+  async update(tx: Executor, orgId: string, patch: Partial<typeof orgs.$inferInsert>): Promise<OrgRow | undefined> {
+    const [row] = await tx.update(orgs).set(patch).where(and(eq(orgs.id, orgId), isNull(orgs.deletedAt))).returning();
+    return row;
+  },
+};

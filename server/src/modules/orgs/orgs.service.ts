@@ -3,6 +3,7 @@ import type { Database, Executor } from "../../db/client.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { randomToken } from "../../lib/crypto.ts";
 import { newId } from "../../lib/ids.ts";
+import type { AuditActor, AuditService } from "../audit/audit.service.ts";
 import type { OrgsRepo, OrgRow } from "./orgs.repo.ts";
 
 export function slugify(name: string): string {
@@ -17,11 +18,16 @@ export function slugify(name: string): string {
 }
 
 /** Organizations: the tenant. This issue lays the personal org; teams, members and invitations come next. */
-export function createOrgsService(deps: { db: Database; repo: Pick<OrgsRepo, "insertOrg" | "insertMembership" | "listForUser">; clock: Clock }) {
-  const { db, repo, clock } = deps;
+export function createOrgsService(deps: {
+  db: Database;
+  repo: Pick<OrgsRepo, "insertOrg" | "insertMembership" | "listForUser">;
+  clock: Clock;
+  audit: Pick<AuditService, "record">;
+}) {
+  const { db, repo, clock, audit } = deps;
   return {
     /** Creates the user's personal org with the user as owner, inside the caller's (registration) transaction. */
-    async createPersonalOrg(tx: Executor, user: { id: string; name: string }): Promise<OrgRow> {
+    async createPersonalOrg(tx: Executor, user: { id: string; name: string }, actor?: AuditActor): Promise<OrgRow> {
       const now = clock.now();
       const id = newId("org", now.getTime());
       // The transaction acts for the new org from here on, so row-level security admits the inserts.
@@ -36,6 +42,12 @@ export function createOrgsService(deps: { db: Database; repo: Pick<OrgsRepo, "in
         updatedAt: now,
       });
       await repo.insertMembership(tx, { orgId: id, userId: user.id, role: "owner", createdAt: now });
+      await audit.record(tx, actor ?? { type: "user", id: user.id }, {
+        orgId: id,
+        action: "org.created",
+        target: { type: "org", id },
+        diff: { name: [null, org.name], slug: [null, org.slug], personal: [null, true] },
+      });
       return org;
     },
 
