@@ -10,8 +10,9 @@ import { installInputGuard } from "./http/input-guard.ts";
 import { installTenant } from "./http/tenant.ts";
 import { installMetrics } from "./http/metrics.ts";
 import { authPagesRoutes } from "./http/pages.ts";
-import { installProblemHandlers } from "./http/problem.ts";
+import { installProblemHandlers, sendProblem } from "./http/problem.ts";
 import { Problem } from "./http/schemas.ts";
+import { platformError } from "./lib/errors.ts";
 import { newId } from "./lib/ids.ts";
 import { identitySchemas } from "./modules/identity/identity.routes.ts";
 import { opsRoutes } from "./modules/ops/ops.routes.ts";
@@ -44,6 +45,10 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
       return typeof given === "string" && REQUEST_ID.test(given) ? given : newId("request");
     },
     return503OnClosing: true,
+    // errors the router raises before any route or hook (a malformed %-escape, a path segment over 100 characters)
+    // leave as problem+json like every other error, not as Fastify's own JSON
+    frameworkErrors: (error, request, reply) =>
+      sendProblem(request, reply, platformError("BAD_REQUEST", error.code === "FST_ERR_MAX_PARAM_LENGTH" ? "A path segment is too long." : "The URL is malformed.")),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // Bodies are validated as sent (no coercion: 42 is not "42"); query strings and params are text, so they coerce.

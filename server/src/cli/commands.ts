@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
-import { desc } from "drizzle-orm";
+import { desc, eq } from "drizzle-orm";
 import pino from "pino";
 import type { Config } from "../config.ts";
 import { createDeps, type Deps } from "../deps.ts";
-import { mailOutbox } from "../db/schema/index.ts";
+import { mailOutbox, orgs } from "../db/schema/index.ts";
 import { createLogger } from "../logger.ts";
 import { identityRepo } from "../modules/identity/identity.repo.ts";
 import { hashPassword, normalizeEmail, passwordProblem } from "../modules/identity/passwords.ts";
@@ -86,6 +86,11 @@ export async function listMail(config: Config, limit: number): Promise<void> {
 /** Walks an org's audit chain; exits non-zero naming the first broken link. */
 export async function verifyAudit(config: Config, orgId: string): Promise<boolean> {
   return withDeps(config, async (deps) => {
+    const exists = await deps.db.tx({ orgId }, (tx) => tx.select({ id: orgs.id }).from(orgs).where(eq(orgs.id, orgId)));
+    if (!exists.length) {
+      out(`no organization ${orgId}`);
+      return false;
+    }
     const result = await deps.audit.verify(orgId);
     if (result.ok) {
       out(`audit chain of ${orgId} is intact: ${result.events} events`);

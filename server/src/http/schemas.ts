@@ -16,6 +16,7 @@ export const Problem = Type.Object(
       ),
     ),
     reason: Type.Optional(Type.String({ description: "Why a token was refused (expired, bad_signature, …)" })),
+    permission: Type.Optional(Type.String({ description: "The permission the caller's role lacks (403)" })),
     instance: Type.String({ description: "The request path" }),
     request_id: Type.String({ description: "Echo of x-request-id; quote it when reporting a problem" }),
   },

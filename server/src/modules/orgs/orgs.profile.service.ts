@@ -65,7 +65,7 @@ export function createOrgProfileService(deps: { db: Database; clock: Clock; audi
     async updateOrg(orgId: string, patch: OrgProfilePatch, actor: AuditActor): Promise<OrgRow> {
       try {
         return await db.tx({ orgId }, async (tx) => {
-          const before = await orgProfileRepo.findLive(tx, orgId);
+          const before = await orgProfileRepo.lockLive(tx, orgId);
           if (!before) throw orgsError("ORG_NOT_FOUND", "No such organization.");
           const set: Record<string, unknown> = { updatedAt: clock.now() };
           const diff: Record<string, [unknown, unknown]> = {};

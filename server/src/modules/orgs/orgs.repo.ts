@@ -35,6 +35,12 @@ export const orgProfileRepo = {
     return row;
   },
 
+  /** findLive, locking the row until the transaction ends: a change reads the state it replaces, not a stale copy. */
+  async lockLive(tx: Executor, orgId: string): Promise<OrgRow | undefined> {
+    const [row] = await tx.select().from(orgs).where(and(eq(orgs.id, orgId), isNull(orgs.deletedAt))).for("update");
+    return row;
+  },
+
   async update(tx: Executor, orgId: string, patch: Partial<typeof orgs.$inferInsert>): Promise<OrgRow | undefined> {
     const [row] = await tx.update(orgs).set(patch).where(and(eq(orgs.id, orgId), isNull(orgs.deletedAt))).returning();
     return row;
