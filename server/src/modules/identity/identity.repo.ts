@@ -13,6 +13,14 @@ export interface RequestMeta {
   requestId: string;
 }
 
+/**
+ * findUserById runs on every request that loads the signed-in user (GET /v1/me), and building a query with drizzle
+ * costs more CPU than sending it: its SQL is built once per executor (the pool; a transaction's own handle is
+ * short-lived and dropped with it) and only the id is bound per call. The empty name keeps it an unnamed statement
+ * on PostgreSQL, so the database sees exactly the query as before (and a transaction-mode pooler is unaffected).
+ */
+const findUserByIdQueries = new WeakMap<Executor, { execute(values: { id: string }): Promise<UserRow[]> }>();
+
 /** Queries for users, credentials, sessions and emailed tokens. Every function takes the executor it runs on. */
 export const identityRepo = {
   async findUserByEmail(ex: Executor, email: string): Promise<UserRow | undefined> {
@@ -21,7 +29,12 @@ export const identityRepo = {
   },
 
   async findUserById(ex: Executor, id: string): Promise<UserRow | undefined> {
-    const [row] = await ex.select().from(users).where(eq(users.id, id)).limit(1);
+    let query = findUserByIdQueries.get(ex);
+    if (!query) {
+      query = ex.select().from(users).where(eq(users.id, sql.placeholder("id"))).limit(1).prepare("");
+      findUserByIdQueries.set(ex, query);
+    }
+    const [row] = await query.execute({ id });
     return row;
   },
 

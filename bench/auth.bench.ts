@@ -1,0 +1,312 @@
+/**
+ * bench/auth: what Plinth's authentication and its smallest database-backed route cost, against the ceilings they
+ * sit on. On a real PostgreSQL, with autocannon in its own process (50 connections, 10 s each, after a 2 s
+ * warm-up), one server process at a time:
+ *
+ *   (a) a bare Fastify route                                                → the HTTP ceiling
+ *   (b) the same route inside Plinth, behind its JWT authentication          → target b/a ≥ 70 %
+ *   (c) a bare Fastify route running GET /v1/me's SELECT on a plain pg.Pool → the database-bound ceiling
+ *   (d) Plinth's GET /v1/me                                                 → target d/c ≥ 60 %
+ *   (b+log) (b) again with LOG_LEVEL=info                                   → information, no target
+ *
+ * Request logging. (a) and (c) have no logger, and the targets are about authentication and the request path, so
+ * (b) and (d) run Plinth at LOG_LEVEL=warn: no per-request log lines. Plinth's default is LOG_LEVEL=info, at which
+ * Fastify writes two log lines per request; (b+log) measures exactly that (stdout goes to a file, as it would to
+ * a collector), so the cost of the default is on every report. BENCH_LOG_LEVEL=info runs (b) and (d) at info.
+ *
+ * Besides req/s and p99, each row shows the server process's own CPU time per request, and how much CPU other
+ * processes on the machine used meanwhile: req/s on a shared machine moves with its neighbours, CPU per request
+ * much less.
+ *
+ * Knobs: BENCH_CONNECTIONS, BENCH_DURATION, BENCH_WARMUP (seconds), BENCH_LOG_LEVEL, DATABASE_POOL_SIZE (Plinth's
+ * and (c)'s, default 10), BENCH_SCENARIOS=a,b (a subset), BENCH_CPU_PROF=<dir> (a V8 CPU profile of each server).
+ *
+ * Prints a table and writes bench/results/auth-<timestamp>.json. A missed target is reported (BELOW), not a failure.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+import { openPostgres } from "../server/src/db/client.ts";
+import { migrate } from "../server/src/db/migrate.ts";
+import { freePort, startPostgres } from "../server/test/services.ts";
+import {
+  BENCH_DIR,
+  cannon,
+  cpuTimeMs,
+  createCleanup,
+  envNumber,
+  machine,
+  startServer,
+  withForeignCpu,
+  type CannonResult,
+  type Cleanup,
+  type RunningServer,
+} from "./lib.ts";
+
+const CONNECTIONS = envNumber("BENCH_CONNECTIONS", 50);
+const DURATION = envNumber("BENCH_DURATION", 10);
+const WARMUP = envNumber("BENCH_WARMUP", 2);
+const LOG_LEVEL = process.env.BENCH_LOG_LEVEL || "warn";
+const POOL_SIZE = String(envNumber("DATABASE_POOL_SIZE", 10));
+const logsRequests = (level: string) => ["info", "debug", "trace"].includes(level);
+/** BENCH_SCENARIOS=b,d runs a subset (when profiling, say); ratios are printed for the pairs that ran. */
+const ONLY = (process.env.BENCH_SCENARIOS || "a,b,b+log,c,d").split(",").map((s) => s.trim());
+
+type Key = "a" | "b" | "b+log" | "c" | "d";
+
+interface Measured {
+  result: CannonResult;
+  /** The server process's own CPU time per request (user + system), in µs. */
+  serverCpuUsPerReq?: number;
+  /** CPU used meanwhile by processes outside the bench, in cores: other load competing for the machine. */
+  foreignCpus?: number;
+}
+
+interface Scenario extends Measured {
+  key: Key;
+  label: string;
+  logLevel?: string;
+  /** Lines Plinth logged during the measured run (stdout). */
+  logLines?: number;
+}
+
+function dbUrl(serverUrl: string, database: string, user?: string, password?: string): string {
+  const u = new URL(serverUrl);
+  u.pathname = `/${database}`;
+  if (user) u.username = user;
+  if (password) u.password = password;
+  return u.toString();
+}
+
+async function expectStatus(url: string, status: number, init: RequestInit = {}): Promise<any> {
+  const res = await fetch(url, init);
+  const text = await res.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // not JSON: keep the text for the message
+  }
+  if (res.status !== status) throw new Error(`${init.method ?? "GET"} ${url}: expected ${status}, got ${res.status}: ${text.slice(0, 500)}`);
+  return body;
+}
+
+function countLines(file: string): number {
+  try {
+    if (!statSync(file).size) return 0;
+    let n = 0;
+    for (const c of readFileSync(file)) if (c === 10) n++;
+    return n;
+  } catch {
+    return 0;
+  }
+}
+
+/** A warm-up run (discarded), then the measured run, with the server's CPU time and the machine's other load. */
+async function measure(cleanup: Cleanup, server: RunningServer, path: string, headers?: Record<string, string>): Promise<Measured> {
+  await cannon(cleanup, server.url + path, { connections: CONNECTIONS, durationSec: WARMUP, headers });
+  const cpu0 = cpuTimeMs(server.pid);
+  const { value: result, foreignCpus } = await withForeignCpu(() =>
+    cannon(cleanup, server.url + path, { connections: CONNECTIONS, durationSec: DURATION, headers }),
+  );
+  const cpu1 = cpuTimeMs(server.pid);
+  const serverCpuUsPerReq = cpu0 !== undefined && cpu1 !== undefined && result.total ? ((cpu1 - cpu0) * 1000) / result.total : undefined;
+  return { result, serverCpuUsPerReq, foreignCpus };
+}
+
+async function main(cleanup: Cleanup): Promise<void> {
+  const started = Date.now();
+  const tmp = mkdtempSync(join(tmpdir(), "plinth-bench-"));
+  cleanup.add("temp dir", () => rmSync(tmp, { recursive: true, force: true }));
+
+  // A throwaway PostgreSQL with one migrated database; Plinth's requests use the app role, as in production.
+  const pgService = await startPostgres();
+  cleanup.add("PostgreSQL", () => pgService.stop());
+  const admin = new pg.Client({ connectionString: pgService.url });
+  await admin.connect();
+  await admin.query("CREATE DATABASE plinth_bench");
+  await admin.end();
+  const ownerUrl = dbUrl(pgService.url, "plinth_bench");
+  const appPassword = randomBytes(18).toString("base64url");
+  const appUrl = dbUrl(pgService.url, "plinth_bench", "plinth_app", appPassword);
+  const migrator = await openPostgres({ ownerUrl, appUrl: ownerUrl, poolSize: 1 });
+  try {
+    await migrate(migrator, appPassword);
+  } finally {
+    await migrator.close();
+  }
+
+  const masterKey = randomBytes(32).toString("base64");
+  const plinthEnv = (port: number, logLevel: string): Record<string, string> => ({
+    PORT: String(port),
+    // fixed, so that a token issued by one Plinth process is valid in the next: the issuer is the public URL
+    PLINTH_PUBLIC_URL: "http://plinth.bench",
+    PLINTH_MASTER_KEY: masterKey,
+    PLINTH_DATA_DIR: join(tmp, "data"),
+    DATABASE_URL: ownerUrl,
+    DATABASE_APP_URL: appUrl,
+    DATABASE_POOL_SIZE: POOL_SIZE,
+    PLINTH_AUTO_MIGRATE: "false",
+    LOG_LEVEL: logLevel,
+    REDIS_URL: "", // in-process rate limiting, whatever the caller's environment says
+    SMTP_URL: "",
+  });
+  const startPlinth = async (logLevel: string, log: string) =>
+    startServer(cleanup, "plinth.ts", plinthEnv(await freePort(), logLevel), { stdoutFile: join(tmp, log) });
+  process.stdout.write(`auth bench: ${pgService.version}, ${CONNECTIONS} connections, ${WARMUP} s warm-up + ${DURATION} s per scenario\n`);
+
+  // Setup: register and sign in one user through Plinth's API, in a Plinth process stopped before measuring.
+  let token: string;
+  let userId: string;
+  {
+    const server = await startPlinth("warn", "plinth-setup.log");
+    const email = `bench.${Date.now()}@example.com`;
+    const password = `bench passphrase ${randomBytes(6).toString("hex")}`;
+    const post = (body: unknown): RequestInit => ({ method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    const user = await expectStatus(`${server.url}/v1/auth/register`, 201, post({ email, password, name: "Bench User" }));
+    const tokens = await expectStatus(`${server.url}/v1/auth/login`, 200, post({ email, password }));
+    token = tokens.access_token;
+    userId = user.id;
+    await server.stop();
+  }
+  const bearer = { authorization: `Bearer ${token}` };
+
+  /** (b): the trivial route inside Plinth; first shows that it really refuses a request without a token. */
+  const pingInPlinth = async (key: Key, label: string, logLevel: string): Promise<Scenario> => {
+    const log = `plinth-${key}.log`;
+    const server = await startPlinth(logLevel, log);
+    await expectStatus(`${server.url}/v1/bench/ping`, 401);
+    await expectStatus(`${server.url}/v1/bench/ping`, 200, { headers: bearer });
+    const before = countLines(join(tmp, log));
+    const m = await measure(cleanup, server, "/v1/bench/ping", bearer);
+    const logLines = countLines(join(tmp, log)) - before;
+    await server.stop();
+    return { key, label, logLevel, ...m, logLines };
+  };
+
+  const plan: { key: Key; label: string; run: (label: string) => Promise<Scenario> }[] = [
+    {
+      key: "a",
+      label: "bare Fastify route",
+      run: async (label) => {
+        const server = await startServer(cleanup, "bare.ts", {});
+        await expectStatus(`${server.url}/v1/bench/ping`, 200);
+        const m = await measure(cleanup, server, "/v1/bench/ping");
+        await server.stop();
+        return { key: "a", label, ...m };
+      },
+    },
+    { key: "b", label: "same route in Plinth, JWT auth", run: (label) => pingInPlinth("b", label, LOG_LEVEL) },
+    // (b) at Plinth's default level, unless (b) already ran at a level that logs every request
+    ...(logsRequests(LOG_LEVEL)
+      ? []
+      : [{ key: "b+log" as const, label: "(b) with LOG_LEVEL=info (the default)", run: (label: string) => pingInPlinth("b+log", label, "info") }]),
+    {
+      key: "c",
+      label: "bare Fastify + pg.Pool, same SELECT",
+      run: async (label) => {
+        const server = await startServer(cleanup, "pg-bare.ts", { BENCH_PG_URL: appUrl, BENCH_USER_ID: userId, DATABASE_POOL_SIZE: POOL_SIZE });
+        const row = await expectStatus(`${server.url}/bench/me`, 200);
+        if (row.id !== userId) throw new Error(`(c) answered the wrong row: ${JSON.stringify(row)}`);
+        const m = await measure(cleanup, server, "/bench/me");
+        await server.stop();
+        return { key: "c", label, ...m };
+      },
+    },
+    {
+      key: "d",
+      label: "Plinth GET /v1/me",
+      run: async (label) => {
+        const log = "plinth-d.log";
+        const server = await startPlinth(LOG_LEVEL, log);
+        const me = await expectStatus(`${server.url}/v1/me`, 200, { headers: bearer });
+        if (me.id !== userId) throw new Error(`/v1/me answered the wrong user: ${JSON.stringify(me)}`);
+        const before = countLines(join(tmp, log));
+        const m = await measure(cleanup, server, "/v1/me", bearer);
+        const logLines = countLines(join(tmp, log)) - before;
+        await server.stop();
+        return { key: "d", label, logLevel: LOG_LEVEL, ...m, logLines };
+      },
+    },
+  ];
+  const scenarios: Scenario[] = [];
+  for (const s of plan) {
+    if (!ONLY.includes(s.key)) continue;
+    process.stdout.write(`  (${s.key}) ${s.label} …\n`);
+    scenarios.push(await s.run(s.label));
+  }
+
+  const by = new Map(scenarios.map((s) => [s.key, s.result]));
+  const ratios = [
+    { name: "b/a", top: by.get("b"), bottom: by.get("a"), target: 0.7, what: "Plinth + JWT auth vs bare Fastify" },
+    { name: "d/c", top: by.get("d"), bottom: by.get("c"), target: 0.6, what: "GET /v1/me vs the database-bound limit" },
+    { name: "(b+log)/a", top: by.get("b+log"), bottom: by.get("a"), target: undefined, what: "the same at Plinth's default LOG_LEVEL=info" },
+  ]
+    .filter((r) => r.top && r.bottom)
+    .map(({ name, top, bottom, target, what }) => {
+      const value = top!.requestsPerSec / bottom!.requestsPerSec;
+      return { name, value, target, pass: target === undefined ? undefined : value >= target, what };
+    });
+
+  const num = (n: number) => Math.round(n).toLocaleString("en-US");
+  const pct = (n: number) => `${(n * 100).toFixed(1)} %`;
+  const lines = [
+    "",
+    `Plinth auth bench: ${CONNECTIONS} connections, ${DURATION} s per scenario after ${WARMUP} s warm-up; autocannon in its own process`,
+    `${pgService.version}; Node ${process.version}; ${machine().cpus} CPU(s) ${machine().cpuModel}`,
+    `Plinth (b, d): LOG_LEVEL=${LOG_LEVEL}, so request logging is ${logsRequests(LOG_LEVEL) ? "ON (Fastify's 2 lines per request, stdout → file)" : "OFF"}` +
+      `; DATABASE_POOL_SIZE=${POOL_SIZE}; EdDSA tokens; job worker on`,
+    "",
+    `${"scenario".padEnd(46)}${"req/s".padStart(9)}${"p99 ms".padStart(8)}${"server CPU µs/req".padStart(19)}${"other load".padStart(12)}`,
+    ...scenarios.map(
+      (s) =>
+        `${`(${s.key})`.padEnd(8)}${s.label.padEnd(38)}${num(s.result.requestsPerSec).padStart(9)}${String(s.result.p99Ms).padStart(8)}` +
+        `${(s.serverCpuUsPerReq === undefined ? "-" : s.serverCpuUsPerReq.toFixed(0)).padStart(19)}` +
+        `${(s.foreignCpus === undefined ? "-" : `${s.foreignCpus.toFixed(2)} CPU`).padStart(12)}`,
+    ),
+    "",
+    ...ratios.map(
+      (r) =>
+        `${r.name.padEnd(10)}${pct(r.value).padStart(8)}   ` +
+        `${r.target === undefined ? "(no target)".padEnd(24) : `target ≥ ${pct(r.target).padEnd(8)} ${r.pass ? "PASS " : "BELOW"}`}  ${r.what}`,
+    ),
+  ];
+  const busy = scenarios.filter((s) => (s.foreignCpus ?? 0) > 0.1);
+  if (busy.length) {
+    lines.push(
+      "",
+      `warning: other processes used the CPU during ${busy.map((s) => `(${s.key})`).join(" ")} ("other load", in cores of ${machine().cpus}):` +
+        " req/s and the ratios are unreliable then; server CPU µs/req much less so",
+    );
+  }
+  process.stdout.write(`${lines.join("\n")}\n`);
+
+  const resultsDir = join(BENCH_DIR, "results");
+  mkdirSync(resultsDir, { recursive: true });
+  const file = join(resultsDir, `auth-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
+  const report = {
+    bench: "auth",
+    at: new Date().toISOString(),
+    settings: { connections: CONNECTIONS, durationSec: DURATION, warmupSec: WARMUP, logLevel: LOG_LEVEL, poolSize: Number(POOL_SIZE), jwtAlg: "EdDSA" },
+    machine: { ...machine(), postgres: pgService.version },
+    scenarios: scenarios.map((s) => ({ key: s.key, label: s.label, logLevel: s.logLevel, ...s.result, serverCpuUsPerReq: s.serverCpuUsPerReq, foreignCpus: s.foreignCpus, logLines: s.logLines })),
+    ratios: ratios.map(({ name, value, target, pass }) => ({ name, value, target, pass })),
+    wallSec: (Date.now() - started) / 1000,
+  };
+  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+  process.stdout.write(`\nresults: ${file}  (${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
+}
+
+const cleanup = createCleanup();
+let failed = false;
+try {
+  await main(cleanup);
+} catch (e) {
+  failed = true;
+  process.stderr.write(`auth bench failed: ${(e as Error).stack ?? e}\n`);
+} finally {
+  await cleanup.run();
+}
+process.exit(failed ? 1 : 0);

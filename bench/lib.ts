@@ -1,0 +1,284 @@
+/**
+ * Shared machinery for the benchmarks: servers under test and the load generator each run in their own child
+ * process (never in the bench's own process), one server at a time, and everything started is stopped again, also
+ * when a step fails or the bench is interrupted.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { closeSync, openSync, readdirSync, readFileSync } from "node:fs";
+import { availableParallelism, cpus } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
+export const ROOT = join(BENCH_DIR, "..");
+const AUTOCANNON = join(ROOT, "node_modules", "autocannon", "autocannon.js");
+
+/** LIFO list of things to undo; `run()` is idempotent and never throws. Also runs on SIGINT/SIGTERM. */
+export function createCleanup() {
+  const steps: { what: string; fn: () => Promise<void> | void }[] = [];
+  let running: Promise<void> | undefined;
+  let stopping = false;
+  const cleanup = {
+    add(what: string, fn: () => Promise<void> | void): void {
+      steps.push({ what, fn });
+    },
+    run(): Promise<void> {
+      running ??= (async () => {
+        while (steps.length) {
+          const step = steps.pop()!;
+          try {
+            await step.fn();
+          } catch (e) {
+            process.stderr.write(`cleanup: ${step.what} failed: ${(e as Error).message}\n`);
+          }
+        }
+      })();
+      return running;
+    },
+  };
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    // `on`, not `once`: a second signal (Ctrl-C reaches the whole process group, run.ts forwards too) must not
+    // kill the bench before it has stopped what it started
+    process.on(signal, () => {
+      if (!stopping) process.stderr.write(`\n${signal}: stopping child processes…\n`);
+      stopping = true;
+      void cleanup.run().then(() => process.exit(130));
+    });
+  }
+  return cleanup;
+}
+
+export type Cleanup = ReturnType<typeof createCleanup>;
+
+function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve(true);
+    const timer = setTimeout(() => resolve(false), ms);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+/** SIGTERM, then SIGKILL if the process has not gone within `graceMs`. */
+export async function stopChild(child: ChildProcess, graceMs = 5000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill("SIGTERM");
+  if (!(await waitExit(child, graceMs))) {
+    child.kill("SIGKILL");
+    await waitExit(child, graceMs);
+  }
+}
+
+export interface RunningServer {
+  name: string;
+  port: number;
+  url: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `bench/servers/<script>` with this Node (TypeScript runs as is) and waits until it reports its port over
+ * the IPC channel. stdout goes to `stdoutFile` (Plinth's request log, as `plinth serve` writes it to fd 1) or
+ * nowhere; stderr is kept to explain a failed start.
+ */
+export async function startServer(
+  cleanup: Cleanup,
+  script: string,
+  env: Record<string, string>,
+  opts: { stdoutFile?: string; timeoutMs?: number } = {},
+): Promise<RunningServer> {
+  const out = opts.stdoutFile ? openSync(opts.stdoutFile, "a") : "ignore";
+  // BENCH_CPU_PROF=<dir>: each server writes a V8 CPU profile there when it stops (open it in Chrome DevTools)
+  const prof = process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const child = spawn(process.execPath, [...prof, join(BENCH_DIR, "servers", script)], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", out, "pipe", "ipc"],
+  });
+  if (typeof out === "number") closeSync(out); // the child has its own copy
+  const stop = () => stopChild(child);
+  cleanup.add(`server ${script}`, stop);
+  let stderr = "";
+  child.stderr!.on("data", (b: Buffer) => {
+    stderr = (stderr + b.toString()).slice(-8000);
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${script} did not report a port within ${opts.timeoutMs ?? 60_000} ms\n${stderr}`)), opts.timeoutMs ?? 60_000);
+    child.once("message", (m: { listening?: number }) => {
+      clearTimeout(timer);
+      if (typeof m?.listening === "number") resolve(m.listening);
+      else reject(new Error(`${script} sent an unexpected message: ${JSON.stringify(m)}`));
+    });
+    child.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`${script} exited (${code ?? signal}) before listening:\n${stderr}`));
+    });
+  });
+  child.removeAllListeners("exit");
+  child.disconnect(); // the IPC channel is only for the port; no handle left open in the server under load
+  return { name: script, port, url: `http://127.0.0.1:${port}`, pid: child.pid!, stop };
+}
+
+export interface CannonResult {
+  requestsPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  total: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  durationSec: number;
+}
+
+/** One autocannon run in its own process (`-j`: JSON on stdout). Fails on any error, timeout or non-2xx answer. */
+export async function cannon(
+  cleanup: Cleanup,
+  url: string,
+  opts: { connections: number; durationSec: number; headers?: Record<string, string> },
+): Promise<CannonResult> {
+  const args = [AUTOCANNON, "-j", "-n", "-c", String(opts.connections), "-d", String(opts.durationSec)];
+  for (const [k, v] of Object.entries(opts.headers ?? {})) args.push("-H", `${k}=${v}`);
+  args.push(url);
+  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  cleanup.add("autocannon", () => stopChild(child, 1000));
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (b: Buffer) => (stdout += b.toString()));
+  child.stderr!.on("data", (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4000)));
+  const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
+  if (code !== 0) throw new Error(`autocannon exited with ${code}: ${stderr}`);
+  let r: {
+    requests: { average: number; total: number };
+    latency: { p50: number; p99: number; max: number };
+    non2xx: number;
+    errors: number;
+    timeouts: number;
+    duration: number;
+  };
+  try {
+    r = JSON.parse(stdout);
+  } catch {
+    throw new Error(`autocannon printed no JSON:\n${stdout.slice(0, 2000)}\n${stderr}`);
+  }
+  const result: CannonResult = {
+    requestsPerSec: r.requests.average,
+    p50Ms: r.latency.p50,
+    p99Ms: r.latency.p99,
+    maxMs: r.latency.max,
+    total: r.requests.total,
+    non2xx: r.non2xx,
+    errors: r.errors,
+    timeouts: r.timeouts,
+    durationSec: r.duration,
+  };
+  if (result.non2xx || result.errors || result.timeouts) {
+    throw new Error(`${url}: ${result.non2xx} non-2xx answers, ${result.errors} errors, ${result.timeouts} timeouts: the figures would be meaningless`);
+  }
+  return result;
+}
+
+const CLK_TCK = (() => {
+  const r = spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" });
+  return Number(r.stdout?.trim()) || 100;
+})();
+
+/**
+ * CPU time (user + system, ms) a process has used so far, from /proc (Linux); undefined elsewhere. Unlike req/s it
+ * hardly depends on what else runs on the machine, so it shows a server's own cost per request on a busy box.
+ */
+export function cpuTimeMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // fields from 3 (state) on; comm may hold spaces
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK; // utime (14), stime (15)
+  } catch {
+    return undefined;
+  }
+}
+
+interface ProcSnapshot {
+  at: number;
+  /** CPU time all CPUs spent busy (not idle or iowait), from /proc/stat. */
+  machineBusyMs: number;
+  /** CPU time of this process's children it has reaped (autocannon), from /proc/self/stat. */
+  reapedMs: number;
+  procs: Map<number, { ppid: number; cpuMs: number }>;
+}
+
+function statCpuMs(stat: string): { ppid: number; cpuMs: number; reapedMs: number } {
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // from field 3 (state) on: the name may hold spaces
+  return {
+    ppid: Number(f[1]),
+    cpuMs: ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK, // utime, stime
+    reapedMs: ((Number(f[13]) + Number(f[14])) * 1000) / CLK_TCK, // cutime, cstime
+  };
+}
+
+function snapshotProcs(): ProcSnapshot | undefined {
+  try {
+    const cpu = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal …: busy is everything but idle and iowait
+    const machineBusyMs = ((cpu.slice(0, 8).reduce((a, b) => a + b, 0) - cpu[3] - cpu[4]) * 1000) / CLK_TCK;
+    const reapedMs = statCpuMs(readFileSync("/proc/self/stat", "utf8")).reapedMs;
+    const procs = new Map<number, { ppid: number; cpuMs: number }>();
+    for (const name of readdirSync("/proc")) {
+      if (!/^\d+$/.test(name)) continue;
+      try {
+        const { ppid, cpuMs } = statCpuMs(readFileSync(`/proc/${name}/stat`, "utf8"));
+        procs.set(Number(name), { ppid, cpuMs });
+      } catch {
+        // gone meanwhile
+      }
+    }
+    return { at: Date.now(), machineBusyMs, reapedMs, procs };
+  } catch {
+    return undefined; // no /proc
+  }
+}
+
+/**
+ * Measures the CPU used *outside* this bench while `fn` runs (the whole machine's busy time minus this process, its
+ * descendants and the children it reaped), in CPUs (1.0 = one core busy all along): other work the figures
+ * competed with. Short-lived processes count too. undefined where /proc is missing.
+ */
+export async function withForeignCpu<T>(fn: () => Promise<T>): Promise<{ value: T; foreignCpus?: number }> {
+  const before = snapshotProcs();
+  const value = await fn();
+  const after = snapshotProcs();
+  if (!before || !after) return { value };
+  const ours = new Set<number>([process.pid]);
+  for (const snap of [before, after]) {
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const [pid, p] of snap.procs) if (!ours.has(pid) && ours.has(p.ppid)) (ours.add(pid), (grew = true));
+    }
+  }
+  let oursMs = after.reapedMs - before.reapedMs;
+  for (const pid of ours) {
+    const a = after.procs.get(pid);
+    if (a) oursMs += a.cpuMs - (before.procs.get(pid)?.cpuMs ?? 0);
+  }
+  const foreignMs = after.machineBusyMs - before.machineBusyMs - oursMs;
+  return { value, foreignCpus: Math.max(0, foreignMs) / (after.at - before.at) };
+}
+
+export function machine() {
+  return { node: process.version, cpus: availableParallelism(), cpuModel: cpus()[0]?.model ?? "unknown", platform: `${process.platform}-${process.arch}` };
+}
+
+/** Number from the environment (positive), else the fallback. */
+export function envNumber(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got "${raw}"`);
+  return n;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

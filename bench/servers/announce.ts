@@ -1,0 +1,9 @@
+import type { FastifyInstance } from "fastify";
+
+/** Tells the bench which port the server listens on (IPC when started by the bench, else a line on stderr). */
+export function announce(app: FastifyInstance): void {
+  const address = app.server.address();
+  const port = typeof address === "object" && address ? address.port : NaN;
+  if (process.send) process.send({ listening: port });
+  else process.stderr.write(`listening on http://127.0.0.1:${port}\n`);
+}
