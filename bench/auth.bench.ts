@@ -50,6 +50,8 @@ const DURATION = envNumber("BENCH_DURATION", 10);
 const WARMUP = envNumber("BENCH_WARMUP", 2);
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL || "warn";
 const POOL_SIZE = String(envNumber("DATABASE_POOL_SIZE", 10));
+/** Plinth reads PLINTH_JWT_ALG itself (the servers inherit the environment); EdDSA unless set. */
+const JWT_ALG = process.env.PLINTH_JWT_ALG || "EdDSA";
 const logsRequests = (level: string) => ["info", "debug", "trace"].includes(level);
 /** BENCH_SCENARIOS=b,d runs a subset (when profiling, say); ratios are printed for the pairs that ran. */
 const ONLY = (process.env.BENCH_SCENARIOS || "a,b,b+log,c,d").split(",").map((s) => s.trim());
@@ -257,7 +259,7 @@ async function main(cleanup: Cleanup): Promise<void> {
     `Plinth auth bench: ${CONNECTIONS} connections, ${DURATION} s per scenario after ${WARMUP} s warm-up; autocannon in its own process`,
     `${pgService.version}; Node ${process.version}; ${machine().cpus} CPU(s) ${machine().cpuModel}`,
     `Plinth (b, d): LOG_LEVEL=${LOG_LEVEL}, so request logging is ${logsRequests(LOG_LEVEL) ? "ON (Fastify's 2 lines per request, stdout → file)" : "OFF"}` +
-      `; DATABASE_POOL_SIZE=${POOL_SIZE}; EdDSA tokens; job worker on`,
+      `; DATABASE_POOL_SIZE=${POOL_SIZE}; ${JWT_ALG} tokens; job worker on`,
     "",
     `${"scenario".padEnd(46)}${"req/s".padStart(9)}${"p99 ms".padStart(8)}${"server CPU µs/req".padStart(19)}${"other load".padStart(12)}`,
     ...scenarios.map(
@@ -289,7 +291,7 @@ async function main(cleanup: Cleanup): Promise<void> {
   const report = {
     bench: "auth",
     at: new Date().toISOString(),
-    settings: { connections: CONNECTIONS, durationSec: DURATION, warmupSec: WARMUP, logLevel: LOG_LEVEL, poolSize: Number(POOL_SIZE), jwtAlg: "EdDSA" },
+    settings: { connections: CONNECTIONS, durationSec: DURATION, warmupSec: WARMUP, logLevel: LOG_LEVEL, poolSize: Number(POOL_SIZE), jwtAlg: JWT_ALG },
     machine: { ...machine(), postgres: pgService.version },
     scenarios: scenarios.map((s) => ({ key: s.key, label: s.label, logLevel: s.logLevel, ...s.result, serverCpuUsPerReq: s.serverCpuUsPerReq, foreignCpus: s.foreignCpus, logLines: s.logLines })),
     ratios: ratios.map(({ name, value, target, pass }) => ({ name, value, target, pass })),
@@ -300,13 +302,13 @@ async function main(cleanup: Cleanup): Promise<void> {
 }
 
 const cleanup = createCleanup();
-let failed = false;
+let code = 0;
 try {
   await main(cleanup);
 } catch (e) {
-  failed = true;
-  process.stderr.write(`auth bench failed: ${(e as Error).stack ?? e}\n`);
+  code = cleanup.interrupted ? 130 : 1;
+  if (!cleanup.interrupted) process.stderr.write(`auth bench failed: ${(e as Error).stack ?? e}\n`);
 } finally {
   await cleanup.run();
 }
-process.exit(failed ? 1 : 0);
+process.exit(code);

@@ -19,6 +19,10 @@ export function createCleanup() {
   let running: Promise<void> | undefined;
   let stopping = false;
   const cleanup = {
+    /** True once SIGINT/SIGTERM arrived: a failure after that is the interruption, not a finding. */
+    get interrupted(): boolean {
+      return stopping;
+    },
     add(what: string, fn: () => Promise<void> | void): void {
       steps.push({ what, fn });
     },
@@ -277,8 +281,4 @@ export function envNumber(name: string, fallback: number): number {
   const n = Number(raw);
   if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got "${raw}"`);
   return n;
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

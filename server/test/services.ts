@@ -119,7 +119,12 @@ export async function startPostgres(opts: StartOptions = {}): Promise<Service & 
   ]);
   const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
   await waitForOutput(child, /database system is ready to accept connections/, "PostgreSQL");
-  if (opts.detached) killOnExit(child, () => signalPostmaster(data, "SIGQUIT"));
+  if (opts.detached) {
+    killOnExit(child, () => {
+      signalPostmaster(data, "SIGQUIT");
+      rmSync(dir, { recursive: true, force: true });
+    });
+  }
   const version = spawnSync(join(bin, "postgres"), ["--version"], { encoding: "utf8" }).stdout.trim();
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
