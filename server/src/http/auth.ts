@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { platformError } from "../lib/errors.ts";
+import { addRouteHook } from "./route-hooks.ts";
 import type { SigningKeys } from "../modules/keys/signing-keys.ts";
 
 /** Who is calling. More kinds (API key, service account, share link, runner) arrive with their issues. */
@@ -23,14 +24,17 @@ declare module "fastify" {
 // The scheme name is case-insensitive (RFC 9110 §11.1).
 const BEARER = /^Bearer +([A-Za-z0-9._~+/=-]{1,8192}) *$/i;
 
-/** Authenticates every /v1 route that does not say `auth: "none"`: secure unless a route opts out. */
+/**
+ * Authenticates every /v1 route that does not say `auth: "none"`: secure unless a route opts out. The hook is
+ * attached per route at registration, so public routes pay nothing. Call before any route is registered.
+ */
 export function installAuth(app: FastifyInstance, keys: Pick<SigningKeys, "verify">): void {
   app.decorateRequest("principal", undefined);
-  app.addHook("onRequest", async (request) => {
-    const url = request.routeOptions.url;
-    if (!url) return; // unknown route: the 404 handler answers
-    const mode = request.routeOptions.config?.auth ?? (url.startsWith("/v1/") ? "user" : "none");
-    if (mode === "none") return;
+  app.addHook("onRoute", (route) => {
+    const mode = route.config?.auth ?? (route.url.startsWith("/v1/") ? "user" : "none");
+    if (mode === "user") addRouteHook(route, "onRequest", authenticate);
+  });
+  async function authenticate(request: FastifyRequest): Promise<void> {
     const header = request.headers.authorization;
     if (!header) throw platformError("UNAUTHENTICATED", "Send an access token: Authorization: Bearer <token>.");
     const m = BEARER.exec(header);
@@ -42,7 +46,7 @@ export function installAuth(app: FastifyInstance, keys: Pick<SigningKeys, "verif
         : platformError("INVALID_TOKEN", "The access token is invalid.", { extra: { reason: result.reason } });
     }
     request.principal = { kind: "user", userId: result.claims.sub, sessionId: result.claims.sid, tokenId: result.claims.jti };
-  });
+  }
 }
 
 /** The authenticated user of a `user` route (the hook guarantees one). */

@@ -1,4 +1,5 @@
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { addRouteHook } from "./route-hooks.ts";
 import { platformError } from "../lib/errors.ts";
 
 const MAX_DEPTH = 32;
@@ -32,7 +33,12 @@ export function scanInput(root: unknown): { field: string; reason: "nul" | "dept
  * text, which would otherwise surface as a 500 from whichever query met them first) and absurdly deep nesting.
  */
 export function installInputGuard(app: FastifyInstance): void {
-  app.addHook("preValidation", async (request) => {
+  // only routes that declare input read any; the others never see a body, query or param value
+  app.addHook("onRoute", (route) => {
+    const schema = route.schema as { body?: unknown; querystring?: unknown; params?: unknown } | undefined;
+    if (schema?.body || schema?.querystring || schema?.params) addRouteHook(route, "preValidation", guard);
+  });
+  async function guard(request: FastifyRequest): Promise<void> {
     const hit = scanInput(request.body) ?? scanInput(request.query) ?? scanInput(request.params);
     if (!hit) return;
     throw platformError(
@@ -40,5 +46,5 @@ export function installInputGuard(app: FastifyInstance): void {
       hit.reason === "nul" ? `${hit.field} must not contain NUL characters.` : `${hit.field} is nested more than ${MAX_DEPTH} levels deep.`,
       { field: hit.field },
     );
-  });
+  }
 }

@@ -1,4 +1,5 @@
 import { Type, type TSchema } from "typebox";
+import { idPattern } from "../lib/ids.ts";
 
 /** RFC 9457 problem document, as every error leaves the server. */
 export const Problem = Type.Object(
@@ -60,3 +61,6 @@ export function encodeCursor(id: string): string {
 export function decodeCursor(cursor: string | undefined): string | undefined {
   return cursor === undefined ? undefined : Buffer.from(cursor, "base64url").toString("utf8");
 }
+
+/** Path parameters of every org-scoped route. */
+export const OrgIdParams = Type.Object({ orgId: Type.String({ pattern: idPattern("org"), description: "org_… id" }) }, { additionalProperties: false });

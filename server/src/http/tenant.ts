@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { platformError } from "../lib/errors.ts";
+import { addRouteHook } from "./route-hooks.ts";
 import { isId } from "../lib/ids.ts";
 import type { AccessService, OrgMembership } from "../modules/access/access.service.ts";
 import type { Permission } from "../modules/access/permissions.ts";
@@ -27,10 +28,10 @@ export function installTenant(app: FastifyInstance, access: Pick<AccessService, 
     if (!permission) throw new Error(`route ${route.method} ${route.url} is org-scoped but names no permission`);
     // published in the OpenAPI document, so clients and the isolation suite know what each route needs
     route.schema = { ...route.schema, "x-permission": permission } as typeof route.schema;
+    // attached after authentication (installAuth's onRoute runs first), and only to org-scoped routes
+    addRouteHook(route, "onRequest", resolveTenant);
   });
-  app.addHook("onRequest", async (request) => {
-    const url = request.routeOptions.url;
-    if (!url?.startsWith("/v1/orgs/:orgId")) return;
+  async function resolveTenant(request: FastifyRequest): Promise<void> {
     const orgId = (request.params as { orgId?: string }).orgId ?? "";
     const principal = request.principal;
     if (!principal) throw platformError("UNAUTHENTICATED", "Sign in first.");
@@ -46,7 +47,7 @@ export function installTenant(app: FastifyInstance, access: Pick<AccessService, 
       });
     }
     request.tenant = membership;
-  });
+  }
 }
 
 /** The caller's membership in the route's org (the tenant hook guarantees one on org-scoped routes). */

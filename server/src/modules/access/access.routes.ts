@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
-import { bearerSecurity, errors } from "../../http/schemas.ts";
-import { idPattern } from "../../lib/ids.ts";
+import { OrgIdParams, bearerSecurity, errors } from "../../http/schemas.ts";
 import { ALL_PERMISSIONS, BUILT_IN_ROLES, PERMISSIONS, type BuiltInRole } from "./permissions.ts";
 
 const Role = Type.Object({
@@ -31,7 +30,7 @@ export function accessRoutes(): FastifyPluginAsyncTypebox {
         tags,
         summary: "The roles of an organization and their permissions",
         security: bearerSecurity,
-        params: Type.Object({ orgId: Type.String({ pattern: idPattern("org") }) }, { additionalProperties: false }),
+        params: OrgIdParams,
         response: { 200: Type.Object({ items: Type.Array(Role) }), ...errors(400, 401, 403, 404) },
       },
     }, async () => ({

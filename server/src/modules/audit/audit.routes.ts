@@ -2,13 +2,11 @@ import { Readable } from "node:stream";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import { requireTenant } from "../../http/tenant.ts";
-import { bearerSecurity, Cursor, decodeCursor, encodeCursor, errors, Limit, Timestamp } from "../../http/schemas.ts";
+import { OrgIdParams, bearerSecurity, Cursor, decodeCursor, encodeCursor, errors, Limit, Timestamp } from "../../http/schemas.ts";
 import { platformError } from "../../lib/errors.ts";
-import { idPattern } from "../../lib/ids.ts";
 import type { AuditRow } from "./audit.repo.ts";
 import type { AuditService } from "./audit.service.ts";
 
-const OrgId = Type.Object({ orgId: Type.String({ pattern: idPattern("org"), description: "org_… id" }) }, { additionalProperties: false });
 
 const AuditEvent = Type.Object({
   id: Type.String({ description: "aud_… id" }),
@@ -61,7 +59,7 @@ export function auditRoutes(s: { audit: AuditService }): FastifyPluginAsyncTypeb
         tags,
         summary: "The org's audit log, newest first",
         security: bearerSecurity,
-        params: OrgId,
+        params: OrgIdParams,
         querystring: Type.Object({ ...Filters, cursor: Type.Optional(Cursor), limit: Type.Optional(Limit) }, { additionalProperties: false }),
         response: { 200: Type.Object({ items: Type.Array(AuditEvent), next_cursor: Type.Union([Type.String(), Type.Null()]) }), ...errors(400, 401, 403, 404) },
       },
@@ -89,7 +87,7 @@ export function auditRoutes(s: { audit: AuditService }): FastifyPluginAsyncTypeb
         summary: "The whole audit log as JSON lines, oldest first",
         description: "One event per line (application/x-ndjson), in chain order, so a copy can be verified offline.",
         security: bearerSecurity,
-        params: OrgId,
+        params: OrgIdParams,
         produces: ["application/x-ndjson"],
         response: { ...errors(401, 403, 404) },
       },

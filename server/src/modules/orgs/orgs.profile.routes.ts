@@ -2,13 +2,11 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import { requireUser } from "../../http/auth.ts";
 import { requireTenant } from "../../http/tenant.ts";
-import { BODY_ERRORS, bearerSecurity, errors, NullableTimestamp, Timestamp } from "../../http/schemas.ts";
-import { idPattern } from "../../lib/ids.ts";
+import { BODY_ERRORS, OrgIdParams, bearerSecurity, errors, NullableTimestamp, Timestamp } from "../../http/schemas.ts";
 import { actorOf } from "../audit/audit.http.ts";
 import type { OrgRow } from "./orgs.repo.ts";
 import type { OrgProfileService } from "./orgs.profile.service.ts";
 
-const OrgId = Type.Object({ orgId: Type.String({ pattern: idPattern("org"), description: "org_… id" }) }, { additionalProperties: false });
 const Name = Type.String({ minLength: 1, maxLength: 100, pattern: "\\S", description: "Organization name" });
 const Slug = Type.String({ minLength: 3, maxLength: 48, pattern: "^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$", description: "Unique across the platform: a-z, 0-9 and inner hyphens" });
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T, description: string) => Type.Union([t, Type.Null()], { description });
@@ -74,7 +72,7 @@ export function orgProfileRoutes(s: { profile: OrgProfileService }): FastifyPlug
 
     app.get("/v1/orgs/:orgId", {
       config: { permission: "org:read" },
-      schema: { operationId: "getOrg", tags, summary: "An organization's profile", security: bearerSecurity, params: OrgId, response: { 200: Org, ...errors(400, 401, 403, 404) } },
+      schema: { operationId: "getOrg", tags, summary: "An organization's profile", security: bearerSecurity, params: OrgIdParams, response: { 200: Org, ...errors(400, 401, 403, 404) } },
     }, async (req) => toOrg(await s.profile.getOrg(requireTenant(req).orgId)));
 
     app.patch("/v1/orgs/:orgId", {
@@ -85,7 +83,7 @@ export function orgProfileRoutes(s: { profile: OrgProfileService }): FastifyPlug
         summary: "Change name, slug, address, contact or branding",
         description: "Audited as org.updated with each changed field before and after.",
         security: bearerSecurity,
-        params: OrgId,
+        params: OrgIdParams,
         body: Type.Object(
           {
             name: Type.Optional(Name),
