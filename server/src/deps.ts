@@ -15,6 +15,9 @@ import { DEFAULT_ABUSE_RULES, type AbuseRules } from "./modules/identity/abuse.t
 import * as access from "./modules/access/index.ts";
 import * as audit from "./modules/audit/index.ts";
 import * as identity from "./modules/identity/index.ts";
+import * as invitations from "./modules/invitations/index.ts";
+import * as members from "./modules/members/index.ts";
+import * as teams from "./modules/teams/index.ts";
 import * as keys from "./modules/keys/index.ts";
 import * as orgs from "./modules/orgs/index.ts";
 
@@ -29,9 +32,12 @@ export interface Deps {
   keys: ReturnType<typeof keys.wire>["service"];
   orgs: ReturnType<typeof orgs.wire>["service"];
   orgProfile: ReturnType<typeof orgs.wire>["profile"];
-  access: ReturnType<typeof access.wire>["service"];
+  access: Awaited<ReturnType<typeof access.wire>>["service"];
   audit: ReturnType<typeof audit.wire>["service"];
   identity: ReturnType<typeof identity.wire>["service"];
+  teams: ReturnType<typeof teams.wire>["service"];
+  members: ReturnType<typeof members.wire>["service"];
+  invitations: ReturnType<typeof invitations.wire>["service"];
   routes: FastifyPluginAsync[];
   close(): Promise<void>;
 }
@@ -92,6 +98,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     release = opened.release;
   }
   let redis: Redis | undefined;
+  const closers: (() => Promise<void>)[] = [];
   try {
     if (config.autoMigrate && !overrides.db) {
       const wantsPassword = config.database.kind === "postgres" && !config.database.appUrl;
@@ -109,7 +116,8 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     if (created.created) log.info("generated the first token-signing key");
     await k.service.retireExpired();
     const au = audit.wire({ db, clock });
-    const ac = access.wire({ db });
+    const ac = await access.wire({ db, clock, log, redis, audit: au.service });
+    closers.push(ac.close);
     const o = orgs.wire({ db, clock, audit: au.service });
     const id = identity.wire({
       db,
@@ -124,6 +132,9 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       accessTtlSeconds: config.jwt.accessTtlSeconds,
       refreshTtlSeconds: config.jwt.refreshTtlSeconds,
     });
+    const tm = teams.wire({ db, clock, audit: au.service, access: ac.service });
+    const mb = members.wire({ db, clock, audit: au.service, access: ac.service });
+    const inv = invitations.wire({ db, clock, audit: au.service, access: ac.service, jobs, mailer, identity: id.service.identity, publicUrl: config.publicUrl });
     const ownDb = db;
     return {
       config,
@@ -139,9 +150,13 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       access: ac.service,
       audit: au.service,
       identity: id.service,
-      routes: [...k.routes, ...o.routes, ...id.routes, ...ac.routes, ...au.routes],
+      teams: tm.service,
+      members: mb.service,
+      invitations: inv.service,
+      routes: [...k.routes, ...o.routes, ...id.routes, ...ac.routes, ...au.routes, ...tm.routes, ...mb.routes, ...inv.routes],
       async close() {
         await jobs.stop();
+        for (const c of closers) await c();
         mailer.close();
         redis?.disconnect();
         if (!overrides.db) await ownDb.close();
@@ -149,6 +164,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       },
     };
   } catch (e) {
+    for (const c of closers) await c().catch(() => {});
     redis?.disconnect(); // a live connection would keep the process from exiting
     if (!overrides.db) await db.close();
     release();

@@ -33,12 +33,28 @@ for (const backend of BACKENDS) {
     it("a query without the tenant set sees no tenant rows", async () => {
       const r = (await t.db.tx({}, (tx) =>
         tx.execute(sql`select (select count(*)::int from orgs) as orgs, (select count(*)::int from memberships) as members,
-          (select count(*)::int from audit_events) as audit`),
-      )) as unknown as Rows<{ orgs: number; members: number; audit: number }>;
-      assert.deepEqual(r.rows[0], { orgs: 0, members: 0, audit: 0 });
+          (select count(*)::int from audit_events) as audit,
+          (select count(*)::int from audit_heads) as heads`),
+      )) as unknown as Rows<{ orgs: number; members: number; audit: number; heads: number }>;
+      assert.deepEqual(r.rows[0], { orgs: 0, members: 0, audit: 0, heads: 0 });
       // sign-up wrote org.created events for both personal orgs: they exist, the tenant-less query just cannot see them
       const owner = (await t.db.owner.execute(sql`select count(*)::int as n from audit_events`)) as unknown as Rows<{ n: number }>;
       assert.ok(owner.rows[0].n >= 2, `events exist: ${owner.rows[0].n}`);
+    });
+
+    it("every table with an org_id column forces row-level security under a restrictive tenant policy", async () => {
+      const r = (await t.db.owner.execute(sql`
+        select c.relname as table, c.relrowsecurity as enabled, c.relforcerowsecurity as forced,
+          exists (select 1 from pg_policy p where p.polrelid = c.oid and not p.polpermissive
+                  and pg_get_expr(p.polqual, p.polrelid) like '%app.org_id%'
+                  and pg_get_expr(p.polwithcheck, p.polrelid) like '%app.org_id%') as restrictive
+        from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = 'public' and c.relkind = 'r'
+          and exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'org_id' and not a.attisdropped)
+          and c.relname <> 'sessions'
+        order by 1`)) as unknown as Rows<{ table: string; enabled: boolean; forced: boolean; restrictive: boolean }>;
+      assert.ok(r.rows.length >= 8, `tenant tables found: ${r.rows.map((x) => x.table).join(", ")}`);
+      for (const row of r.rows) assert.deepEqual(row, { table: row.table, enabled: true, forced: true, restrictive: true });
     });
 
     it("a tenant sees its own rows only", async () => {

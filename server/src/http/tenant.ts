@@ -12,6 +12,11 @@ declare module "fastify" {
   interface FastifyContextConfig {
     /** The permission an org-scoped route needs; every `/v1/orgs/:orgId/…` route must name one. */
     permission?: Permission;
+    /**
+     * The handler decides instead of the hook, because `permission` can also be held on the one resource the route
+     * touches (a team maintainer updating their team without teams:update). The handler must call access.require.
+     */
+    resourceCheck?: boolean;
   }
 }
 
@@ -39,6 +44,8 @@ export function installTenant(app: FastifyInstance, access: Pick<AccessService, 
     if (!isId("org", orgId)) throw notFound;
     const membership = await access.membership(orgId, principal.userId);
     if (!membership) throw notFound;
+    request.tenant = membership;
+    if (request.routeOptions.config.resourceCheck) return;
     const permission = request.routeOptions.config.permission as Permission;
     const decision = access.decide(membership, permission);
     if (!decision.allowed) {
@@ -46,7 +53,6 @@ export function installTenant(app: FastifyInstance, access: Pick<AccessService, 
         extra: { permission },
       });
     }
-    request.tenant = membership;
   }
 }
 

@@ -40,6 +40,8 @@ export const sessions = pgTable(
       .notNull()
       .references(() => users.id, { onDelete: "cascade" }),
     method: text("method").notNull(),
+    /** Set when the session was opened for one org (SSO, an org login): leaving that org ends it. */
+    orgId: text("org_id"),
     ip: text("ip"),
     userAgent: text("user_agent"),
     createdAt: ts("created_at").notNull().defaultNow(),

@@ -20,6 +20,7 @@ export const orgs = pgTable(
     /** Soft delete: unusable at once, restorable by an owner until purgeAfter, then purged by a job. */
     deletedAt: ts("deleted_at"),
     purgeAfter: ts("purge_after"),
+    deletedBy: text("deleted_by"),
     createdAt: ts("created_at").notNull().defaultNow(),
     updatedAt: ts("updated_at").notNull().defaultNow(),
   },

@@ -1,65 +1,344 @@
-import { and, eq, isNull } from "drizzle-orm";
-import type { Database } from "../../db/client.ts";
-import { memberships, orgs } from "../../db/schema/index.ts";
-import { BUILT_IN_ROLES, isBuiltInRole, type Permission } from "./permissions.ts";
+import { sql } from "drizzle-orm";
+import type { Database, Executor } from "../../db/client.ts";
+import type { Clock } from "../../lib/clock.ts";
+import { platformError } from "../../lib/errors.ts";
+import { BUILT_IN_ROLES, isBuiltInRole, isPermission, type Permission } from "./permissions.ts";
+import { includes, permissionsFor, type ObjectType, type Relation } from "./relations.ts";
 
-/** Where a decision came from, so `explain` can show the path. */
+/** One step on the path to a decision, so `explain` can show why. */
 export interface DecisionStep {
-  kind: "membership" | "role";
+  kind: "membership" | "role" | "peer_grant" | "grant" | "team" | "maintainer" | "default";
   detail: string;
+  grant_id?: string;
 }
 
 export interface Decision {
   allowed: boolean;
-  permission: Permission;
+  /** The permission (`secrets:read`) or relation (`read`) asked about. */
+  permission: string;
   steps: DecisionStep[];
+}
+
+/** A peer grant: a permission another member passed on, perhaps until a time. */
+export interface PeerPermission {
+  grantId: string;
+  permission: Permission;
+  grantedBy: string | null;
+  expiresAt: Date | null;
+}
+
+export interface TeamPlacement {
+  teamId: string;
+  role: "maintainer" | "member";
+  /** Root first, the team itself last. */
+  path: readonly string[];
 }
 
 export interface OrgMembership {
   orgId: string;
   userId: string;
   role: string;
+  /** The role's permissions and the live peer grants' together: what RBAC allows. */
   permissions: ReadonlySet<Permission>;
+  rolePermissions: ReadonlySet<Permission>;
+  peer: readonly PeerPermission[];
+  teams: readonly TeamPlacement[];
+  /** The user's teams and all their ancestors: a grant to any of these reaches the user. */
+  teamReach: ReadonlySet<string>;
 }
 
-function permissionsOf(role: string): ReadonlySet<Permission> {
-  return new Set(isBuiltInRole(role) ? BUILT_IN_ROLES[role].permissions : []);
+export interface ObjectRef {
+  type: ObjectType;
+  id: string;
 }
+
+interface GrantTuple {
+  id: string;
+  subjectType: string;
+  subjectId: string;
+  relation: Relation;
+  expiresAt: Date | null;
+}
+
+interface ObjectFacts {
+  grants: GrantTuple[];
+  /** For a team: root-first ancestor chain including itself; undefined when the team does not exist. */
+  teamPath?: readonly string[];
+}
+
+interface Cached<T> {
+  value: T;
+  epoch: number;
+  /** ms since epoch after which the entry is stale (the soonest grant expiry, or the safety TTL). */
+  staleAt: number;
+}
+
+/** Bounded map that forgets its oldest entries first (Map keeps insertion order). */
+class BoundedCache<T> {
+  private readonly map = new Map<string, Cached<T>>();
+  private readonly max: number;
+  constructor(max: number) {
+    this.max = max;
+  }
+  get(key: string): Cached<T> | undefined {
+    return this.map.get(key);
+  }
+  set(key: string, entry: Cached<T>): void {
+    if (this.map.size >= this.max) {
+      const oldest = this.map.keys().next().value;
+      if (oldest !== undefined) this.map.delete(oldest);
+    }
+    this.map.set(key, entry);
+  }
+  clear(): void {
+    this.map.clear();
+  }
+  get size(): number {
+    return this.map.size;
+  }
+}
+
+export interface AccessOptions {
+  /** Safety net: a cached fact is re-read after this long even without an invalidation. */
+  cacheTtlMs?: number;
+  maxMemberships?: number;
+  maxObjects?: number;
+}
+
+const ROLE_PERMS = new Map<string, ReadonlySet<Permission>>(
+  Object.entries(BUILT_IN_ROLES).map(([name, r]) => [name, new Set<Permission>(r.permissions)]),
+);
 
 /**
- * The authorization engine: one place decides whether a principal may do something in an org. This session it is
- * RBAC over the built-in roles; relationship grants (sharing, teams, peer grants) and custom roles plug in here.
+ * The authorization engine: one place decides whether a principal may do something in an org.
+ *
+ * - RBAC: the member's role (built-in or the org's custom role) gives permissions org-wide.
+ * - Peer grants: permissions another member passed on (never more than they held), perhaps until a time.
+ * - Relationship grants: (subject, relation, object) tuples sharing one resource with a user, a team (reaching the
+ *   members of it and of all its sub-teams) or the whole org. Relations include weaker ones (relations.ts).
+ * - Teams: a team's maintainers administer it and every team below it; its members read it.
+ *
+ * Facts are cached per instance and tagged with the org's epoch: `invalidate(orgId)` bumps the epoch (every cached
+ * fact of the org is stale at once) and tells the other instances (invalidation.ts), so a revoked grant or removed
+ * member is denied on the very next request anywhere. Callers invalidate after their transaction commits.
  */
-export function createAccessService(deps: { db: Database }) {
-  const { db } = deps;
-  return {
+export function createAccessService(deps: { db: Database; clock: Clock; options?: AccessOptions }) {
+  const { db, clock } = deps;
+  const ttl = deps.options?.cacheTtlMs ?? 30_000;
+  const memberships = new BoundedCache<OrgMembership | null>(deps.options?.maxMemberships ?? 50_000);
+  const objects = new BoundedCache<ObjectFacts>(deps.options?.maxObjects ?? 200_000);
+  const epochs = new Map<string, number>();
+  let publish: (orgId: string) => Promise<void> = async () => {};
+  const epochOf = (orgId: string) => epochs.get(orgId) ?? 0;
+  const fresh = <T>(e: Cached<T> | undefined, orgId: string, now: number): e is Cached<T> => !!e && e.epoch === epochOf(orgId) && now < e.staleAt;
+
+  async function customRolePermissions(ex: Executor, orgId: string, role: string): Promise<Permission[] | undefined> {
+    const r = (await ex.execute(sql`select permissions from custom_roles where org_id = ${orgId} and name = ${role}`)) as unknown as { rows: { permissions: string[] }[] };
+    return r.rows[0]?.permissions.filter(isPermission);
+  }
+
+  async function loadMembership(orgId: string, userId: string, now: Date): Promise<{ m: OrgMembership | null; staleAt: number }> {
+    const rows = (await db.tx({ orgId, userId }, (tx) =>
+      tx.execute(sql`
+        select m.role,
+          (select r.permissions from custom_roles r where r.org_id = m.org_id and r.name = m.role) as custom,
+          (select coalesce(json_agg(json_build_object('team', t.id, 'role', tm.role, 'path', t.path)), '[]'::json)
+             from team_members tm join teams t on t.id = tm.team_id
+            where tm.org_id = m.org_id and tm.user_id = m.user_id) as teams,
+          (select coalesce(json_agg(json_build_object('id', g.id, 'p', g.relation, 'by', g.granted_by, 'exp', g.expires_at)), '[]'::json)
+             from grants g
+            where g.org_id = m.org_id and g.kind = 'peer' and g.subject_type = 'user' and g.subject_id = m.user_id
+              and (g.expires_at is null or g.expires_at > ${now.toISOString()}::timestamptz)) as peer
+        from memberships m join orgs o on o.id = m.org_id
+        where m.org_id = ${orgId} and m.user_id = ${userId} and o.deleted_at is null`),
+    )) as unknown as { rows: { role: string; custom: string[] | null; teams: { team: string; role: string; path: string[] }[]; peer: { id: string; p: string; by: string | null; exp: string | null }[] }[] };
+    const row = rows.rows[0];
+    let staleAt = now.getTime() + ttl;
+    if (!row) return { m: null, staleAt };
+    const rolePermissions = ROLE_PERMS.get(row.role) ?? new Set<Permission>((row.custom ?? []).filter(isPermission));
+    const peer: PeerPermission[] = [];
+    for (const g of row.peer) {
+      if (!isPermission(g.p)) continue;
+      const expiresAt = g.exp ? new Date(g.exp) : null;
+      if (expiresAt) staleAt = Math.min(staleAt, expiresAt.getTime());
+      peer.push({ grantId: g.id, permission: g.p, grantedBy: g.by, expiresAt });
+    }
+    const permissions = new Set<Permission>(rolePermissions);
+    for (const p of peer) permissions.add(p.permission);
+    const teams: TeamPlacement[] = row.teams.map((t) => ({ teamId: t.team, role: t.role === "maintainer" ? "maintainer" : "member", path: t.path }));
+    const teamReach = new Set<string>();
+    for (const t of teams) for (const id of t.path) teamReach.add(id);
+    return { m: { orgId, userId, role: row.role, permissions, rolePermissions, peer, teams, teamReach }, staleAt };
+  }
+
+  async function loadObject(orgId: string, object: ObjectRef, now: Date): Promise<{ facts: ObjectFacts; staleAt: number }> {
+    const { grantRows, path } = await db.tx({ orgId }, async (tx) => {
+      const g = (await tx.execute(sql`
+        select id, subject_type, subject_id, relation, expires_at from grants
+        where org_id = ${orgId} and object_type = ${object.type} and object_id = ${object.id} and kind = 'share'
+          and (expires_at is null or expires_at > ${now.toISOString()}::timestamptz)`)) as unknown as {
+        rows: { id: string; subject_type: string; subject_id: string; relation: Relation; expires_at: string | Date | null }[];
+      };
+      let p: string[] | undefined;
+      if (object.type === "team") {
+        const t = (await tx.execute(sql`select path from teams where org_id = ${orgId} and id = ${object.id}`)) as unknown as { rows: { path: string[] }[] };
+        p = t.rows[0]?.path;
+      }
+      return { grantRows: g.rows, path: p };
+    });
+    let staleAt = now.getTime() + ttl;
+    const grants = grantRows.map((r) => {
+      const expiresAt = r.expires_at ? new Date(r.expires_at) : null;
+      if (expiresAt) staleAt = Math.min(staleAt, expiresAt.getTime());
+      return { id: r.id, subjectType: r.subject_type, subjectId: r.subject_id, relation: r.relation, expiresAt };
+    });
+    return { facts: { grants, teamPath: path }, staleAt };
+  }
+
+  function decidePermission(m: OrgMembership, permission: Permission): Decision {
+    const steps: DecisionStep[] = [{ kind: "membership", detail: `member of ${m.orgId} with role ${m.role}` }];
+    if (m.rolePermissions.has(permission)) {
+      steps.push({ kind: "role", detail: `role ${m.role} grants ${permission}` });
+      return { allowed: true, permission, steps };
+    }
+    steps.push({ kind: "role", detail: `role ${m.role} does not grant ${permission}` });
+    const peer = m.peer.find((p) => p.permission === permission);
+    if (peer) {
+      steps.push({
+        kind: "peer_grant",
+        detail: `peer grant of ${permission} from ${peer.grantedBy ?? "a former member"}${peer.expiresAt ? ` until ${peer.expiresAt.toISOString()}` : ""}`,
+        grant_id: peer.grantId,
+      });
+      return { allowed: true, permission, steps };
+    }
+    return { allowed: false, permission, steps };
+  }
+
+  function decideRelation(m: OrgMembership, relation: Relation, object: ObjectRef, facts: ObjectFacts): Decision {
+    const steps: DecisionStep[] = [{ kind: "membership", detail: `member of ${m.orgId} with role ${m.role}` }];
+    const done = (allowed: boolean): Decision => ({ allowed, permission: relation, steps });
+    if (object.type === "team" && !facts.teamPath) {
+      steps.push({ kind: "default", detail: `no team ${object.id} in this organization` });
+      return done(false);
+    }
+    for (const p of permissionsFor(object.type, relation)) {
+      const d = decidePermission(m, p);
+      if (d.allowed) {
+        steps.push(...d.steps.slice(1));
+        steps.push({ kind: "role", detail: `${p} covers ${relation} on every ${object.type} of the organization` });
+        return done(true);
+      }
+    }
+    if (object.type === "team" && facts.teamPath) {
+      for (const t of m.teams) {
+        if (t.role === "maintainer" && facts.teamPath.includes(t.teamId) && includes("admin", relation)) {
+          steps.push({ kind: "maintainer", detail: t.teamId === object.id ? `maintainer of team ${t.teamId}` : `maintainer of ${t.teamId}, an ancestor of team ${object.id}` });
+          return done(true);
+        }
+        if (t.teamId === object.id && includes("read", relation)) {
+          steps.push({ kind: "team", detail: `member of team ${object.id}` });
+          return done(true);
+        }
+      }
+    }
+    for (const g of facts.grants) {
+      if (!includes(g.relation, relation)) continue;
+      let via: string | undefined;
+      if (g.subjectType === "user" && g.subjectId === m.userId) via = "you";
+      else if (g.subjectType === "team" && m.teamReach.has(g.subjectId)) {
+        const direct = m.teams.some((t) => t.teamId === g.subjectId);
+        via = direct ? `team ${g.subjectId}, which you are in` : `team ${g.subjectId}, above a team you are in`;
+      } else if (g.subjectType === "org" && g.subjectId === m.orgId) via = "every member of the organization";
+      if (!via) continue;
+      steps.push({
+        kind: "grant",
+        detail: `${g.relation} on ${object.type} ${object.id} granted to ${via}${g.relation !== relation ? ` (${g.relation} includes ${relation})` : ""}${g.expiresAt ? ` until ${g.expiresAt.toISOString()}` : ""}`,
+        grant_id: g.id,
+      });
+      return done(true);
+    }
+    steps.push({ kind: "default", detail: `no role permission, team or grant gives ${relation} on ${object.type} ${object.id}` });
+    return done(false);
+  }
+
+  const service = {
     /** The user's membership in a live org, or undefined (a stranger, or a deleted org: the caller answers 404). */
     async membership(orgId: string, userId: string): Promise<OrgMembership | undefined> {
-      const [row] = await db.tx({ orgId, userId }, (tx) =>
-        tx
-          .select({ role: memberships.role })
-          .from(memberships)
-          .innerJoin(orgs, eq(orgs.id, memberships.orgId))
-          .where(and(eq(memberships.orgId, orgId), eq(memberships.userId, userId), isNull(orgs.deletedAt)))
-          .limit(1),
-      );
-      return row ? { orgId, userId, role: row.role, permissions: permissionsOf(row.role) } : undefined;
+      const key = `${orgId}\u0000${userId}`;
+      const nowMs = clock.now().getTime();
+      const hit = memberships.get(key);
+      if (fresh(hit, orgId, nowMs)) return hit.value ?? undefined;
+      const epoch = epochOf(orgId); // taken before reading: an invalidation during the read leaves the entry stale
+      const { m, staleAt } = await loadMembership(orgId, userId, new Date(nowMs));
+      memberships.set(key, { value: m, epoch, staleAt });
+      return m ?? undefined;
     },
 
+    /** May the member do `permission` (org-wide)? Role, then peer grants. */
     decide(m: OrgMembership, permission: Permission): Decision {
-      const allowed = m.permissions.has(permission);
-      return {
-        allowed,
-        permission,
-        steps: [
-          { kind: "membership", detail: `member of ${m.orgId} with role ${m.role}` },
-          { kind: "role", detail: allowed ? `role ${m.role} grants ${permission}` : `role ${m.role} does not grant ${permission}` },
-        ],
-      };
+      return decidePermission(m, permission);
     },
 
-    permissionsOf,
+    /** May the member hold `relation` on one resource? RBAC, teams, then relationship grants. */
+    async check(m: OrgMembership, relation: Relation, object: ObjectRef): Promise<Decision> {
+      const key = `${m.orgId}\u0000${object.type}\u0000${object.id}`;
+      const nowMs = clock.now().getTime();
+      let hit = objects.get(key);
+      if (!fresh(hit, m.orgId, nowMs)) {
+        const epoch = epochOf(m.orgId);
+        const { facts, staleAt } = await loadObject(m.orgId, object, new Date(nowMs));
+        hit = { value: facts, epoch, staleAt };
+        objects.set(key, hit);
+      }
+      return decideRelation(m, relation, object, hit.value);
+    },
+
+    /** Throws 403 naming the permission unless the member holds it (org-wide, or on `object` when given). */
+    async require(m: OrgMembership, permission: Permission, object?: { ref: ObjectRef; relation: Relation }): Promise<void> {
+      if (decidePermission(m, permission).allowed) return;
+      if (object && (await service.check(m, object.relation, object.ref)).allowed) return;
+      throw platformError("FORBIDDEN", `This needs the ${permission} permission${object ? ` or ${object.relation} on ${object.ref.type} ${object.ref.id}` : ""}, which you do not have.`, {
+        extra: { permission },
+      });
+    },
+
+    /** The permissions of a role in an org: built-in, or the org's custom role (undefined when there is none). */
+    async rolePermissions(ex: Executor, orgId: string, role: string): Promise<ReadonlySet<Permission> | undefined> {
+      if (isBuiltInRole(role)) return ROLE_PERMS.get(role);
+      const custom = await customRolePermissions(ex, orgId, role);
+      return custom ? new Set(custom) : undefined;
+    },
+
+    /**
+     * Something about the org's access changed (membership, role, team, grant, the org itself): every cached fact of
+     * the org is stale here at once, and on the other instances before this resolves. Call after the commit.
+     */
+    async invalidate(orgId: string): Promise<void> {
+      epochs.set(orgId, epochOf(orgId) + 1);
+      await publish(orgId);
+    },
+
+    /** Drops the org's cached facts on this instance only (the bus calls this for other instances' changes). */
+    invalidateLocal(orgId: string): void {
+      epochs.set(orgId, epochOf(orgId) + 1);
+    },
+
+    /** Wires the cross-instance bus (deps.ts does, once Redis is known). */
+    setPublisher(fn: (orgId: string) => Promise<void>): void {
+      publish = fn;
+    },
+
+    /** Every cached fact, everywhere in this instance, gone (tests and the bench's uncached runs). */
+    clearCache(): void {
+      memberships.clear();
+      objects.clear();
+    },
+
+    permissionsOf(role: string): ReadonlySet<Permission> {
+      return ROLE_PERMS.get(role) ?? new Set();
+    },
   };
+  return service;
 }
 
 export type AccessService = ReturnType<typeof createAccessService>;

@@ -1,9 +1,17 @@
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
 import type { Database } from "../../db/client.ts";
+import type { Clock } from "../../lib/clock.ts";
 import { accessRoutes } from "./access.routes.ts";
-import { createAccessService } from "./access.service.ts";
+import type { AuditService } from "../audit/audit.service.ts";
+import { grantsRoutes } from "./grants.routes.ts";
+import { createAccessService, type AccessOptions } from "./access.service.ts";
+import { createInvalidationBus } from "./invalidation.ts";
 
-/** Access: permissions, roles and the authorization engine. */
-export function wire(deps: { db: Database }) {
+/** Access: permissions, roles and the authorization engine, with its cross-instance cache invalidation. */
+export async function wire(deps: { db: Database; clock: Clock; log: Logger; redis?: Redis; audit: AuditService; options?: AccessOptions }) {
   const access = createAccessService(deps);
-  return { service: access, routes: [accessRoutes()] };
+  const bus = await createInvalidationBus({ redis: deps.redis, log: deps.log, onInvalidate: (orgId) => access.invalidateLocal(orgId) });
+  access.setPublisher((orgId) => bus.publish(orgId));
+  return { service: access, routes: [accessRoutes(), grantsRoutes()], close: () => bus.close() };
 }

@@ -1,6 +1,6 @@
 import { and, asc, desc, eq, gt, gte, lt, lte, sql } from "drizzle-orm";
 import type { Executor } from "../../db/client.ts";
-import { auditEvents } from "../../db/schema/index.ts";
+import { auditEvents, auditHeads } from "../../db/schema/index.ts";
 
 export type AuditRow = typeof auditEvents.$inferSelect;
 
@@ -15,16 +15,27 @@ export interface AuditFilter {
 
 /** Audit queries; every one names its org (row-level security is the floor, this filter the wall). */
 export const auditRepo = {
-  /** The chain's head, taken under a per-org transaction lock so concurrent appends queue up instead of forking. */
+  /**
+   * The chain's head, taken under a per-org transaction lock so concurrent appends queue up instead of forking. The
+   * head lives in audit_heads (one row per org), so an append reads one row instead of searching the chain.
+   */
   async lockHead(tx: Executor, orgId: string): Promise<{ seq: number; hash: string } | undefined> {
     await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`audit:${orgId}`}, 0))`);
-    const [row] = await tx
-      .select({ seq: auditEvents.seq, hash: auditEvents.hash })
-      .from(auditEvents)
-      .where(eq(auditEvents.orgId, orgId))
-      .orderBy(desc(auditEvents.seq))
-      .limit(1);
+    const [row] = await tx.select({ seq: auditHeads.seq, hash: auditHeads.hash }).from(auditHeads).where(eq(auditHeads.orgId, orgId));
     return row;
+  },
+
+  /** Where the chain should end: the anchor verification compares the last event with. */
+  async head(ex: Executor, orgId: string): Promise<{ seq: number; hash: string } | undefined> {
+    const [row] = await ex.select({ seq: auditHeads.seq, hash: auditHeads.hash }).from(auditHeads).where(eq(auditHeads.orgId, orgId));
+    return row;
+  },
+
+  async setHead(tx: Executor, orgId: string, seq: number, hash: string): Promise<void> {
+    await tx
+      .insert(auditHeads)
+      .values({ orgId, seq, hash })
+      .onConflictDoUpdate({ target: auditHeads.orgId, set: { seq, hash } });
   },
 
   async insert(tx: Executor, row: typeof auditEvents.$inferInsert): Promise<void> {

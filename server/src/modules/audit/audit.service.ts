@@ -50,7 +50,9 @@ export function createAuditService(deps: { db: Database; repo: AuditRepo; clock:
         createdAt: now,
         prevHash: head?.hash ?? GENESIS_HASH,
       };
-      await repo.insert(tx, { ...row, hash: eventHash(row) });
+      const hash = eventHash(row);
+      await repo.insert(tx, { ...row, hash });
+      await repo.setHead(tx, entry.orgId, row.seq, hash);
       return row.id;
     },
 
@@ -69,7 +71,10 @@ export function createAuditService(deps: { db: Database; repo: AuditRepo; clock:
       }
     },
 
-    /** Walks the chain and names the first event whose hash or link does not hold. */
+    /**
+     * Walks the chain and names the first event whose hash or link does not hold, then checks that the chain ends
+     * where its anchored head says: events cut from the end would otherwise leave a shorter chain that still links.
+     */
     async verify(orgId: string): Promise<VerifyResult> {
       let prev = GENESIS_HASH;
       let expectedSeq = 1;
@@ -82,6 +87,12 @@ export function createAuditService(deps: { db: Database; repo: AuditRepo; clock:
         if (eventHash(e) !== e.hash) return broken("the event's contents do not match its hash: it was altered");
         prev = e.hash;
         expectedSeq++;
+      }
+      const head = await db.tx({ orgId }, (tx) => repo.head(tx, orgId));
+      const lastSeq = expectedSeq - 1;
+      if ((head?.seq ?? 0) !== lastSeq || (head && head.hash !== prev)) {
+        const missing = { seq: lastSeq + 1, id: "(missing)", reason: `the chain ends at event #${lastSeq} but its anchored head is #${head?.seq ?? 0}: events were removed from the end` };
+        return { ok: false, events: n, brokenAt: head && head.seq === lastSeq ? { ...missing, seq: lastSeq, reason: "the last event's hash does not match the anchored head" } : missing };
       }
       return { ok: true, events: n };
     },

@@ -213,6 +213,13 @@ for (const backend of BACKENDS) {
       assert.ok(!r.ok && r.brokenAt.seq === 3 && /#2/.test(r.brokenAt.reason) && /missing/.test(r.brokenAt.reason), JSON.stringify(r));
     });
 
+    it("events cut from the end of the chain are named by verify(): the head is anchored", async () => {
+      const o = await orgWith(3);
+      await t.db.owner.execute(sql`delete from audit_events where org_id = ${o} and seq >= 3`);
+      const r = await t.deps.audit.verify(o);
+      assert.ok(!r.ok && r.brokenAt.seq === 3 && /removed from the end/.test(r.brokenAt.reason), JSON.stringify(r));
+    });
+
     it("the app role cannot UPDATE, DELETE or TRUNCATE events, even its own org's", async () => {
       const o = await orgWith(1);
       for (const stmt of [sql`update audit_events set diff = '{}'::jsonb where org_id = ${o}`, sql`delete from audit_events where org_id = ${o}`, sql`truncate audit_events`]) {
