@@ -32,6 +32,7 @@ export interface Deps {
   keys: ReturnType<typeof keys.wire>["service"];
   orgs: ReturnType<typeof orgs.wire>["service"];
   orgProfile: ReturnType<typeof orgs.wire>["profile"];
+  orgLifecycle: ReturnType<typeof orgs.wire>["lifecycle"];
   access: Awaited<ReturnType<typeof access.wire>>["service"];
   audit: ReturnType<typeof audit.wire>["service"];
   identity: ReturnType<typeof identity.wire>["service"];
@@ -118,7 +119,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     const au = audit.wire({ db, clock });
     const ac = await access.wire({ db, clock, log, redis, audit: au.service });
     closers.push(ac.close);
-    const o = orgs.wire({ db, clock, audit: au.service });
+    const o = orgs.wire({ db, clock, audit: au.service, access: ac.service, jobs });
     const id = identity.wire({
       db,
       clock,
@@ -147,6 +148,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       keys: k.service,
       orgs: o.service,
       orgProfile: o.profile,
+      orgLifecycle: o.lifecycle,
       access: ac.service,
       audit: au.service,
       identity: id.service,

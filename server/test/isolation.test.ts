@@ -12,8 +12,18 @@ import { newId } from "../src/lib/ids.ts";
 import { BUILT_IN_ROLES, isPermission, type BuiltInRole, type Permission } from "../src/modules/access/permissions.ts";
 import { BACKENDS, createTestApp, problemOf, signUp, type TestApp, type TestUser } from "./harness.ts";
 
-/** Bodies the schema cannot yield (keyed "METHOD /path" as in the OpenAPI document). */
-const EXAMPLE_BODIES: Record<string, unknown> = {};
+/** What a body may need to know about the org it is sent to. */
+interface OrgFacts {
+  id: string;
+  slug: string;
+}
+/** Bodies the schema cannot yield (keyed "METHOD /path" as in the OpenAPI document); a function gets the target org. */
+const EXAMPLE_BODIES: Record<string, unknown> = {
+  "DELETE /v1/orgs/{orgId}": (org: OrgFacts) => ({ confirm: org.slug }),
+  // another member of the org: "{otherMember}" is replaced per caller
+  "POST /v1/orgs/{orgId}/peer-grants": { grantee_id: "{otherMember}", permissions: ["org:read"] },
+  "POST /v1/orgs/{orgId}/grant-requests": { grantor_id: "{otherMember}", permissions: ["org:read"] },
+};
 /** Path parameters other than orgId whose schema does not say what a valid one looks like. */
 const EXAMPLE_PARAMS: Record<string, string> = {};
 
@@ -28,6 +38,7 @@ const PUBLIC_ROUTES = [
   "POST /v1/auth/password-reset/confirm",
   "POST /v1/auth/magic-link",
   "POST /v1/auth/magic-link/verify",
+  "POST /v1/invitations/register",
 ];
 /** The org-scoped operations that exist today; the suite must find at least these. */
 const KNOWN_ORG_OPERATIONS = ["getOrg", "updateOrg", "listRoles", "listAuditEvents", "exportAuditEvents"];
@@ -182,15 +193,26 @@ for (const backend of BACKENDS) {
     let orgA: string;
     let orgB: string;
 
-    const call = (o: Op, orgId: string, user?: TestUser) => t.call(o.method, o.path.replace(":orgId", orgId), o.body, user?.access_token);
+    const slugs = new Map<string, string>();
+    /** The body for this org and caller: functions get the org, "{otherMember}" becomes a member other than the caller. */
+    const bodyAs = (o: Op, orgId: string, user?: TestUser): unknown => {
+      const body = typeof o.body === "function" ? o.body({ id: orgId, slug: slugs.get(orgId) ?? "unknown-org" }) : o.body;
+      if (body === undefined) return undefined;
+      const other = user === owner ? members.viewer.id : owner.id;
+      return JSON.parse(JSON.stringify(body).replaceAll('"{otherMember}"', JSON.stringify(other)));
+    };
+    const call = (o: Op, orgId: string, user?: TestUser) => t.call(o.method, o.path.replace(":orgId", orgId), bodyAs(o, orgId, user), user?.access_token);
     /** Org A with the owner (its creator) and one member of each other built-in role. */
     async function orgWithRoles(): Promise<string> {
-      const res = await t.call("POST", "/v1/orgs", { name: "Tenant A", slug: `tenant-a-${randomBytes(5).toString("hex")}` }, owner.access_token);
+      const slug = `tenant-a-${randomBytes(5).toString("hex")}`;
+      const res = await t.call("POST", "/v1/orgs", { name: "Tenant A", slug }, owner.access_token);
       assert.equal(res.statusCode, 201, res.body);
       const id = res.json().id as string;
+      slugs.set(id, slug);
       for (const role of ROLES.filter((r) => r !== "owner")) {
         await t.db.owner.execute(sql`insert into memberships (org_id, user_id, role) values (${id}, ${members[role].id}, ${role})`);
       }
+      await t.deps.access.invalidate(id);
       return id;
     }
     /** Everything an outsider could have changed: the profile, the members, the audit chain. */
@@ -211,9 +233,11 @@ for (const backend of BACKENDS) {
       stranger = await signUp(t, "Stranger");
       orgA = await orgWithRoles();
       // org B: the stranger's, with a profile and audit history of its own
-      const b = await t.call("POST", "/v1/orgs", { name: "Tenant B", slug: `tenant-b-${randomBytes(5).toString("hex")}` }, stranger.access_token);
+      const slugB = `tenant-b-${randomBytes(5).toString("hex")}`;
+      const b = await t.call("POST", "/v1/orgs", { name: "Tenant B", slug: slugB }, stranger.access_token);
       assert.equal(b.statusCode, 201, b.body);
       orgB = b.json().id;
+      slugs.set(orgB, slugB);
       for (const display_name of ["B one", "B two"]) assert.equal((await t.call("PATCH", `/v1/orgs/${orgB}`, { display_name }, stranger.access_token)).statusCode, 200);
     });
     after(() => t.close());

@@ -3,7 +3,7 @@ import { desc, eq } from "drizzle-orm";
 import pino from "pino";
 import type { Config } from "../config.ts";
 import { createDeps, type Deps } from "../deps.ts";
-import { mailOutbox, orgs } from "../db/schema/index.ts";
+import { auditHeads, mailOutbox, orgs } from "../db/schema/index.ts";
 import { createLogger } from "../logger.ts";
 import { identityRepo } from "../modules/identity/identity.repo.ts";
 import { hashPassword, normalizeEmail, passwordProblem } from "../modules/identity/passwords.ts";
@@ -86,7 +86,11 @@ export async function listMail(config: Config, limit: number): Promise<void> {
 /** Walks an org's audit chain; exits non-zero naming the first broken link. */
 export async function verifyAudit(config: Config, orgId: string): Promise<boolean> {
   return withDeps(config, async (deps) => {
-    const exists = await deps.db.tx({ orgId }, (tx) => tx.select({ id: orgs.id }).from(orgs).where(eq(orgs.id, orgId)));
+    // a purged org keeps its audit log (and its anchored head): verify that too
+    const exists = await deps.db.tx({ orgId }, async (tx) => [
+      ...(await tx.select({ id: orgs.id }).from(orgs).where(eq(orgs.id, orgId))),
+      ...(await tx.select({ id: auditHeads.orgId }).from(auditHeads).where(eq(auditHeads.orgId, orgId))),
+    ]);
     if (!exists.length) {
       out(`no organization ${orgId}`);
       return false;

@@ -199,6 +199,18 @@ for (const backend of BACKENDS) {
       assert.match(res.body, /plinth_http_request_duration_seconds_bucket\{[^}]*route="\/v1\/me"/);
     });
 
+    it("serves the invitation link's page: HTML that does nothing on GET, under a strict CSP", async () => {
+      const res = await t.inject({ method: "GET", url: "/invitations/accept?token=org_x.secret" });
+      assert.equal(res.statusCode, 200);
+      assert.match(String(res.headers["content-type"]), /text\/html/);
+      assert.match(String(res.headers["content-security-policy"]), /default-src 'none'; script-src 'self'/);
+      assert.match(res.body, /\/invitations\/page\.js/);
+      assert.doesNotMatch(res.body, /org_x\.secret/, "the token is read by the script, never echoed into the page");
+      const js = await t.inject({ method: "GET", url: "/invitations/page.js" });
+      assert.match(js.body, /\/v1\/invitations\/register/);
+      assert.match(js.body, /\/v1\/invitations\/accept/);
+    });
+
     it("serves an OpenAPI 3.1 document listing every route with an operationId, equal to ./openapi.json", async () => {
       const res = await t.inject({ method: "GET", url: "/openapi.json" });
       assert.equal(res.statusCode, 200);
@@ -215,7 +227,7 @@ for (const backend of BACKENDS) {
         }
       }
       // hidden on purpose: the docs UI, the document itself, and the HTML pages mail links open
-      const served = [...servedRoutes(t.app)].filter((r) => !/ \/(docs|openapi\.json|auth\/)/.test(r));
+      const served = [...servedRoutes(t.app)].filter((r) => !/ \/(docs|openapi\.json|auth\/|invitations\/(accept|page\.js)$)/.test(r));
       assert.ok(served.length >= 15, `parsed the route tree: ${served.join(", ")}`);
       assert.deepEqual([...documented].sort(), served.sort());
       const committed = JSON.parse(readFileSync(new URL("../../../openapi.json", import.meta.url), "utf8"));

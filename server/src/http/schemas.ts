@@ -30,6 +30,7 @@ const DESCRIPTIONS: Record<number, string> = {
   403: "Authenticated but not allowed",
   404: "No such resource (or not yours)",
   409: "Conflicts with existing state",
+  410: "Gone: it existed but can no longer be used (expired, revoked, past its restore window)",
   413: "Body over 1 MiB",
   415: "Body is not application/json",
   429: "Throttled: wait Retry-After seconds",

@@ -39,5 +39,10 @@ export const memberships = pgTable(
     role: text("role").notNull(),
     createdAt: ts("created_at").notNull().defaultNow(),
   },
-  (t) => [primaryKey({ columns: [t.orgId, t.userId] }), index("memberships_user_idx").on(t.userId)],
+  (t) => [
+    primaryKey({ columns: [t.orgId, t.userId] }),
+    index("memberships_user_idx").on(t.userId),
+    // the members page: keyset on (created_at, user_id) within an org
+    index("memberships_org_created_idx").on(t.orgId, t.createdAt, t.userId),
+  ],
 );

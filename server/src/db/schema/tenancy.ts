@@ -29,7 +29,8 @@ export const teams = pgTable(
   (t) => [
     foreignKey({ columns: [t.parentId], foreignColumns: [t.id], name: "teams_parent_fk" }).onDelete("restrict"),
     uniqueIndex("teams_org_name_key").on(t.orgId, sql`lower(${t.name})`),
-    index("teams_org_parent_idx").on(t.orgId, t.parentId),
+    index("teams_org_parent_idx").on(t.orgId, t.parentId, t.id),
+    index("teams_org_id_idx").on(t.orgId, t.id),
     index("teams_path_idx").using("gin", t.path),
   ],
 );

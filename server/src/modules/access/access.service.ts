@@ -137,21 +137,22 @@ export function createAccessService(deps: { db: Database; clock: Clock; options?
     return r.rows[0]?.permissions.filter(isPermission);
   }
 
-  async function loadMembership(orgId: string, userId: string, now: Date): Promise<{ m: OrgMembership | null; staleAt: number }> {
-    const rows = (await db.tx({ orgId, userId }, (tx) =>
-      tx.execute(sql`
+  async function readMembership(tx: Executor, orgId: string, userId: string, now: Date): Promise<{ m: OrgMembership | null; staleAt: number }> {
+    const rows = (await tx.execute(sql`
         select m.role,
           (select r.permissions from custom_roles r where r.org_id = m.org_id and r.name = m.role) as custom,
           (select coalesce(json_agg(json_build_object('team', t.id, 'role', tm.role, 'path', t.path)), '[]'::json)
              from team_members tm join teams t on t.id = tm.team_id
             where tm.org_id = m.org_id and tm.user_id = m.user_id) as teams,
-          (select coalesce(json_agg(json_build_object('id', g.id, 'p', g.relation, 'by', g.granted_by, 'exp', g.expires_at)), '[]'::json)
-             from grants g
+          (select coalesce(json_agg(json_build_object('id', g.id, 'p', g.relation, 'by', g.granted_by, 'exp', g.expires_at,
+                    'byRole', gm.role, 'byCustom', (select r.permissions from custom_roles r where r.org_id = g.org_id and r.name = gm.role))), '[]'::json)
+             from grants g join memberships gm on gm.org_id = g.org_id and gm.user_id = g.granted_by
             where g.org_id = m.org_id and g.kind = 'peer' and g.subject_type = 'user' and g.subject_id = m.user_id
               and (g.expires_at is null or g.expires_at > ${now.toISOString()}::timestamptz)) as peer
         from memberships m join orgs o on o.id = m.org_id
-        where m.org_id = ${orgId} and m.user_id = ${userId} and o.deleted_at is null`),
-    )) as unknown as { rows: { role: string; custom: string[] | null; teams: { team: string; role: string; path: string[] }[]; peer: { id: string; p: string; by: string | null; exp: string | null }[] }[] };
+        where m.org_id = ${orgId} and m.user_id = ${userId} and o.deleted_at is null`)) as unknown as {
+      rows: { role: string; custom: string[] | null; teams: { team: string; role: string; path: string[] }[]; peer: { id: string; p: string; by: string | null; exp: string | null; byRole: string; byCustom: string[] | null }[] }[];
+    };
     const row = rows.rows[0];
     let staleAt = now.getTime() + ttl;
     if (!row) return { m: null, staleAt };
@@ -159,6 +160,8 @@ export function createAccessService(deps: { db: Database; clock: Clock; options?
     const peer: PeerPermission[] = [];
     for (const g of row.peer) {
       if (!isPermission(g.p)) continue;
+      // a peer grant lasts only while its grantor is a member whose role still holds the permission: never more
+      if (!(ROLE_PERMS.get(g.byRole) ?? new Set(g.byCustom ?? [])).has(g.p)) continue;
       const expiresAt = g.exp ? new Date(g.exp) : null;
       if (expiresAt) staleAt = Math.min(staleAt, expiresAt.getTime());
       peer.push({ grantId: g.id, permission: g.p, grantedBy: g.by, expiresAt });
@@ -171,28 +174,25 @@ export function createAccessService(deps: { db: Database; clock: Clock; options?
     return { m: { orgId, userId, role: row.role, permissions, rolePermissions, peer, teams, teamReach }, staleAt };
   }
 
-  async function loadObject(orgId: string, object: ObjectRef, now: Date): Promise<{ facts: ObjectFacts; staleAt: number }> {
-    const { grantRows, path } = await db.tx({ orgId }, async (tx) => {
-      const g = (await tx.execute(sql`
-        select id, subject_type, subject_id, relation, expires_at from grants
-        where org_id = ${orgId} and object_type = ${object.type} and object_id = ${object.id} and kind = 'share'
-          and (expires_at is null or expires_at > ${now.toISOString()}::timestamptz)`)) as unknown as {
-        rows: { id: string; subject_type: string; subject_id: string; relation: Relation; expires_at: string | Date | null }[];
-      };
-      let p: string[] | undefined;
-      if (object.type === "team") {
-        const t = (await tx.execute(sql`select path from teams where org_id = ${orgId} and id = ${object.id}`)) as unknown as { rows: { path: string[] }[] };
-        p = t.rows[0]?.path;
-      }
-      return { grantRows: g.rows, path: p };
-    });
+  /** An object's live share grants (and, for a team, its ancestry) in one statement. */
+  async function readObject(tx: Executor, orgId: string, object: ObjectRef, now: Date): Promise<{ facts: ObjectFacts; staleAt: number }> {
+    const r = (await tx.execute(sql`
+        select
+          (select coalesce(json_agg(json_build_object('id', g.id, 'st', g.subject_type, 'sid', g.subject_id, 'rel', g.relation, 'exp', g.expires_at)), '[]'::json)
+             from grants g
+            where g.org_id = ${orgId} and g.object_type = ${object.type} and g.object_id = ${object.id} and g.kind = 'share'
+              and (g.expires_at is null or g.expires_at > ${now.toISOString()}::timestamptz)) as grants,
+          (select t.path from teams t where ${object.type} = 'team' and t.org_id = ${orgId} and t.id = ${object.id}) as path`)) as unknown as {
+      rows: { grants: { id: string; st: string; sid: string; rel: Relation; exp: string | null }[]; path: string[] | null }[];
+    };
+    const row = r.rows[0];
     let staleAt = now.getTime() + ttl;
-    const grants = grantRows.map((r) => {
-      const expiresAt = r.expires_at ? new Date(r.expires_at) : null;
+    const grants = row.grants.map((g) => {
+      const expiresAt = g.exp ? new Date(g.exp) : null;
       if (expiresAt) staleAt = Math.min(staleAt, expiresAt.getTime());
-      return { id: r.id, subjectType: r.subject_type, subjectId: r.subject_id, relation: r.relation, expiresAt };
+      return { id: g.id, subjectType: g.st, subjectId: g.sid, relation: g.rel, expiresAt };
     });
-    return { facts: { grants, teamPath: path }, staleAt };
+    return { facts: { grants, teamPath: row.path ?? undefined }, staleAt };
   }
 
   function decidePermission(m: OrgMembership, permission: Permission): Decision {
@@ -269,7 +269,7 @@ export function createAccessService(deps: { db: Database; clock: Clock; options?
       const hit = memberships.get(key);
       if (fresh(hit, orgId, nowMs)) return hit.value ?? undefined;
       const epoch = epochOf(orgId); // taken before reading: an invalidation during the read leaves the entry stale
-      const { m, staleAt } = await loadMembership(orgId, userId, new Date(nowMs));
+      const { m, staleAt } = await db.tx({ orgId, userId }, (tx) => readMembership(tx, orgId, userId, new Date(nowMs)));
       memberships.set(key, { value: m, epoch, staleAt });
       return m ?? undefined;
     },
@@ -286,11 +286,33 @@ export function createAccessService(deps: { db: Database; clock: Clock; options?
       let hit = objects.get(key);
       if (!fresh(hit, m.orgId, nowMs)) {
         const epoch = epochOf(m.orgId);
-        const { facts, staleAt } = await loadObject(m.orgId, object, new Date(nowMs));
+        const { facts, staleAt } = await db.tx({ orgId: m.orgId }, (tx) => readObject(tx, m.orgId, object, new Date(nowMs)));
         hit = { value: facts, epoch, staleAt };
         objects.set(key, hit);
       }
       return decideRelation(m, relation, object, hit.value);
+    },
+
+    /**
+     * `check` for a user given by id (the check API, other services): when neither the membership nor the object is
+     * cached, both are read in one transaction. A stranger (or a deleted org) gets undefined.
+     */
+    async checkUser(orgId: string, userId: string, relation: Relation, object: ObjectRef): Promise<Decision | undefined> {
+      const mKey = `${orgId}\u0000${userId}`;
+      const oKey = `${orgId}\u0000${object.type}\u0000${object.id}`;
+      const nowMs = clock.now().getTime();
+      const mHit = memberships.get(mKey);
+      const oHit = objects.get(oKey);
+      if (!fresh(mHit, orgId, nowMs) && !fresh(oHit, orgId, nowMs)) {
+        const epoch = epochOf(orgId);
+        const now = new Date(nowMs);
+        const both = await db.tx({ orgId, userId }, async (tx) => ({ m: await readMembership(tx, orgId, userId, now), o: await readObject(tx, orgId, object, now) }));
+        memberships.set(mKey, { value: both.m.m, epoch, staleAt: both.m.staleAt });
+        objects.set(oKey, { value: both.o.facts, epoch, staleAt: both.o.staleAt });
+        return both.m.m ? decideRelation(both.m.m, relation, object, both.o.facts) : undefined;
+      }
+      const m = await service.membership(orgId, userId);
+      return m ? service.check(m, relation, object) : undefined;
     },
 
     /** Throws 403 naming the permission unless the member holds it (org-wide, or on `object` when given). */

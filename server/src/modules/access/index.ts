@@ -5,6 +5,7 @@ import type { Clock } from "../../lib/clock.ts";
 import { accessRoutes } from "./access.routes.ts";
 import type { AuditService } from "../audit/audit.service.ts";
 import { grantsRoutes } from "./grants.routes.ts";
+import { createGrantsService } from "./grants.service.ts";
 import { createAccessService, type AccessOptions } from "./access.service.ts";
 import { createInvalidationBus } from "./invalidation.ts";
 
@@ -13,5 +14,5 @@ export async function wire(deps: { db: Database; clock: Clock; log: Logger; redi
   const access = createAccessService(deps);
   const bus = await createInvalidationBus({ redis: deps.redis, log: deps.log, onInvalidate: (orgId) => access.invalidateLocal(orgId) });
   access.setPublisher((orgId) => bus.publish(orgId));
-  return { service: access, routes: [accessRoutes(), grantsRoutes()], close: () => bus.close() };
+  return { service: access, routes: [accessRoutes(), grantsRoutes({ grants: createGrantsService({ ...deps, access }), clock: deps.clock })], close: () => bus.close() };
 }

@@ -12,4 +12,5 @@ export const identityError = defineErrors({
   WRONG_CURRENT_PASSWORD: 400,
   ACCOUNT_DISABLED: 403,
   USER_NOT_FOUND: 404,
+  NOT_A_MEMBER: 403,
 });

@@ -1,6 +1,6 @@
 import { and, desc, eq, gt, isNull, lt, ne, sql } from "drizzle-orm";
 import type { Executor } from "../../db/client.ts";
-import { emailTokens, loginAttempts, passwordCredentials, refreshTokens, securityEvents, sessions, users } from "../../db/schema/index.ts";
+import { emailTokens, loginAttempts, memberships, orgs, passwordCredentials, refreshTokens, securityEvents, sessions, users } from "../../db/schema/index.ts";
 import { newId } from "../../lib/ids.ts";
 
 export type UserRow = typeof users.$inferSelect;
@@ -58,6 +58,16 @@ export const identityRepo = {
       .insert(passwordCredentials)
       .values({ userId, hash, updatedAt: now })
       .onConflictDoUpdate({ target: passwordCredentials.userId, set: { hash, updatedAt: now } });
+  },
+
+  /** Does the user belong to the org, and is it live? (The transaction is scoped to the org.) */
+  async isMemberOfLiveOrg(ex: Executor, orgId: string, userId: string): Promise<boolean> {
+    const rows = await ex
+      .select({ userId: memberships.userId })
+      .from(memberships)
+      .innerJoin(orgs, eq(orgs.id, memberships.orgId))
+      .where(and(eq(memberships.orgId, orgId), eq(memberships.userId, userId), isNull(orgs.deletedAt)));
+    return rows.length > 0;
   },
 
   async insertSession(tx: Executor, row: typeof sessions.$inferInsert): Promise<void> {

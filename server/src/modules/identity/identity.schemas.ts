@@ -1,5 +1,6 @@
 import { Type } from "typebox";
 import { Timestamp } from "../../http/schemas.ts";
+import { idPattern } from "../../lib/ids.ts";
 import { PASSWORD_MAX, PASSWORD_MIN } from "./passwords.ts";
 import type { UserRow } from "./identity.repo.ts";
 
@@ -20,7 +21,16 @@ const EmailToken = Type.String({ minLength: 16, maxLength: 128, pattern: "^[A-Za
 const RefreshToken = Type.String({ minLength: 16, maxLength: 200, description: "The refresh token from sign-in" });
 
 export const RegisterBody = Type.Object({ email: Email, password: NewPassword, name: Name }, strict);
-export const LoginBody = Type.Object({ email: Email, password: Password }, strict);
+export const LoginBody = Type.Object(
+  {
+    email: Email,
+    password: Password,
+    org_id: Type.Optional(
+      Type.String({ pattern: idPattern("org"), description: "Sign in for one organization you belong to: the session ends when you leave it or are removed" }),
+    ),
+  },
+  strict,
+);
 export const RefreshBody = Type.Object({ refresh_token: RefreshToken }, strict);
 export const EmailBody = Type.Object({ email: Email }, strict);
 export const TokenBody = Type.Object({ token: EmailToken }, strict);

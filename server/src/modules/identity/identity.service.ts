@@ -37,39 +37,66 @@ export function createIdentityService(deps: {
     if (problem) throw identityError("WEAK_PASSWORD", `The password ${problem}.`, { field });
   }
 
+  async function createAccount(
+    input: { email: string; password: string; name: string },
+    meta: RequestMeta,
+    verified?: { inTx: (tx: Executor, user: UserRow) => Promise<void>; method: string },
+  ): Promise<{ user: UserRow; session?: { userId: string; sessionId: string; refreshToken: string } }> {
+    const email = normalizeEmail(input.email);
+    const name = input.name.trim();
+    checkPassword(input.password, email, "password");
+    // Registration reveals whether an email is taken, so it is throttled per IP and per address.
+    await countOrRefuse([
+      [th.registerPerIp, meta.ip],
+      [th.registerPerEmail, email.toLowerCase()],
+    ]);
+    const hash = await hashPassword(input.password); // outside the transaction: it takes tens of milliseconds
+    const now = clock.now();
+    const userId = newId("user", now.getTime());
+    try {
+      const done = await db.tx({ userId }, async (tx) => {
+        if (await repo.findUserByEmail(tx, email)) return undefined;
+        const created = await repo.insertUser(tx, { id: userId, email, name, emailVerifiedAt: verified ? now : null, createdAt: now, updatedAt: now });
+        await repo.setPasswordHash(tx, userId, hash, now);
+        await orgs.createPersonalOrg(tx, created, { type: "user", id: userId, ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId });
+        if (!verified) {
+          await jobs.enqueue(tx, EMAIL_JOB, { purpose: "verify_email", userId });
+          return { user: created };
+        }
+        await verified.inTx(tx, created);
+        return { user: created, session: await sessions.startSession(tx, userId, verified.method, meta) };
+      });
+      if (!done) throw identityError("EMAIL_TAKEN", "An account with this email already exists.", { field: "email" });
+      if (!verified) jobs.kick();
+      return done;
+    } catch (e) {
+      if (isUniqueViolation(e)) throw identityError("EMAIL_TAKEN", "An account with this email already exists.", { field: "email" });
+      throw e;
+    }
+  }
+
   return {
     async register(input: { email: string; password: string; name: string }, meta: RequestMeta): Promise<UserRow> {
-      const email = normalizeEmail(input.email);
-      const name = input.name.trim();
-      checkPassword(input.password, email, "password");
-      // Registration reveals whether an email is taken, so it is throttled per IP and per address.
-      await countOrRefuse([
-        [th.registerPerIp, meta.ip],
-        [th.registerPerEmail, email.toLowerCase()],
-      ]);
-      const hash = await hashPassword(input.password); // outside the transaction: it takes tens of milliseconds
-      const now = clock.now();
-      const userId = newId("user", now.getTime());
-      try {
-        const user = await db.tx({ userId }, async (tx) => {
-          if (await repo.findUserByEmail(tx, email)) return undefined;
-          const created = await repo.insertUser(tx, { id: userId, email, name, createdAt: now, updatedAt: now });
-          await repo.setPasswordHash(tx, userId, hash, now);
-          await orgs.createPersonalOrg(tx, created, { type: "user", id: userId, ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId });
-          await jobs.enqueue(tx, EMAIL_JOB, { purpose: "verify_email", userId });
-          return created;
-        });
-        if (!user) throw identityError("EMAIL_TAKEN", "An account with this email already exists.", { field: "email" });
-        jobs.kick();
-        return user;
-      } catch (e) {
-        if (isUniqueViolation(e)) throw identityError("EMAIL_TAKEN", "An account with this email already exists.", { field: "email" });
-        throw e;
-      }
+      return (await createAccount(input, meta)).user;
+    },
+
+    /**
+     * Registration through a link that proved the address (an invitation): the account is created verified, `inTx`
+     * runs in the same transaction (joining the org), and a session starts there too, so either all of it happens or
+     * none. `inTx` must scope the transaction to its own org first: the personal org's creation left it on that one.
+     */
+    async registerVerified(
+      input: { email: string; password: string; name: string },
+      meta: RequestMeta,
+      inTx: (tx: Executor, user: UserRow) => Promise<void>,
+      method = "invitation",
+    ): Promise<{ user: UserRow; tokens: TokenPair }> {
+      const { user, session } = await createAccount(input, meta, { inTx, method });
+      return { user, tokens: await sessions.issue(session!) };
     },
 
     /** Unknown email and wrong password answer alike, and take about as long (a dummy hash is verified). */
-    async login(input: { email: string; password: string }, meta: RequestMeta): Promise<TokenPair> {
+    async login(input: { email: string; password: string; org_id?: string }, meta: RequestMeta): Promise<TokenPair> {
       const email = normalizeEmail(input.email);
       const accountKey = email.toLowerCase();
       await refuseIfBlocked([
@@ -94,10 +121,15 @@ export function createIdentityService(deps: {
         throw identityError("ACCOUNT_DISABLED", "This account is disabled.");
       }
       const upgraded = needsRehash(stored) ? await hashPassword(input.password) : undefined;
-      const started = await db.tx({ userId: user.id }, async (tx) => {
+      const orgId = input.org_id;
+      const started = await db.tx({ userId: user.id, orgId }, async (tx) => {
+        if (orgId && !(await repo.isMemberOfLiveOrg(tx, orgId, user.id))) {
+          // checked only after the password: a stranger learns nothing about the org
+          throw identityError("NOT_A_MEMBER", "You do not belong to this organization.", { field: "org_id" });
+        }
         if (upgraded) await repo.setPasswordHash(tx, user.id, upgraded, now);
         await repo.insertLoginAttempt(tx, { userId: user.id, method: "password", result: "success", meta, now });
-        return sessions.startSession(tx, user.id, "password", meta);
+        return sessions.startSession(tx, user.id, "password", meta, orgId);
       });
       await th.loginPerAccount.reset(accountKey);
       return sessions.issue(started);

@@ -64,6 +64,23 @@ for (const backend of BACKENDS) {
       assert.notEqual(decodeJwt(u.access_token).jti, claims.jti, "every token has its own jti");
     });
 
+    it("signing in for an org scopes the session to it; an org you are not in is refused after the password check", async () => {
+      const u = await signUp(t, "Scoped");
+      const other = await signUp(t, "Other");
+      const mine = (await t.call("GET", "/v1/orgs", undefined, u.access_token)).json().items[0].id as string;
+      const theirs = (await t.call("GET", "/v1/orgs", undefined, other.access_token)).json().items[0].id as string;
+      const ok = await t.call("POST", "/v1/auth/login", { email: u.email, password: u.password, org_id: mine });
+      assert.equal(ok.statusCode, 200, ok.body);
+      const sessionsOf = async () =>
+        ((await t.db.owner.execute(sql`select org_id from sessions where user_id = ${u.id} order by created_at`)) as unknown as { rows: { org_id: string | null }[] }).rows.map((r) => r.org_id);
+      assert.deepEqual((await sessionsOf()).slice(-1), [mine]);
+      assertProblem(await t.call("POST", "/v1/auth/login", { email: u.email, password: u.password, org_id: theirs }), 403, "NOT_A_MEMBER", "org_id");
+      // a wrong password says nothing about the org
+      assertProblem(await t.call("POST", "/v1/auth/login", { email: u.email, password: "not the password at all", org_id: theirs }), 401, "INVALID_CREDENTIALS");
+      assertProblem(await t.call("POST", "/v1/auth/login", { email: u.email, password: u.password, org_id: "org_nope" }), 400, "VALIDATION_FAILED", "org_id");
+      assert.equal((await sessionsOf()).length, 2, "no session was opened by a refused sign-in");
+    });
+
     it("wrong password and unknown email answer 401 with the same body", async () => {
       const u = await signUp(t);
       const wrong = await login(u.email, "not the password at all");

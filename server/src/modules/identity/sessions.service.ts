@@ -42,13 +42,14 @@ export function createSessionsService(deps: {
 
   return {
     /** Opens a session inside the caller's transaction; sign the access token after commit with `issue`. */
-    async startSession(tx: Executor, userId: string, method: string, meta: RequestMeta) {
+    async startSession(tx: Executor, userId: string, method: string, meta: RequestMeta, orgId?: string) {
       const now = clock.now();
       const sessionId = newId("session", now.getTime());
       await repo.insertSession(tx, {
         id: sessionId,
         userId,
         method,
+        orgId: orgId ?? null,
         ip: meta.ip,
         userAgent: meta.userAgent,
         createdAt: now,

@@ -5,8 +5,16 @@ import type { Mailer } from "../../mail/mailer.ts";
 import type { AccessService } from "../access/access.service.ts";
 import type { AuditService } from "../audit/audit.service.ts";
 import type { IdentityService } from "../identity/identity.service.ts";
+import { createInvitationAcceptService } from "./invitations.accept.service.ts";
+import { invitationAcceptRoutes, invitationRoutes } from "./invitations.routes.ts";
+import { createInvitationsService } from "./invitations.service.ts";
 
 /** Invitations: emailed, single-use links to join an org. */
-export function wire(_deps: { db: Database; clock: Clock; audit: AuditService; access: AccessService; jobs: JobQueue; mailer: Mailer; identity: IdentityService; publicUrl: string }) {
-  return { service: {}, routes: [] };
+export function wire(deps: { db: Database; clock: Clock; audit: AuditService; access: AccessService; jobs: JobQueue; mailer: Mailer; identity: IdentityService; publicUrl: string }) {
+  const invitations = createInvitationsService(deps);
+  const accept = createInvitationAcceptService(deps);
+  return {
+    service: { invitations, accept },
+    routes: [invitationRoutes({ invitations, clock: deps.clock }), invitationAcceptRoutes({ accept })],
+  };
 }

@@ -2,8 +2,15 @@ import type { Database } from "../../db/client.ts";
 import type { Clock } from "../../lib/clock.ts";
 import type { AccessService } from "../access/access.service.ts";
 import type { AuditService } from "../audit/audit.service.ts";
+import { membersRepo } from "./members.repo.ts";
+import { membersRoutes } from "./members.routes.ts";
+import { createMembersService } from "./members.service.ts";
+import { rolesRoutes } from "./roles.routes.ts";
+import { createRolesService } from "./roles.service.ts";
 
-/** Members of an org: list, change role, remove; and the org's custom roles. */
-export function wire(_deps: { db: Database; clock: Clock; audit: AuditService; access: AccessService }) {
-  return { service: {}, routes: [] };
+/** Members of an org: list, change role, remove, leave; and the org's custom roles. */
+export function wire(deps: { db: Database; clock: Clock; audit: AuditService; access: AccessService }) {
+  const members = createMembersService({ ...deps, repo: membersRepo });
+  const roles = createRolesService({ ...deps, repo: membersRepo });
+  return { service: { members, roles }, routes: [membersRoutes({ members }), rolesRoutes({ roles })] };
 }

@@ -1,15 +1,25 @@
 import type { Database } from "../../db/client.ts";
+import type { JobQueue } from "../../jobs/queue.ts";
 import type { Clock } from "../../lib/clock.ts";
+import type { AccessService } from "../access/access.service.ts";
 import type { AuditService } from "../audit/audit.service.ts";
+import { orgLifecycleRoutes } from "./orgs.lifecycle.routes.ts";
+import { createOrgLifecycleService } from "./orgs.lifecycle.service.ts";
 import { orgProfileRoutes } from "./orgs.profile.routes.ts";
 import { createOrgProfileService } from "./orgs.profile.service.ts";
 import { orgsRepo } from "./orgs.repo.ts";
 import { orgsRoutes } from "./orgs.routes.ts";
 import { createOrgsService } from "./orgs.service.ts";
 
-/** Organizations (tenants). */
-export function wire(deps: { db: Database; clock: Clock; audit: AuditService }) {
+/** Organizations (tenants): creation, profile, and the delete → restore → purge lifecycle. */
+export function wire(deps: { db: Database; clock: Clock; audit: AuditService; access: AccessService; jobs: JobQueue }) {
   const orgs = createOrgsService({ ...deps, repo: orgsRepo });
   const profile = createOrgProfileService(deps);
-  return { service: orgs, profile, routes: [orgsRoutes({ orgs }), orgProfileRoutes({ profile })] };
+  const lifecycle = createOrgLifecycleService(deps);
+  return {
+    service: orgs,
+    profile,
+    lifecycle,
+    routes: [orgsRoutes({ orgs }), orgProfileRoutes({ profile }), orgLifecycleRoutes({ lifecycle })],
+  };
 }

@@ -1,0 +1,356 @@
+/**
+ * bench/access: the authorization engine at size, and the tenant-scoped read path over HTTP. On a real PostgreSQL,
+ * one org with 1,000 teams up to 6 deep, 10,000 members (each in a team, 5 % maintainers) and 100,000 relationship
+ * grants (to users, teams and the org) on 20,000 resources:
+ *
+ *   in-process, as the app role (RLS on):
+ *     uncached  a check with nothing cached: membership (role, custom role, teams, peer grants) + the object's
+ *               grants, each read in one transaction                          → target p99 ≤ 2 ms
+ *     cached    the same checks once their facts are cached (one core)       → target ≥ 200,000 checks/s
+ *   over HTTP (autocannon in its own process, 50 connections):
+ *     (t) a bare Fastify route running the teams page SELECT on a plain pg.Pool (no auth, no RLS, no transaction)
+ *     (p) Plinth's GET /v1/orgs/{orgId}/teams?limit=50 with a member's token    → target p/t ≥ 50 %
+ *
+ * Knobs: BENCH_CONNECTIONS, BENCH_DURATION, BENCH_WARMUP (seconds), DATABASE_POOL_SIZE, BENCH_SCENARIOS=engine,http.
+ * Prints a table and writes bench/results/access-<timestamp>.json. A missed target is reported (BELOW), not a failure.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+import { openPostgres } from "../server/src/db/client.ts";
+import { migrate } from "../server/src/db/migrate.ts";
+import { systemClock } from "../server/src/lib/clock.ts";
+import { newId } from "../server/src/lib/ids.ts";
+import { createAccessService } from "../server/src/modules/access/access.service.ts";
+import { RELATIONS, type ObjectType, type Relation } from "../server/src/modules/access/relations.ts";
+import { freePort, startPostgres } from "../server/test/services.ts";
+import { BENCH_DIR, cannon, cpuTimeMs, createCleanup, envNumber, machine, startServer, withForeignCpu, type CannonResult, type Cleanup, type RunningServer } from "./lib.ts";
+
+const CONNECTIONS = envNumber("BENCH_CONNECTIONS", 50);
+const DURATION = envNumber("BENCH_DURATION", 10);
+const WARMUP = envNumber("BENCH_WARMUP", 2);
+const POOL_SIZE = String(envNumber("DATABASE_POOL_SIZE", 10));
+const ONLY = (process.env.BENCH_SCENARIOS || "engine,http").split(",").map((s) => s.trim());
+
+const TEAMS = 1_000;
+const MAX_DEPTH = 6;
+const MEMBERS = 10_000;
+const OBJECTS = 20_000;
+const GRANTS = 100_000;
+const SAMPLE = 2_000;
+
+/** Deterministic pseudo-random numbers, so every run seeds the same org. */
+function rng(seed: number) {
+  let s = seed >>> 0;
+  return (n: number) => {
+    s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
+    s = (s ^ (s >>> 12)) >>> 0;
+    return s % n;
+  };
+}
+
+function dbUrl(serverUrl: string, database: string, user?: string, password?: string): string {
+  const u = new URL(serverUrl);
+  u.pathname = `/${database}`;
+  if (user) u.username = user;
+  if (password) u.password = password;
+  return u.toString();
+}
+
+const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+
+interface Seeded {
+  orgId: string;
+  users: string[];
+  objects: { type: ObjectType; id: string }[];
+  counts: { teams: number; depth: number; members: number; grants: number };
+}
+
+/** The org, as the table owner (bulk inserts through unnest: seconds, not minutes). */
+async function seed(client: pg.Client): Promise<Seeded> {
+  const rand = rng(42);
+  const orgId = newId("org");
+  await client.query("insert into orgs (id, name, slug) values ($1, 'Bench Org', $2)", [orgId, `bench-${randomBytes(4).toString("hex")}`]);
+
+  const users = Array.from({ length: MEMBERS }, () => newId("user"));
+  await client.query(
+    "insert into users (id, email, name) select id, 'member' || n || '@bench.example', 'Member ' || n from unnest($1::text[]) with ordinality as u(id, n)",
+    [users],
+  );
+  const roles = users.map((_, i) => (i === 0 ? "owner" : i < 50 ? "admin" : i < 2_000 ? "developer" : "viewer"));
+  await client.query("insert into memberships (org_id, user_id, role) select $1, * from unnest($2::text[], $3::text[])", [orgId, users, roles]);
+
+  const teams: { id: string; parent: string | null; path: string[] }[] = [];
+  let depth = 0;
+  for (let i = 0; i < TEAMS; i++) {
+    const id = newId("team");
+    let parent: (typeof teams)[number] | undefined;
+    if (i >= 10) {
+      // pick a parent that leaves room below MAX_DEPTH
+      for (let tries = 0; tries < 20 && !parent; tries++) {
+        const c = teams[rand(teams.length)];
+        if (c.path.length < MAX_DEPTH) parent = c;
+      }
+    }
+    const path = parent ? [...parent.path, id] : [id];
+    depth = Math.max(depth, path.length);
+    teams.push({ id, parent: parent?.id ?? null, path });
+  }
+  // parents before children (insertion order), so the parent foreign key holds row by row
+  await client.query(
+    "insert into teams (id, org_id, name, parent_id, path) select id, $1, 'Team ' || n, parent, string_to_array(path, ',') from unnest($2::text[], $3::text[], $4::text[]) with ordinality as t(id, parent, path, n)",
+    [orgId, teams.map((t) => t.id), teams.map((t) => t.parent), teams.map((t) => t.path.join(","))],
+  );
+  const placements = users.map((u) => ({ user: u, team: teams[rand(teams.length)].id, role: rand(20) === 0 ? "maintainer" : "member" }));
+  await client.query(
+    "insert into team_members (team_id, org_id, user_id, role) select team, $1, u, r from unnest($2::text[], $3::text[], $4::text[]) as x(team, u, r)",
+    [orgId, placements.map((p) => p.team), placements.map((p) => p.user), placements.map((p) => p.role)],
+  );
+
+  const types: ObjectType[] = ["conversation", "secret", "document", "agent"];
+  const objects = Array.from({ length: OBJECTS }, (_, i) => ({ type: types[i % types.length], id: `obj_${i.toString().padStart(8, "0")}` }));
+  const seen = new Set<string>();
+  const g = { id: [] as string[], st: [] as string[], sid: [] as string[], rel: [] as string[], ot: [] as string[], oid: [] as string[] };
+  while (g.id.length < GRANTS) {
+    const o = objects[rand(objects.length)];
+    const r = rand(10);
+    const [st, sid] = r < 6 ? ["user", users[rand(users.length)]] : r < 9 ? ["team", teams[rand(teams.length)].id] : ["org", orgId];
+    const rel = RELATIONS[rand(RELATIONS.length)];
+    const key = `${o.type}|${o.id}|${rel}|${st}|${sid}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    g.id.push(newId("grant"));
+    g.st.push(st);
+    g.sid.push(sid);
+    g.rel.push(rel);
+    g.ot.push(o.type);
+    g.oid.push(o.id);
+  }
+  for (let i = 0; i < GRANTS; i += 20_000) {
+    const s = (a: string[]) => a.slice(i, i + 20_000);
+    await client.query(
+      "insert into grants (id, org_id, subject_type, subject_id, relation, object_type, object_id, kind) select id, $1, st, sid, rel, ot, oid, 'share' from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) as g(id, st, sid, rel, ot, oid)",
+      [orgId, s(g.id), s(g.st), s(g.sid), s(g.rel), s(g.ot), s(g.oid)],
+    );
+  }
+  await client.query("analyze");
+  return { orgId, users, objects, counts: { teams: TEAMS, depth, members: MEMBERS, grants: GRANTS } };
+}
+
+interface EngineResult {
+  uncached: { checks: number; perSec: number; p50Us: number; p99Us: number; allowed: number };
+  cached: { checks: number; perSec: number; p50Us: number; p99Us: number };
+}
+
+/** The engine in this process on the app role's pool: uncached checks one at a time, then cached ones on one core. */
+async function engineBench(appUrl: string, s: Seeded): Promise<EngineResult> {
+  const db = await openPostgres({ ownerUrl: appUrl, appUrl, poolSize: Number(POOL_SIZE) });
+  try {
+    const access = createAccessService({ db, clock: systemClock });
+    const rand = rng(7);
+    const checks = Array.from({ length: SAMPLE }, () => ({
+      user: s.users[rand(s.users.length)],
+      object: s.objects[rand(s.objects.length)],
+      relation: RELATIONS[1 + rand(RELATIONS.length - 1)] as Relation,
+    }));
+    const one = async (c: (typeof checks)[number]) => {
+      const d = await access.checkUser(s.orgId, c.user, c.relation, c.object);
+      if (!d) throw new Error(`seeded member ${c.user} not found`);
+      return d.allowed;
+    };
+    // warm the pool's connections and the planner's statistics without measuring
+    for (let i = 0; i < 200; i++) {
+      access.clearCache();
+      await one(checks[i]);
+    }
+    const lat: number[] = [];
+    let allowed = 0;
+    const t0 = process.hrtime.bigint();
+    for (const c of checks) {
+      access.clearCache();
+      const a = process.hrtime.bigint();
+      if (await one(c)) allowed++;
+      lat.push(Number(process.hrtime.bigint() - a) / 1000);
+    }
+    const uncachedSec = Number(process.hrtime.bigint() - t0) / 1e9;
+    lat.sort((a, b) => a - b);
+    const uncached = { checks: checks.length, perSec: checks.length / uncachedSec, p50Us: pct(lat, 50), p99Us: pct(lat, 99), allowed };
+
+    for (const c of checks) await one(c); // every fact cached
+    const cachedLat: number[] = [];
+    for (let i = 0; i < 20_000; i++) {
+      const c = checks[i % checks.length];
+      const a = process.hrtime.bigint();
+      await one(c);
+      cachedLat.push(Number(process.hrtime.bigint() - a) / 1000);
+    }
+    cachedLat.sort((a, b) => a - b);
+    let n = 0;
+    const until = performance.now() + 2_000;
+    const start = performance.now();
+    while (performance.now() < until) {
+      for (let i = 0; i < 1_000; i++) await one(checks[(n + i) % checks.length]);
+      n += 1_000;
+    }
+    const cached = { checks: n, perSec: n / ((performance.now() - start) / 1000), p50Us: pct(cachedLat, 50), p99Us: pct(cachedLat, 99) };
+    return { uncached, cached };
+  } finally {
+    await db.close();
+  }
+}
+
+interface Measured {
+  result: CannonResult;
+  serverCpuUsPerReq?: number;
+  foreignCpus?: number;
+}
+
+async function measure(cleanup: Cleanup, server: RunningServer, path: string, headers?: Record<string, string>): Promise<Measured> {
+  await cannon(cleanup, server.url + path, { connections: CONNECTIONS, durationSec: WARMUP, headers });
+  const cpu0 = cpuTimeMs(server.pid);
+  const { value: result, foreignCpus } = await withForeignCpu(() => cannon(cleanup, server.url + path, { connections: CONNECTIONS, durationSec: DURATION, headers }));
+  const cpu1 = cpuTimeMs(server.pid);
+  const serverCpuUsPerReq = cpu0 !== undefined && cpu1 !== undefined && result.total ? ((cpu1 - cpu0) * 1000) / result.total : undefined;
+  return { result, serverCpuUsPerReq, foreignCpus };
+}
+
+async function getJson(url: string, init: RequestInit = {}, status = 200): Promise<any> {
+  const res = await fetch(url, init);
+  const text = await res.text();
+  if (res.status !== status) throw new Error(`${init.method ?? "GET"} ${url}: expected ${status}, got ${res.status}: ${text.slice(0, 400)}`);
+  return JSON.parse(text);
+}
+
+async function main(cleanup: Cleanup): Promise<void> {
+  const started = Date.now();
+  const tmp = mkdtempSync(join(tmpdir(), "plinth-bench-"));
+  cleanup.add("temp dir", () => rmSync(tmp, { recursive: true, force: true }));
+  const pgService = await startPostgres();
+  cleanup.add("PostgreSQL", () => pgService.stop());
+  const admin = new pg.Client({ connectionString: pgService.url });
+  await admin.connect();
+  await admin.query("CREATE DATABASE plinth_bench");
+  await admin.end();
+  const ownerUrl = dbUrl(pgService.url, "plinth_bench");
+  const appPassword = randomBytes(18).toString("base64url");
+  const appUrl = dbUrl(pgService.url, "plinth_bench", "plinth_app", appPassword);
+  const migrator = await openPostgres({ ownerUrl, appUrl: ownerUrl, poolSize: 1 });
+  try {
+    await migrate(migrator, appPassword);
+  } finally {
+    await migrator.close();
+  }
+
+  const owner = new pg.Client({ connectionString: ownerUrl });
+  await owner.connect();
+  owner.on("error", () => {}); // PostgreSQL stopping at the end must not crash the report
+  const seedStart = Date.now();
+  const s = await seed(owner);
+  process.stdout.write(
+    `access bench: ${pgService.version}; seeded 1 org, ${s.counts.teams} teams (${s.counts.depth} deep), ${s.counts.members} members, ${s.counts.grants} grants in ${((Date.now() - seedStart) / 1000).toFixed(1)} s\n`,
+  );
+
+  let engine: EngineResult | undefined;
+  if (ONLY.includes("engine")) {
+    process.stdout.write("  engine: uncached and cached checks …\n");
+    engine = await engineBench(appUrl, s);
+  }
+
+  const http: { key: string; label: string; m: Measured }[] = [];
+  if (ONLY.includes("http")) {
+    const masterKey = randomBytes(32).toString("base64");
+    const env = async (): Promise<Record<string, string>> => ({
+      PORT: String(await freePort()),
+      PLINTH_PUBLIC_URL: "http://plinth.bench",
+      PLINTH_MASTER_KEY: masterKey,
+      PLINTH_DATA_DIR: join(tmp, "data"),
+      DATABASE_URL: ownerUrl,
+      DATABASE_APP_URL: appUrl,
+      DATABASE_POOL_SIZE: POOL_SIZE,
+      PLINTH_AUTO_MIGRATE: "false",
+      LOG_LEVEL: "warn",
+      REDIS_URL: "",
+      SMTP_URL: "",
+    });
+    // a member of the big org, signed in through the API (a developer: teams:read, not teams:update)
+    const plinth = await startServer(cleanup, "plinth.ts", await env(), { stdoutFile: join(tmp, "plinth.log") });
+    const post = (body: unknown): RequestInit => ({ method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    const email = `bench.${Date.now()}@example.com`;
+    const password = `bench passphrase ${randomBytes(6).toString("hex")}`;
+    const user = await getJson(`${plinth.url}/v1/auth/register`, post({ email, password, name: "Bench Member" }), 201);
+    await owner.query("insert into memberships (org_id, user_id, role) values ($1, $2, 'developer')", [s.orgId, user.id]);
+    const { access_token } = await getJson(`${plinth.url}/v1/auth/login`, post({ email, password }));
+    const bearer = { authorization: `Bearer ${access_token}` };
+    const path = `/v1/orgs/${s.orgId}/teams?limit=50`;
+    const page = await getJson(plinth.url + path, { headers: bearer });
+    if (page.items?.length !== 50) throw new Error(`teams page: expected 50 items, got ${JSON.stringify(page).slice(0, 300)}`);
+    await getJson(plinth.url + path, {}, 401);
+
+    const bare = await startServer(cleanup, "teams-bare.ts", { BENCH_PG_URL: ownerUrl, BENCH_ORG_ID: s.orgId, DATABASE_POOL_SIZE: POOL_SIZE });
+    const barePage = await getJson(`${bare.url}/bench/teams`);
+    if (barePage.items?.length !== 50) throw new Error(`bare teams page: ${JSON.stringify(barePage).slice(0, 300)}`);
+    process.stdout.write("  (t) bare Fastify + pg.Pool, the same SELECT …\n");
+    http.push({ key: "t", label: "bare Fastify + pg.Pool, teams page SELECT", m: await measure(cleanup, bare, "/bench/teams") });
+    await bare.stop();
+    process.stdout.write("  (p) Plinth GET /v1/orgs/{orgId}/teams?limit=50 …\n");
+    http.push({ key: "p", label: "Plinth GET …/teams?limit=50 (auth, RLS, tx)", m: await measure(cleanup, plinth, path, bearer) });
+    await plinth.stop();
+  }
+  await owner.end();
+
+  const num = (n: number) => Math.round(n).toLocaleString("en-US");
+  const verdict = (ok: boolean) => (ok ? "PASS " : "BELOW");
+  const lines = ["", `Plinth access bench — ${pgService.version}; Node ${process.version}; ${machine().cpus} CPU(s) ${machine().cpuModel}`];
+  const targets: { name: string; value: number; target: number; pass: boolean }[] = [];
+  if (engine) {
+    const uncachedOk = engine.uncached.p99Us <= 2_000;
+    const cachedOk = engine.cached.perSec >= 200_000;
+    targets.push({ name: "uncached p99 µs", value: engine.uncached.p99Us, target: 2_000, pass: uncachedOk });
+    targets.push({ name: "cached checks/s", value: engine.cached.perSec, target: 200_000, pass: cachedOk });
+    lines.push(
+      "",
+      `engine (in-process, app role, RLS on; ${SAMPLE} distinct checks, ${engine.uncached.allowed} of them allowed)`,
+      `  uncached  ${num(engine.uncached.perSec).padStart(9)} checks/s   p50 ${num(engine.uncached.p50Us)} µs   p99 ${num(engine.uncached.p99Us)} µs   target p99 ≤ 2,000 µs  ${verdict(uncachedOk)}`,
+      `  cached    ${num(engine.cached.perSec).padStart(9)} checks/s   p50 ${engine.cached.p50Us.toFixed(1)} µs   p99 ${engine.cached.p99Us.toFixed(1)} µs   target ≥ 200,000/s      ${verdict(cachedOk)}`,
+    );
+  }
+  if (http.length) {
+    lines.push("", `${"HTTP".padEnd(54)}${"req/s".padStart(9)}${"p99 ms".padStart(8)}${"server CPU µs/req".padStart(19)}${"other load".padStart(12)}`);
+    for (const h of http) {
+      lines.push(
+        `(${h.key}) ${h.label.padEnd(50)}${num(h.m.result.requestsPerSec).padStart(9)}${String(h.m.result.p99Ms).padStart(8)}` +
+          `${(h.m.serverCpuUsPerReq === undefined ? "-" : h.m.serverCpuUsPerReq.toFixed(0)).padStart(19)}${(h.m.foreignCpus === undefined ? "-" : `${h.m.foreignCpus.toFixed(2)} CPU`).padStart(12)}`,
+      );
+    }
+    const t = http.find((h) => h.key === "t");
+    const p = http.find((h) => h.key === "p");
+    if (t && p) {
+      const ratio = p.m.result.requestsPerSec / t.m.result.requestsPerSec;
+      targets.push({ name: "p/t", value: ratio, target: 0.5, pass: ratio >= 0.5 });
+      lines.push("", `p/t  ${(ratio * 100).toFixed(1)} %   target ≥ 50.0 %  ${verdict(ratio >= 0.5)}  Plinth's authorized, tenant-scoped page vs the bare SELECT`);
+    }
+  }
+  process.stdout.write(`${lines.join("\n")}\n`);
+  const resultsDir = join(BENCH_DIR, "results");
+  mkdirSync(resultsDir, { recursive: true });
+  const file = join(resultsDir, `access-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
+  writeFileSync(
+    file,
+    `${JSON.stringify({ bench: "access", at: new Date().toISOString(), machine: { ...machine(), postgres: pgService.version }, seeded: s.counts, engine, http: http.map((h) => ({ key: h.key, label: h.label, ...h.m.result, serverCpuUsPerReq: h.m.serverCpuUsPerReq, foreignCpus: h.m.foreignCpus })), targets, wallSec: (Date.now() - started) / 1000 }, null, 2)}\n`,
+  );
+  process.stdout.write(`\nresults: ${file}  (${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
+}
+
+const cleanup = createCleanup();
+let code = 0;
+try {
+  await main(cleanup);
+} catch (e) {
+  code = cleanup.interrupted ? 130 : 1;
+  if (!cleanup.interrupted) process.stderr.write(`access bench failed: ${(e as Error).stack ?? e}\n`);
+} finally {
+  await cleanup.run();
+}
+process.exit(code);

@@ -1,0 +1,138 @@
+import { and, desc, eq, gt, inArray, isNotNull, isNull, lt, lte, sql, type SQL } from "drizzle-orm";
+import type { Executor } from "../../db/client.ts";
+import { invitations, memberships, orgs, teamMembers, teams, users } from "../../db/schema/index.ts";
+
+export type InvitationRow = typeof invitations.$inferSelect;
+export type InvitationStatus = "pending" | "accepted" | "revoked" | "expired";
+
+/** An invitation's state at `now`: answered (accepted, revoked) first, then whether its link has run out. */
+export function statusOf(row: InvitationRow, now: Date): InvitationStatus {
+  if (row.acceptedAt) return "accepted";
+  if (row.revokedAt) return "revoked";
+  return row.expiresAt <= now ? "expired" : "pending";
+}
+
+function statusFilter(status: InvitationStatus, now: Date): SQL | undefined {
+  const open = and(isNull(invitations.acceptedAt), isNull(invitations.revokedAt));
+  switch (status) {
+    case "accepted":
+      return isNotNull(invitations.acceptedAt);
+    case "revoked":
+      return and(isNull(invitations.acceptedAt), isNotNull(invitations.revokedAt));
+    case "expired":
+      return and(open, lte(invitations.expiresAt, now));
+    case "pending":
+      return and(open, gt(invitations.expiresAt, now));
+  }
+}
+
+/** Invitation queries. Row-level security limits each transaction to its org; every query names the org as well. */
+export const invitationsRepo = {
+  async insert(tx: Executor, row: typeof invitations.$inferInsert): Promise<InvitationRow> {
+    const [inv] = await tx.insert(invitations).values(row).returning();
+    return inv;
+  },
+
+  /** The invitation, locked until the transaction ends when `lock` is set (a change reads the state it replaces). */
+  async findById(ex: Executor, orgId: string, id: string, lock = false): Promise<InvitationRow | undefined> {
+    const q = ex.select().from(invitations).where(and(eq(invitations.orgId, orgId), eq(invitations.id, id)));
+    const [row] = lock ? await q.for("update") : await q;
+    return row;
+  },
+
+  async lockByTokenHash(tx: Executor, orgId: string, tokenHash: string): Promise<InvitationRow | undefined> {
+    const [row] = await tx
+      .select()
+      .from(invitations)
+      .where(and(eq(invitations.orgId, orgId), eq(invitations.tokenHash, tokenHash)))
+      .for("update");
+    return row;
+  },
+
+  /** The unanswered invitation of an address (live or expired): at most one, by the partial unique index. */
+  async findOpenByEmail(tx: Executor, orgId: string, emailKey: string): Promise<InvitationRow | undefined> {
+    const [row] = await tx
+      .select()
+      .from(invitations)
+      .where(and(eq(invitations.orgId, orgId), eq(invitations.emailKey, emailKey), isNull(invitations.acceptedAt), isNull(invitations.revokedAt)))
+      .for("update");
+    return row;
+  },
+
+  async update(tx: Executor, orgId: string, id: string, patch: Partial<typeof invitations.$inferInsert>): Promise<InvitationRow> {
+    const [row] = await tx.update(invitations).set(patch).where(and(eq(invitations.orgId, orgId), eq(invitations.id, id))).returning();
+    return row;
+  },
+
+  /** Newest first; `before` is the last id of the previous page. */
+  async list(ex: Executor, orgId: string, opts: { status?: InvitationStatus; now: Date; limit: number; before?: string }): Promise<InvitationRow[]> {
+    return ex
+      .select()
+      .from(invitations)
+      .where(
+        and(
+          eq(invitations.orgId, orgId),
+          opts.status ? statusFilter(opts.status, opts.now) : undefined,
+          opts.before ? lt(invitations.id, opts.before) : undefined,
+        ),
+      )
+      .orderBy(desc(invitations.id))
+      .limit(opts.limit);
+  },
+
+  /** Which of `ids` are teams of the org. */
+  async existingTeams(ex: Executor, orgId: string, ids: readonly string[]): Promise<Set<string>> {
+    if (!ids.length) return new Set();
+    const rows = await ex.select({ id: teams.id }).from(teams).where(and(eq(teams.orgId, orgId), inArray(teams.id, [...ids])));
+    return new Set(rows.map((r) => r.id));
+  },
+
+  async isMemberByEmail(ex: Executor, orgId: string, emailKey: string): Promise<boolean> {
+    const rows = await ex
+      .select({ userId: memberships.userId })
+      .from(memberships)
+      .innerJoin(users, eq(users.id, memberships.userId))
+      .where(and(eq(memberships.orgId, orgId), sql`lower(${users.email}) = ${emailKey}`))
+      .limit(1);
+    return rows.length > 0;
+  },
+
+  async isMember(ex: Executor, orgId: string, userId: string): Promise<boolean> {
+    const rows = await ex
+      .select({ userId: memberships.userId })
+      .from(memberships)
+      .where(and(eq(memberships.orgId, orgId), eq(memberships.userId, userId)))
+      .limit(1);
+    return rows.length > 0;
+  },
+
+  async liveOrg(ex: Executor, orgId: string) {
+    const [row] = await ex
+      .select({ id: orgs.id, name: orgs.name, slug: orgs.slug, displayName: orgs.displayName })
+      .from(orgs)
+      .where(and(eq(orgs.id, orgId), isNull(orgs.deletedAt)));
+    return row;
+  },
+
+  async userName(ex: Executor, userId: string): Promise<string | undefined> {
+    const [row] = await ex.select({ name: users.name }).from(users).where(eq(users.id, userId));
+    return row?.name;
+  },
+
+  async accountExists(ex: Executor, emailKey: string): Promise<boolean> {
+    const rows = await ex.select({ id: users.id }).from(users).where(sql`lower(${users.email}) = ${emailKey}`).limit(1);
+    return rows.length > 0;
+  },
+
+
+  async insertMembership(tx: Executor, row: { orgId: string; userId: string; role: string; now: Date }): Promise<void> {
+    await tx.insert(memberships).values({ orgId: row.orgId, userId: row.userId, role: row.role, createdAt: row.now });
+  },
+
+  async insertTeamMembers(tx: Executor, orgId: string, userId: string, teamIds: readonly string[], now: Date): Promise<void> {
+    if (!teamIds.length) return;
+    await tx.insert(teamMembers).values(teamIds.map((teamId) => ({ teamId, orgId, userId, role: "member", createdAt: now })));
+  },
+};
+
+export type InvitationsRepo = typeof invitationsRepo;
