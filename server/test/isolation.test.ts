@@ -2,15 +2,19 @@
  * THE TENANT ISOLATION SUITE. Driven by the OpenAPI document: every operation under /v1/orgs/{orgId} is called by
  * nobody, by a stranger, by each built-in role and with malformed org ids, so a new org-scoped route is covered the
  * moment it is registered. If its body or path parameters cannot be derived from its schema, the suite fails naming
- * it: add an entry to EXAMPLE_BODIES / EXAMPLE_PARAMS below.
+ * it: add an entry to EXAMPLE_BODIES / EXAMPLE_PARAMS below. Org A's owner also names org B's real resources (made in
+ * isolation.fixtures.ts) in paths, bodies and list filters, and must get the answer a missing resource gets: a path
+ * parameter or id field without an org B resource of its kind fails the suite naming it.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { sql } from "drizzle-orm";
+import type { LightMyRequestResponse } from "fastify";
 import { newId } from "../src/lib/ids.ts";
 import { BUILT_IN_ROLES, isPermission, type BuiltInRole, type Permission } from "../src/modules/access/permissions.ts";
 import { BACKENDS, createTestApp, problemOf, signUp, type TestApp, type TestUser } from "./harness.ts";
+import { fakeId, idSlots, leaked, missingLike, seedTenant, tenantState, valuesFor, withValue, type IdSlot, type Schema, type Tenant } from "./isolation.fixtures.ts";
 
 /** What a body may need to know about the org it is sent to. */
 interface OrgFacts {
@@ -26,6 +30,14 @@ const EXAMPLE_BODIES: Record<string, unknown> = {
 };
 /** Path parameters other than orgId whose schema does not say what a valid one looks like. */
 const EXAMPLE_PARAMS: Record<string, string> = {};
+/**
+ * Bodies whose id fields sit in a shape the schema leaves open (a check is a permission OR a relation with an object):
+ * the base into which org B's ids are put.
+ */
+const FOREIGN_ID_BASES: Record<string, unknown> = {
+  "POST /v1/orgs/{orgId}/access/check": { checks: [{ relation: "read", object: { type: "team", id: fakeId("team") } }] },
+  "POST /v1/orgs/{orgId}/access/explain": { check: { relation: "read", object: { type: "team", id: fakeId("team") } } },
+};
 
 /** The /v1 routes that are public on purpose (sign-up, sign-in and the mail-link flows); everything else needs a token. */
 const PUBLIC_ROUTES = [
@@ -40,37 +52,28 @@ const PUBLIC_ROUTES = [
   "POST /v1/auth/magic-link/verify",
   "POST /v1/invitations/register",
 ];
-/** The org-scoped operations that exist today; the suite must find at least these. */
-const KNOWN_ORG_OPERATIONS = ["getOrg", "updateOrg", "listRoles", "listAuditEvents", "exportAuditEvents"];
+/** The org-scoped operations that exist today; the suite must find at least these (one that disappears fails it). */
+const KNOWN_ORG_OPERATIONS = [
+  ...["getOrg", "updateOrg", "deleteOrg", "listAuditEvents", "exportAuditEvents"],
+  ...["createTeam", "listTeams", "getTeamTree", "getTeam", "updateTeam", "deleteTeam", "moveTeam", "listTeamMembers", "putTeamMember", "removeTeamMember"],
+  ...["listMembers", "getMember", "changeMemberRole", "removeMember", "leaveOrg"],
+  ...["listRoles", "createRole", "getRole", "updateRole", "deleteRole"],
+  ...["createInvitation", "createInvitations", "listInvitations", "getInvitation", "revokeInvitation", "resendInvitation"],
+  ...["createGrant", "listGrants", "getGrant", "revokeGrant", "createPeerGrants", "listMyPeerGrants", "revokePeerGrant"],
+  ...["createGrantRequest", "listGrantRequests", "getGrantRequest", "approveGrantRequest", "denyGrantRequest", "cancelGrantRequest"],
+  ...["checkAccess", "explainAccess"],
+];
 /** Least powerful first, so an operation that destroys the org (owner only) runs last. */
 const ROLES: BuiltInRole[] = ["viewer", "developer", "admin", "owner"];
 const BAD_ORG_IDS = ["org_x", "../etc", encodeURIComponent("../etc"), "ORG_01ARZ3NDEKTSV4RRFFQ69G5FAV", `org_${"a".repeat(300)}`, encodeURIComponent("org_' or '1'='1"), "org_%00"];
 
-interface Schema {
-  type?: string | string[];
-  properties?: Record<string, Schema>;
-  required?: string[];
-  minProperties?: number;
-  anyOf?: Schema[];
-  oneOf?: Schema[];
-  enum?: unknown[];
-  const?: unknown;
-  default?: unknown;
-  examples?: unknown[];
-  format?: string;
-  pattern?: string;
-  minLength?: number;
-  maxLength?: number;
-  minimum?: number;
-  items?: Schema;
-  minItems?: number;
-}
 interface Operation {
   operationId?: string;
   security?: unknown;
   "x-permission"?: string;
   parameters?: { in: string; name: string; required?: boolean; schema?: Schema }[];
   requestBody?: { content?: Record<string, { schema?: Schema }> };
+  responses?: Record<string, unknown>;
 }
 interface Op {
   key: string;
@@ -78,13 +81,17 @@ interface Op {
   path: string;
   permission: Permission;
   op: Operation;
-  /** Has path parameters besides orgId (a made-up id of those may answer the resource's own 404). */
+  /** The path as the document has it, {orgId} and all. */
+  route: string;
+  /** The required query parameters, "?a=1" or "". */
+  query: string;
+  /** Path parameters besides orgId (a made-up id of those may answer the resource's own 404). */
+  params: string[];
   nested: boolean;
   body: unknown;
 }
 
 const CROCKFORD = /^\^([a-z]+)_\[0-9a-hjkmnp-tv-z\]\{26\}\$$/;
-const fakeId = (prefix: string) => `${prefix}_${newId("request").slice(4)}`;
 
 /** A value that satisfies `s`, or undefined when the schema does not say enough. */
 function sample(s: Schema | undefined): unknown {
@@ -161,22 +168,23 @@ function orgScopedOperations(doc: { paths?: Record<string, Record<string, Operat
       const permission = op["x-permission"] ?? "";
       assert.ok(isPermission(permission), `${key} declares x-permission ${JSON.stringify(op["x-permission"])}, not a known permission`);
       let filled = path.replace("{orgId}", ":orgId");
-      let nested = false;
+      const params: string[] = [];
       for (const [, name] of path.matchAll(/\{(\w+)\}/g)) {
         if (name === "orgId") continue;
-        nested = true;
+        params.push(name);
         const param = op.parameters?.find((p) => p.in === "path" && p.name === name);
         const value = EXAMPLE_PARAMS[name] ?? sample(param?.schema);
         if (typeof value !== "string") assert.fail(`cannot derive path parameter ${name} of ${key}: add it to EXAMPLE_PARAMS`);
         filled = filled.replace(`{${name}}`, encodeURIComponent(value));
       }
-      const query = (op.parameters ?? []).filter((p) => p.in === "query" && p.required);
-      const qs = query.map((p) => {
+      const required = (op.parameters ?? []).filter((p) => p.in === "query" && p.required);
+      const qs = required.map((p) => {
         const v = sample(p.schema);
         if (v === undefined) assert.fail(`cannot derive required query parameter ${p.name} of ${key}`);
         return `${p.name}=${encodeURIComponent(String(v))}`;
       });
-      ops.push({ key, method, path: qs.length ? `${filled}?${qs.join("&")}` : filled, permission, op, nested, body: bodyFor(key, method, op) });
+      const query = qs.length ? `?${qs.join("&")}` : "";
+      ops.push({ key, method, path: filled + query, route: path, query, permission, op, params, nested: params.length > 0, body: bodyFor(key, method, op) });
     }
   }
   return ops;
@@ -192,6 +200,9 @@ for (const backend of BACKENDS) {
     const members = {} as Record<BuiltInRole, TestUser>;
     let orgA: string;
     let orgB: string;
+    /** Org A's and org B's own resources (B's made by B's owner, the stranger). */
+    let A: Tenant;
+    let B: Tenant;
 
     const slugs = new Map<string, string>();
     /** The body for this org and caller: functions get the org, "{otherMember}" becomes a member other than the caller. */
@@ -215,13 +226,24 @@ for (const backend of BACKENDS) {
       await t.deps.access.invalidate(id);
       return id;
     }
-    /** Everything an outsider could have changed: the profile, the members, the audit chain. */
-    async function snapshot(orgId: string) {
-      const [org] = ((await t.db.owner.execute(sql`select * from orgs where id = ${orgId}`)) as unknown as { rows: unknown[] }).rows;
-      const m = (await t.db.owner.execute(sql`select user_id, role from memberships where org_id = ${orgId} order by user_id`)) as unknown as { rows: unknown[] };
-      const audit = await t.deps.audit.verify(orgId);
-      return { org, members: m.rows, audit };
+    /** Everything an outsider could have changed: the profile, every tenant table, the audit chain. */
+    const snapshot = (orgId: string) => tenantState(t, orgId);
+    /** Org A's rows must never come to name org B's resources (a grant on B's team, B's user in A's team…). */
+    async function assertANamesNothingOfB(what: string) {
+      const rows = JSON.stringify(await snapshot(orgA), (_, v: unknown) => (typeof v === "bigint" ? String(v) : v));
+      assert.deepEqual(leaked(rows, B.ids), [], `${what}: org A's rows now name org B's resources`);
     }
+    /** Path of `o` on `orgId` with these path parameters (and its required query). */
+    const urlOf = (o: Op, orgId: string, values: Record<string, string>) =>
+      o.route.replace(/\{(\w+)\}/g, (_, n: string) => encodeURIComponent(n === "orgId" ? orgId : values[n])) + o.query;
+    /** What a caller learns from an answer: an error's status, code and field; a success's body, with `value` blanked. */
+    const answerOf = (res: LightMyRequestResponse, value?: string) => {
+      if (res.statusCode >= 400) {
+        const p = problemOf(res);
+        return { status: res.statusCode, code: p.code, field: p.field };
+      }
+      return { status: res.statusCode, body: value ? res.body.replaceAll(value, "<id>") : res.body };
+    };
 
     before(async () => {
       t = await createTestApp({ backend, worker: false });
@@ -239,6 +261,9 @@ for (const backend of BACKENDS) {
       orgB = b.json().id;
       slugs.set(orgB, slugB);
       for (const display_name of ["B one", "B two"]) assert.equal((await t.call("PATCH", `/v1/orgs/${orgB}`, { display_name }, stranger.access_token)).statusCode, 200);
+      B = await seedTenant(t, orgB, stranger, "B");
+      B.secrets.push(slugB, "Tenant B", "B one", "B two");
+      A = await seedTenant(t, orgA, owner, "A");
     });
     after(() => t.close());
 
@@ -337,6 +362,104 @@ for (const backend of BACKENDS) {
           problemOf(res);
         }
       }
+    });
+
+    it("org A's owner naming org B's resources in the path gets 404 like for missing ones, learns nothing of B, changes nothing", async () => {
+      let calls = 0;
+      for (const o of ops.filter((x) => x.nested)) {
+        const before = await snapshot(orgB);
+        for (const n of o.params) {
+          if (!B.params[n]) assert.fail(`path parameter ${n} of ${o.key} has no org B resource: make one in seedTenant (server/test/isolation.fixtures.ts)`);
+        }
+        // every mix of B's ids with each other and with A's own (A's team, B's member), never A's alone
+        let combos: { value: string; foreign: boolean }[][] = [[]];
+        for (const n of o.params) {
+          const choices = [...B.params[n].map((value) => ({ value, foreign: true })), { value: A.params[n][0], foreign: false }];
+          combos = combos.flatMap((c) => choices.map((x) => [...c, x]));
+        }
+        for (const combo of combos.filter((c) => c.some((x) => x.foreign))) {
+          const values = Object.fromEntries(o.params.map((n, i) => [n, combo[i].value]));
+          const res = await t.call(o.method, urlOf(o, orgA, values), bodyAs(o, orgA, owner), owner.access_token);
+          const what = `${o.key} as A's owner with ${JSON.stringify(values)}: ${res.statusCode} ${res.body.slice(0, 300)}`;
+          const documented = Object.keys(o.op.responses ?? {}).includes(String(res.statusCode));
+          assert.ok(res.statusCode === 404 || ([400, 403].includes(res.statusCode) && documented), what);
+          assert.deepEqual(leaked(res.body, B.secrets, Object.values(values)), [], `${what}: the answer shows org B's data`);
+          const missing = Object.fromEntries(o.params.map((n, i) => [n, combo[i].foreign ? missingLike("any", combo[i].value) : combo[i].value]));
+          const none = await t.call(o.method, urlOf(o, orgA, missing), bodyAs(o, orgA, owner), owner.access_token);
+          assert.deepEqual(answerOf(res), answerOf(none), `${what}: org B's resource must look like a missing one`);
+          calls++;
+        }
+        assert.deepEqual(await snapshot(orgB), before, `${o.key} changed org B`);
+      }
+      assert.ok(calls >= 25, `only ${calls} calls with org B's ids in the path`);
+      await assertANamesNothingOfB("after org B's ids in paths");
+    });
+
+    /** Calls `o` on org A as its owner with each of org B's values in each slot, each answer beside a missing value's. */
+    async function tryForeignValues(o: Op, slots: IdSlot[], send: (slot: IdSlot, value: string, type: string | undefined) => { url: string; body: unknown }) {
+      let calls = 0;
+      for (const slot of slots) {
+        const field = slot.path.join(".");
+        const candidates = valuesFor(slot, B);
+        if (!candidates) assert.fail(`${o.key}: ${field} takes ${slot.kind}_… ids and org B has none: make one in seedTenant (server/test/isolation.fixtures.ts)`);
+        for (const { value, type } of candidates) {
+          const req = send(slot, value, type);
+          const res = await t.call(o.method, req.url, req.body, owner.access_token);
+          const what = `${o.key} as A's owner with org B's ${value} in ${field}: ${res.statusCode} ${res.body.slice(0, 300)}`;
+          assert.ok(res.statusCode < 500, what);
+          if (res.statusCode >= 300) {
+            assert.ok([400, 403, 404, 409].includes(res.statusCode), what);
+          } else {
+            assert.ok(!res.body.includes('"allowed":true'), `${what}: A's owner is allowed on org B's resource`);
+          }
+          // the value sent may come back (an error naming it, a check repeating its question); nothing else of B may
+          assert.deepEqual(leaked(res.body, B.secrets, [value]), [], `${what}: the answer shows org B's data`);
+          if (slot.kind !== "cursor") {
+            // (a cursor's id is a position: a missing one pages from elsewhere)
+            const missing = missingLike(slot.kind, value);
+            const other = send(slot, missing, type);
+            const none = await t.call(o.method, other.url, other.body, owner.access_token);
+            assert.deepEqual(answerOf(res, value), answerOf(none, missing), `${what}: org B's ${value} must look like a missing one`);
+          }
+          calls++;
+        }
+      }
+      return calls;
+    }
+
+    it("org A's owner putting org B's ids into a body is refused like for missing ids, learns nothing of B, changes nothing", async () => {
+      const before = await snapshot(orgB);
+      let calls = 0;
+      for (const o of ops.filter((x) => x.op.requestBody)) {
+        const slots = idSlots(o.op.requestBody?.content?.["application/json"]?.schema);
+        if (!slots.length) continue;
+        // the path names A's own resources, so the body is what is judged
+        const values = Object.fromEntries(o.params.map((n) => [n, A.params[n]?.[0] ?? assert.fail(`path parameter ${n} of ${o.key} has no org A resource in seedTenant`)]));
+        const base = FOREIGN_ID_BASES[o.key] ?? bodyAs(o, orgA, owner);
+        calls += await tryForeignValues(o, slots, (slot, value, type) => ({ url: urlOf(o, orgA, values), body: withValue(base, slot, value, type, sample) }));
+        assert.deepEqual(await snapshot(orgB), before, `${o.key} changed org B`);
+      }
+      assert.ok(calls >= 20, `only ${calls} calls with org B's ids in a body`);
+      await assertANamesNothingOfB("after org B's ids in bodies");
+    });
+
+    it("org A's owner filtering lists by org B's ids, names or cursors finds nothing of B", async () => {
+      const before = await snapshot(orgB);
+      let calls = 0;
+      for (const o of ops.filter((x) => x.method === "GET")) {
+        const query = (o.op.parameters ?? []).filter((p) => p.in === "query");
+        const schema: Schema = { type: "object", properties: Object.fromEntries(query.map((p) => [p.name, p.schema ?? {}])) };
+        const slots = idSlots(schema);
+        if (!slots.length) continue;
+        const values = Object.fromEntries(o.params.map((n) => [n, A.params[n]?.[0] ?? assert.fail(`path parameter ${n} of ${o.key} has no org A resource in seedTenant`)]));
+        calls += await tryForeignValues(o, slots, (slot, value) => {
+          const url = urlOf(o, orgA, values);
+          return { url: `${url}${url.includes("?") ? "&" : "?"}${String(slot.path[0])}=${encodeURIComponent(value)}`, body: bodyAs(o, orgA, owner) };
+        });
+        assert.deepEqual(await snapshot(orgB), before, `${o.key} changed org B`);
+      }
+      assert.ok(calls >= 20, `only ${calls} calls with org B's values in a query`);
+      await assertANamesNothingOfB("after org B's values in queries");
     });
   });
 }

@@ -1,5 +1,7 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import { PGlite } from "@electric-sql/pglite";
-import { sql } from "drizzle-orm";
+import { sql, type SQL } from "drizzle-orm";
+import { PgDialect } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { drizzle as drizzlePg } from "drizzle-orm/node-postgres";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
@@ -25,6 +27,13 @@ export interface Database {
    * Every query inside must use the `tx` handed in: PGlite is one session and a stray query deadlocks.
    */
   tx<T>(scope: TxScope, fn: (tx: Executor) => Promise<T>): Promise<T>;
+  /**
+   * One read-only statement for a tenant, in its own transaction (rows as the driver parses them, not mapped): the
+   * authorization engine's uncached reads. On PostgreSQL the statement is prepared once per connection, so its plan
+   * is reused — planning these RLS-filtered statements costs more than running them. Only for a fixed set of
+   * statement texts (values as parameters), since each distinct text is prepared on every connection.
+   */
+  readScoped<T>(scope: TxScope, query: SQL): Promise<T[]>;
   /** Reads of platform tables (no tenant) outside a transaction where the driver allows it. */
   read<T>(fn: (db: Executor) => Promise<T>): Promise<T>;
   /** The owner's connection, for migrations and operator tasks only. */
@@ -49,20 +58,25 @@ async function setScope(tx: Executor, scope: TxScope, switchRole: boolean): Prom
 export async function openPglite(dir: string | undefined): Promise<Database> {
   const client = dir ? await PGlite.create(dir) : await PGlite.create();
   const orm = drizzlePglite(client, { schema }) as unknown as Executor;
-  return {
-    kind: "pglite",
-    owner: orm,
-    // PGlite's default user is a superuser that bypasses RLS even when forced, so each transaction switches role.
-    tx: (scope, fn) =>
+  // PGlite is one session: a transaction opened inside another waits for it forever. Say so instead of hanging.
+  const inside = new AsyncLocalStorage<true>();
+  const transaction = <T>(scope: TxScope, fn: (tx: Executor) => Promise<T>): Promise<T> => {
+    if (inside.getStore()) throw new Error("db.tx()/db.read() called inside another transaction: on PGlite that deadlocks; use the tx you were given");
+    return inside.run(true, () =>
       orm.transaction(async (tx) => {
         await setScope(tx as unknown as Executor, scope, true);
         return fn(tx as unknown as Executor);
       }),
-    read: (fn) =>
-      orm.transaction(async (tx) => {
-        await setScope(tx as unknown as Executor, {}, true);
-        return fn(tx as unknown as Executor);
-      }),
+    );
+  };
+  return {
+    kind: "pglite",
+    owner: orm,
+    // PGlite's default user is a superuser that bypasses RLS even when forced, so each transaction switches role.
+    tx: transaction,
+    readScoped: async <T>(scope: TxScope, query: SQL) =>
+      ((await transaction(scope, (tx) => tx.execute(query))) as unknown as { rows: T[] }).rows,
+    read: (fn) => transaction({}, fn),
     ping: async () => {
       await client.query("select 1");
     },
@@ -76,6 +90,17 @@ export interface PostgresOptions {
   poolSize: number;
 }
 
+/** Server-side prepared statement names, one per statement text (readScoped serves a fixed set of statements). */
+const statementNames = new Map<string, string>();
+function statementName(text: string): string {
+  let n = statementNames.get(text);
+  if (!n) {
+    n = `plinth_s${statementNames.size + 1}`;
+    statementNames.set(text, n);
+  }
+  return n;
+}
+
 /** PostgreSQL: requests use a pool logged in as plinth_app; the owner's pool is opened lazily and kept small. */
 export async function openPostgres(opts: PostgresOptions): Promise<Database> {
   const appPool = new pg.Pool({ connectionString: opts.appUrl, max: opts.poolSize });
@@ -84,6 +109,7 @@ export async function openPostgres(opts: PostgresOptions): Promise<Database> {
     // an idle client died (server restart); the pool replaces it on next use
   });
   const app = drizzlePg(appPool, { schema }) as unknown as Executor;
+  const dialect = new PgDialect();
   const owner = (): Executor => {
     // One connection: the migration advisory lock is session-level, so lock, migrate and unlock must share it.
     ownerPool ??= new pg.Pool({ connectionString: opts.ownerUrl, max: 1 });
@@ -100,6 +126,23 @@ export async function openPostgres(opts: PostgresOptions): Promise<Database> {
         return fn(tx as unknown as Executor);
       }),
     read: (fn) => fn(app),
+    readScoped: async <T>(scope: TxScope, query: SQL) => {
+      const q = dialect.sqlToQuery(query);
+      const client = await appPool.connect();
+      try {
+        await client.query("BEGIN READ ONLY");
+        await client.query({ name: "plinth_scope", text: "select set_config('app.org_id', $1, true), set_config('app.user_id', $2, true)", values: [scope.orgId ?? "", scope.userId ?? ""] });
+        const r = await client.query({ name: statementName(q.sql), text: q.sql, values: q.params as unknown[] });
+        await client.query("COMMIT");
+        return r.rows as T[];
+      } catch (e) {
+        // a failed statement leaves the transaction aborted on this connection: end it before the pool reuses it
+        await client.query("ROLLBACK").catch(() => {});
+        throw e;
+      } finally {
+        client.release();
+      }
+    },
     ping: async () => {
       await appPool.query("select 1");
     },

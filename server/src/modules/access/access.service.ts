@@ -137,8 +137,16 @@ export function createAccessService(deps: { db: Database; clock: Clock; options?
     return r.rows[0]?.permissions.filter(isPermission);
   }
 
-  async function readMembership(tx: Executor, orgId: string, userId: string, now: Date): Promise<{ m: OrgMembership | null; staleAt: number }> {
-    const rows = (await tx.execute(sql`
+  type MembershipRow = {
+    role: string;
+    custom: string[] | null;
+    teams: { team: string; role: string; path: string[] }[];
+    peer: { id: string; p: string; by: string | null; exp: string | null; byRole: string; byCustom: string[] | null }[];
+  };
+  type ObjectRow = { grants: { id: string; st: string; sid: string; rel: Relation; exp: string | null }[]; path: string[] | null };
+
+  /** The member's role, custom role permissions, teams (with their paths) and live peer grants: one row, or none. */
+  const membershipQuery = (orgId: string, userId: string, now: Date) => sql`
         select m.role,
           (select r.permissions from custom_roles r where r.org_id = m.org_id and r.name = m.role) as custom,
           (select coalesce(json_agg(json_build_object('team', t.id, 'role', tm.role, 'path', t.path)), '[]'::json)
@@ -150,10 +158,18 @@ export function createAccessService(deps: { db: Database; clock: Clock; options?
             where g.org_id = m.org_id and g.kind = 'peer' and g.subject_type = 'user' and g.subject_id = m.user_id
               and (g.expires_at is null or g.expires_at > ${now.toISOString()}::timestamptz)) as peer
         from memberships m join orgs o on o.id = m.org_id
-        where m.org_id = ${orgId} and m.user_id = ${userId} and o.deleted_at is null`)) as unknown as {
-      rows: { role: string; custom: string[] | null; teams: { team: string; role: string; path: string[] }[]; peer: { id: string; p: string; by: string | null; exp: string | null; byRole: string; byCustom: string[] | null }[] }[];
-    };
-    const row = rows.rows[0];
+        where m.org_id = ${orgId} and m.user_id = ${userId} and o.deleted_at is null`;
+
+  /** An object's live share grants and, for a team, its ancestry: always one row. */
+  const objectQuery = (orgId: string, object: ObjectRef, now: Date) => sql`
+        select
+          (select coalesce(json_agg(json_build_object('id', g.id, 'st', g.subject_type, 'sid', g.subject_id, 'rel', g.relation, 'exp', g.expires_at)), '[]'::json)
+             from grants g
+            where g.org_id = ${orgId} and g.object_type = ${object.type} and g.object_id = ${object.id} and g.kind = 'share'
+              and (g.expires_at is null or g.expires_at > ${now.toISOString()}::timestamptz)) as grants,
+          (select t.path from teams t where ${object.type} = 'team' and t.org_id = ${orgId} and t.id = ${object.id}) as path`;
+
+  function toMembership(orgId: string, userId: string, row: MembershipRow | undefined, now: Date): { m: OrgMembership | null; staleAt: number } {
     let staleAt = now.getTime() + ttl;
     if (!row) return { m: null, staleAt };
     const rolePermissions = ROLE_PERMS.get(row.role) ?? new Set<Permission>((row.custom ?? []).filter(isPermission));
@@ -174,18 +190,7 @@ export function createAccessService(deps: { db: Database; clock: Clock; options?
     return { m: { orgId, userId, role: row.role, permissions, rolePermissions, peer, teams, teamReach }, staleAt };
   }
 
-  /** An object's live share grants (and, for a team, its ancestry) in one statement. */
-  async function readObject(tx: Executor, orgId: string, object: ObjectRef, now: Date): Promise<{ facts: ObjectFacts; staleAt: number }> {
-    const r = (await tx.execute(sql`
-        select
-          (select coalesce(json_agg(json_build_object('id', g.id, 'st', g.subject_type, 'sid', g.subject_id, 'rel', g.relation, 'exp', g.expires_at)), '[]'::json)
-             from grants g
-            where g.org_id = ${orgId} and g.object_type = ${object.type} and g.object_id = ${object.id} and g.kind = 'share'
-              and (g.expires_at is null or g.expires_at > ${now.toISOString()}::timestamptz)) as grants,
-          (select t.path from teams t where ${object.type} = 'team' and t.org_id = ${orgId} and t.id = ${object.id}) as path`)) as unknown as {
-      rows: { grants: { id: string; st: string; sid: string; rel: Relation; exp: string | null }[]; path: string[] | null }[];
-    };
-    const row = r.rows[0];
+  function toObject(row: ObjectRow, now: Date): { facts: ObjectFacts; staleAt: number } {
     let staleAt = now.getTime() + ttl;
     const grants = row.grants.map((g) => {
       const expiresAt = g.exp ? new Date(g.exp) : null;
@@ -269,7 +274,9 @@ export function createAccessService(deps: { db: Database; clock: Clock; options?
       const hit = memberships.get(key);
       if (fresh(hit, orgId, nowMs)) return hit.value ?? undefined;
       const epoch = epochOf(orgId); // taken before reading: an invalidation during the read leaves the entry stale
-      const { m, staleAt } = await db.tx({ orgId, userId }, (tx) => readMembership(tx, orgId, userId, new Date(nowMs)));
+      const now = new Date(nowMs);
+      const [row] = await db.readScoped<MembershipRow>({ orgId, userId }, membershipQuery(orgId, userId, now));
+      const { m, staleAt } = toMembership(orgId, userId, row, now);
       memberships.set(key, { value: m, epoch, staleAt });
       return m ?? undefined;
     },
@@ -286,7 +293,9 @@ export function createAccessService(deps: { db: Database; clock: Clock; options?
       let hit = objects.get(key);
       if (!fresh(hit, m.orgId, nowMs)) {
         const epoch = epochOf(m.orgId);
-        const { facts, staleAt } = await db.tx({ orgId: m.orgId }, (tx) => readObject(tx, m.orgId, object, new Date(nowMs)));
+        const now = new Date(nowMs);
+        const [row] = await db.readScoped<ObjectRow>({ orgId: m.orgId }, objectQuery(m.orgId, object, now));
+        const { facts, staleAt } = toObject(row, now);
         hit = { value: facts, epoch, staleAt };
         objects.set(key, hit);
       }
@@ -306,7 +315,12 @@ export function createAccessService(deps: { db: Database; clock: Clock; options?
       if (!fresh(mHit, orgId, nowMs) && !fresh(oHit, orgId, nowMs)) {
         const epoch = epochOf(orgId);
         const now = new Date(nowMs);
-        const both = await db.tx({ orgId, userId }, async (tx) => ({ m: await readMembership(tx, orgId, userId, now), o: await readObject(tx, orgId, object, now) }));
+        // both in one statement (one round trip on PostgreSQL)
+        const [row] = await db.readScoped<{ m: MembershipRow | null; o: ObjectRow }>(
+          { orgId, userId },
+          sql`select (select row_to_json(x) from (${membershipQuery(orgId, userId, now)}) x) as m, (select row_to_json(y) from (${objectQuery(orgId, object, now)}) y) as o`,
+        );
+        const both = { m: toMembership(orgId, userId, row.m ?? undefined, now), o: toObject(row.o, now) };
         memberships.set(mKey, { value: both.m.m, epoch, staleAt: both.m.staleAt });
         objects.set(oKey, { value: both.o.facts, epoch, staleAt: both.o.staleAt });
         return both.m.m ? decideRelation(both.m.m, relation, object, both.o.facts) : undefined;

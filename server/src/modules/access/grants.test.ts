@@ -294,6 +294,26 @@ for (const backend of BACKENDS) {
         assert.deepEqual(all.json().items[0].object, { type: "org", id: orgId });
       });
 
+      it("a peer grant counts only while its grantor's role still holds the permission: demoting the grantor ends it", async () => {
+        const [gina, hal] = await Promise.all([signUp(t, "Gina"), signUp(t, "Hal")]);
+        for (const [u, role] of [[gina, "developer"], [hal, "viewer"]] as const) {
+          await t.db.owner.execute(sql`insert into memberships (org_id, user_id, role) values (${orgId}, ${u.id}, ${role})`);
+        }
+        await t.deps.access.invalidate(orgId);
+        const res = await call(gina, "POST", "/peer-grants", { grantee_id: hal.id, permissions: ["secrets:write"] });
+        assert.equal(res.statusCode, 201, res.body);
+        assert.equal(await allowed(hal, { permission: "secrets:write" }), true);
+        // the owner makes the grantor a viewer (no secrets:write): what she gave is no longer more than she holds
+        const demoted = await call(alice, "PATCH", `/members/${gina.id}`, { role: "viewer" });
+        assert.equal(demoted.statusCode, 200, demoted.body);
+        assert.equal(await allowed(hal, { permission: "secrets:write" }), false, "the very next check is denied");
+        const explained = await call(hal, "POST", "/access/explain", { check: { permission: "secrets:write" } });
+        assert.equal(explained.json().allowed, false, explained.body);
+        // promoted back, the grant (never deleted) counts again
+        assert.equal((await call(alice, "PATCH", `/members/${gina.id}`, { role: "developer" })).statusCode, 200);
+        assert.equal(await allowed(hal, { permission: "secrets:write" }), true);
+      });
+
       it("only what the grantor's ROLE gives: not more, and not peer grants they received", async () => {
         assertForbidden(await call(bob, "POST", "/peer-grants", { grantee_id: dave.id, permissions: ["secrets:read", "members:remove"] }), "members:remove");
         // carol received secrets:read from bob above: she cannot pass it on

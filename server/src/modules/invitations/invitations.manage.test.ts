@@ -105,6 +105,20 @@ for (const backend of BACKENDS) {
       assert.equal((await invite({ email: uniqueEmail(), role: "owner" }, owner)).statusCode, 201);
     });
 
+    it("placing the invitee in a team needs teams:update or being the team's maintainer", async () => {
+      const team = await addTeam(t, orgId, "Recruiting targets");
+      const before = await count();
+      const res = await invite({ email: uniqueEmail(), role: "reader", teams: [team] }, inviter);
+      assertProblem(res, 403, "FORBIDDEN");
+      assert.equal(JSON.parse(res.body).permission, "teams:update");
+      assert.equal(await count(), before, "nothing written");
+      // the recruiter maintains the team: now they may
+      const put = await t.call("PUT", `/v1/orgs/${orgId}/teams/${team}/members/${inviter.id}`, { role: "maintainer" }, owner.access_token);
+      assert.equal(put.statusCode, 201, put.body);
+      const ok = await invite({ email: uniqueEmail(), role: "reader", teams: [team] }, inviter);
+      assert.equal(ok.statusCode, 201, ok.body);
+    });
+
     it("refuses unknown roles and teams with 400 naming the field, members with ALREADY_MEMBER, a second invitation with INVITATION_PENDING", async () => {
       const other = await newOrg(t, admin);
       const foreignTeam = await addTeam(t, other);

@@ -40,7 +40,7 @@ export function createInvitationsService(deps: {
   db: Database;
   clock: Clock;
   audit: Pick<AuditService, "record">;
-  access: Pick<AccessService, "rolePermissions">;
+  access: Pick<AccessService, "rolePermissions" | "require">;
   jobs: Pick<JobQueue, "enqueue" | "kick" | "register">;
   mailer: Pick<Mailer, "send">;
   publicUrl: string;
@@ -71,6 +71,11 @@ export function createInvitationsService(deps: {
     const teamIds = [...new Set(input.teams ?? [])];
     const now = clock.now();
     const orgId = m.orgId;
+    // placing someone in a team is managing its membership: teams:update, or admin of that team (a maintainer).
+    // Asked before the transaction: the engine reads through its own (PGlite has one session).
+    for (const teamId of teamIds) {
+      if (!m.permissions.has("teams:update")) await access.require(m, "teams:update", { ref: { type: "team", id: teamId }, relation: "admin" });
+    }
     try {
       return await db.tx({ orgId }, async (tx) => {
         await requireGrantableRole(tx, m, input.role, "role");
