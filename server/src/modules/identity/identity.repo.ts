@@ -28,6 +28,17 @@ export const identityRepo = {
     return row;
   },
 
+  /** The account and its password hash in one query: a sign-in costs the same queries whether the email exists or not. */
+  async findLoginByEmail(ex: Executor, email: string): Promise<{ user: UserRow; hash: string | null } | undefined> {
+    const [row] = await ex
+      .select({ user: users, hash: passwordCredentials.hash })
+      .from(users)
+      .leftJoin(passwordCredentials, eq(passwordCredentials.userId, users.id))
+      .where(sql`lower(${users.email}) = lower(${email})`)
+      .limit(1);
+    return row;
+  },
+
   async findUserById(ex: Executor, id: string): Promise<UserRow | undefined> {
     let query = findUserByIdQueries.get(ex);
     if (!query) {

@@ -103,8 +103,9 @@ export function createIdentityService(deps: {
         [th.loginPerAccount, accountKey],
         [th.loginPerIp, meta.ip],
       ]);
-      const user = await db.read((r) => repo.findUserByEmail(r, email));
-      const stored = user ? await db.read((r) => repo.getPasswordHash(r, user.id)) : undefined;
+      const found = await db.read((r) => repo.findLoginByEmail(r, email));
+      const user = found?.user;
+      const stored = found?.hash ?? undefined;
       const ok = await verifyPassword(stored ?? (await dummyPasswordHash()), input.password);
       const now = clock.now();
       if (!ok || !user || !stored) {

@@ -163,6 +163,17 @@ for (const backend of BACKENDS) {
       await refused(undefined, "UNAUTHENTICATED");
     });
 
+    it("reads the scheme in any case, with spaces around the token, on first sight and from the cache", async () => {
+      for (const fresh of [true, false]) {
+        const token = await freshToken();
+        if (!fresh) assert.equal((await me(`Bearer ${token}`)).statusCode, 200, "now cached");
+        for (const header of [`bearer ${token}`, `BEARER   ${token}  `]) assert.equal((await me(header)).statusCode, 200, header.slice(0, 12));
+        for (const header of [`Bearer${token}`, `Bearer\t${token}`, `Bearer ${token}\u0000`, `Token ${token}`]) {
+          await refused(header, "INVALID_TOKEN");
+        }
+      }
+    });
+
     it("refuses an expired token: signed in the past, or once the clock passes exp", async () => {
       const real = clock.now();
       clock.set(new Date(real.getTime() - 2 * 3600_000));
