@@ -20,6 +20,9 @@ export const ID_PREFIXES = {
   job: "job",
   mail: "mail",
   request: "req",
+  apiKey: "key",
+  serviceAccount: "sa",
+  oauthClient: "cli",
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

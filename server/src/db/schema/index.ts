@@ -2,3 +2,4 @@ export * from "./identity.ts";
 export * from "./orgs.ts";
 export * from "./audit.ts";
 export * from "./tenancy.ts";
+export * from "./machine.ts";
