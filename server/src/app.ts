@@ -84,7 +84,7 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   await app.register(swaggerUi, { routePrefix: "/docs", uiConfig: { deepLinking: true } });
   app.get("/openapi.json", { config: { auth: "none" }, schema: { hide: true } }, async () => app.swagger());
 
-  installAuth(app, deps.keys);
+  installAuth(app, deps.keys, deps.apiKeys.verifier);
   installTenant(app, deps.access);
   await app.register(opsRoutes({ db: deps.db, metrics }));
   await app.register(authPagesRoutes());

@@ -30,6 +30,7 @@ export interface Deps {
   mailer: Mailer;
   redis?: Redis;
   keys: ReturnType<typeof keys.wire>["service"];
+  apiKeys: ReturnType<typeof keys.wire>["apiKeys"];
   orgs: ReturnType<typeof orgs.wire>["service"];
   orgProfile: ReturnType<typeof orgs.wire>["profile"];
   orgLifecycle: ReturnType<typeof orgs.wire>["lifecycle"];
@@ -112,13 +113,14 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
 
     const jobs = createJobQueue({ db, clock, log });
     const mailer = createMailer({ config: config.mail, db, log, logBodies: config.database.kind === "embedded" });
-    const k = keys.wire({ db, clock, masterKey, jwt: config.jwt, accessTtlSeconds: config.jwt.accessTtlSeconds });
-    const created = await k.service.ensureActiveKey();
-    if (created.created) log.info("generated the first token-signing key");
-    await k.service.retireExpired();
     const au = audit.wire({ db, clock });
     const ac = await access.wire({ db, clock, log, redis, audit: au.service });
     closers.push(ac.close);
+    const k = keys.wire({ db, clock, log, masterKey, jwt: config.jwt, accessTtlSeconds: config.jwt.accessTtlSeconds, access: ac.service, audit: au.service, limiterStore });
+    closers.push(k.close); // writes the API key usage counted since the last batch
+    const created = await k.service.ensureActiveKey();
+    if (created.created) log.info("generated the first token-signing key");
+    await k.service.retireExpired();
     const o = orgs.wire({ db, clock, audit: au.service, access: ac.service, jobs });
     const id = identity.wire({
       db,
@@ -146,6 +148,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       mailer,
       redis,
       keys: k.service,
+      apiKeys: k.apiKeys,
       orgs: o.service,
       orgProfile: o.profile,
       orgLifecycle: o.lifecycle,

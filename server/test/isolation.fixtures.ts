@@ -79,6 +79,7 @@ export async function seedTenant(t: TestApp, orgId: string, owner: TestUser, lab
   const grant = await post("/grants", { subject: { type: "user", id: member.id }, relation: "read", object: { type: "team", id: subTeam.id } });
   const peer = (await post("/peer-grants", { grantee_id: member.id, permissions: ["audit:read"] })).items[0];
   const request = await post("/grant-requests", { grantor_id: member.id, permissions: ["org:read"], reason: `Reason ${tag}` });
+  const key = await post("/keys", { name: `key${tag}`, roles: ["viewer"] });
 
   const params = {
     teamId: [team.id, subTeam.id],
@@ -87,10 +88,12 @@ export async function seedTenant(t: TestApp, orgId: string, owner: TestUser, lab
     invitationId: [invitation.id],
     grantId: [grant.id, peer.id],
     requestId: [request.id],
+    // an API key by name and by id
+    name: [key.name, key.id],
   };
   const byType = { user: [member.id, owner.id], team: [team.id, subTeam.id], org: [orgId] };
-  const ids = [orgId, ...Object.values(params).flat()];
-  const names = [team.name, subTeam.name, `About ${tag}`, role.name, `Role of ${tag}`, email, member.email, `Member ${tag}`, owner.email, `Reason ${tag}`];
+  const ids = [orgId, ...Object.values(params).flat().filter((v) => v !== key.name)];
+  const names = [team.name, subTeam.name, `About ${tag}`, role.name, `Role of ${tag}`, email, member.email, `Member ${tag}`, owner.email, `Reason ${tag}`, key.name];
   return { orgId, owner, member, teamId: team.id, subTeamId: subTeam.id, roleName: role.name, params, byType, ids, names, secrets: [...new Set([...ids, ...names])] };
 }
 
@@ -105,6 +108,7 @@ const TENANT_TABLES: Record<string, string> = {
   grant_requests: "id",
   audit_events: "seq",
   audit_heads: "org_id",
+  api_keys: "id",
 };
 
 /** Every row the org owns: its profile, its tenant tables and its audit chain (with the chain's own verdict). */

@@ -27,6 +27,8 @@ const EXAMPLE_BODIES: Record<string, unknown> = {
   // another member of the org: "{otherMember}" is replaced per caller
   "POST /v1/orgs/{orgId}/peer-grants": { grantee_id: "{otherMember}", permissions: ["org:read"] },
   "POST /v1/orgs/{orgId}/grant-requests": { grantor_id: "{otherMember}", permissions: ["org:read"] },
+  // a fresh name each time: names are unique per owner
+  "POST /v1/orgs/{orgId}/keys": () => ({ name: `iso-${randomBytes(4).toString("hex")}`, roles: ["viewer"] }),
 };
 /** Path parameters other than orgId whose schema does not say what a valid one looks like. */
 const EXAMPLE_PARAMS: Record<string, string> = {};
@@ -62,6 +64,7 @@ const KNOWN_ORG_OPERATIONS = [
   ...["createGrant", "listGrants", "getGrant", "revokeGrant", "createPeerGrants", "listMyPeerGrants", "revokePeerGrant"],
   ...["createGrantRequest", "listGrantRequests", "getGrantRequest", "approveGrantRequest", "denyGrantRequest", "cancelGrantRequest"],
   ...["checkAccess", "explainAccess"],
+  ...["createApiKey", "listApiKeys", "getApiKey", "updateApiKey", "getApiKeyRoles", "putApiKeyRoles", "rotateApiKey", "revokeApiKey"],
 ];
 /** Least powerful first, so an operation that destroys the org (owner only) runs last. */
 const ROLES: BuiltInRole[] = ["viewer", "developer", "admin", "owner"];

@@ -1,10 +1,33 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from "fastify";
-import { platformError, type AppError } from "../lib/errors.ts";
+import { AppError, platformError } from "../lib/errors.ts";
 import { addRouteHook } from "./route-hooks.ts";
 import type { SigningKeys, VerifyResult } from "../modules/keys/signing-keys.ts";
+import type { Permission } from "../modules/access/permissions.ts";
 
-/** Who is calling. More kinds (API key, service account, share link, runner) arrive with their issues. */
-export type Principal = { kind: "user"; userId: string; sessionId?: string; tokenId?: string };
+/**
+ * An API key of one org, owned by a user or a service account. `scope` is what the key itself carries: its roles'
+ * and listed permissions, or "inherit" (its owner's current permissions); the tenant hook narrows it to what the
+ * owner holds now, so a key never exceeds its owner.
+ */
+export type ApiKeyPrincipal = {
+  kind: "api_key";
+  keyId: string;
+  orgId: string;
+  ownerType: "user" | "service_account";
+  ownerId: string;
+  scope: "inherit" | ReadonlySet<Permission>;
+};
+
+/** Who is calling. More kinds (service account, share link, runner) arrive with their issues. */
+export type Principal = { kind: "user"; userId: string; sessionId?: string; tokenId?: string } | ApiKeyPrincipal;
+
+/**
+ * Checks a presented API key (`Authorization: Bearer plk_…` or `X-API-Key`): the principal, or the error to answer
+ * with. Synchronous for a key seen recently (the hot path); a promise when it must be read or rate-limited.
+ */
+export interface ApiKeyAuthenticator {
+  authenticate(secret: string, ip: string): ApiKeyPrincipal | AppError | Promise<ApiKeyPrincipal | AppError>;
+}
 
 /**
  * How a route authenticates: `user` (a valid access token) or `none` (public). Every route under /v1 defaults to
@@ -40,7 +63,7 @@ function bearerToken(header: string): string | undefined {
  * Authenticates every /v1 route that does not say `auth: "none"`: secure unless a route opts out. The hook is
  * attached per route at registration, so public routes pay nothing. Call before any route is registered.
  */
-export function installAuth(app: FastifyInstance, keys: Pick<SigningKeys, "verify" | "verifyCached">): void {
+export function installAuth(app: FastifyInstance, keys: Pick<SigningKeys, "verify" | "verifyCached">, apiKeys?: ApiKeyAuthenticator): void {
   app.decorateRequest("principal", undefined);
   app.addHook("onRoute", (route) => {
     const mode = route.config?.auth ?? (route.url.startsWith("/v1/") ? "user" : "none");
@@ -50,14 +73,34 @@ export function installAuth(app: FastifyInstance, keys: Pick<SigningKeys, "verif
   // and no microtask on the hot path; only a first sight of a token waits for the signature check.
   function authenticate(request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
     const header = request.headers.authorization;
-    if (!header) return done(platformError("UNAUTHENTICATED", "Send an access token: Authorization: Bearer <token>."));
+    if (!header) {
+      const apiKey = request.headers["x-api-key"];
+      if (apiKeys && typeof apiKey === "string") return withApiKey(request, apiKey, done);
+      return done(platformError("UNAUTHENTICATED", "Send an access token: Authorization: Bearer <token>."));
+    }
     const token = bearerToken(header);
+    // API keys start plk_; an access token (a JWT) starts eyJ
+    if (apiKeys && token !== undefined && token.startsWith("plk_")) return withApiKey(request, token, done);
     // a cached token is one whose signature this instance checked, so it is well-formed
     const cached = token === undefined ? undefined : keys.verifyCached(token);
     if (cached) return done(admit(request, cached));
     if (token === undefined || !TOKEN.test(token)) return done(platformError("INVALID_TOKEN", "The Authorization header must be 'Bearer <token>'."));
     keys.verify(token).then((result) => done(admit(request, result)), done);
   }
+  function withApiKey(request: FastifyRequest, secret: string, done: HookHandlerDoneFunction): void {
+    const result = (apiKeys as ApiKeyAuthenticator).authenticate(secret, request.ip);
+    if (result instanceof Promise) {
+      result.then((r) => done(admitKey(request, r)), done);
+      return;
+    }
+    done(admitKey(request, result));
+  }
+}
+
+function admitKey(request: FastifyRequest, result: ApiKeyPrincipal | AppError): AppError | undefined {
+  if (result instanceof AppError) return result;
+  request.principal = result;
+  return undefined;
 }
 
 /** Sets the request's principal from a verification result, or returns the error to answer with. */
@@ -71,7 +114,10 @@ function admit(request: FastifyRequest, result: VerifyResult): AppError | undefi
   return undefined;
 }
 
-/** The authenticated user of a `user` route (the hook guarantees one). */
+/**
+ * The authenticated user of a `user` route. An API key is refused here (401, "needs a signed-in user"): routes about
+ * the account itself (/v1/me, sessions, creating orgs) are for people, not keys; org-scoped routes use requireTenant.
+ */
 export function requireUser(request: FastifyRequest): Extract<Principal, { kind: "user" }> {
   const p = request.principal;
   if (!p || p.kind !== "user") throw platformError("UNAUTHENTICATED", "This route needs a signed-in user.");

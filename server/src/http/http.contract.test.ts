@@ -197,6 +197,23 @@ for (const backend of BACKENDS) {
       assert.ok(count('method="GET",route="(unmatched)",status_code="404"') >= 1);
       assert.ok(!res.body.includes("probe-8c1f"), "raw paths never become labels");
       assert.match(res.body, /plinth_http_request_duration_seconds_bucket\{[^}]*route="\/v1\/me"/);
+      // the histogram agrees with the counter: +Inf bucket = _count = requests, and buckets only grow
+      const samples = res.body.split("\n").flatMap((l) => {
+        const m = /^(\w+)\{(.*)\} (\S+)$/.exec(l);
+        return m ? [{ name: m[1], labels: Object.fromEntries([...m[2].matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]])), value: Number(m[3]) }] : [];
+      });
+      const ofMe = (name: string) =>
+        samples.filter((x) => x.name === name && x.labels.route === "/v1/me" && x.labels.method === "GET" && x.labels.status_code === "200");
+      const requests = count('method="GET",route="/v1/me",status_code="200"');
+      assert.equal(ofMe("plinth_http_request_duration_seconds_count")[0]?.value, requests);
+      assert.ok((ofMe("plinth_http_request_duration_seconds_sum")[0]?.value ?? 0) > 0);
+      const buckets = ofMe("plinth_http_request_duration_seconds_bucket");
+      assert.equal(buckets.length, 13);
+      assert.equal(buckets.find((b) => b.labels.le === "+Inf")?.value, requests);
+      const values = buckets.map((b) => b.value);
+      assert.deepEqual(values, [...values].sort((a, b) => a - b));
+      assert.match(res.body, /# TYPE plinth_http_request_duration_seconds histogram\n/);
+      assert.match(res.body, /# TYPE plinth_http_requests_total counter\n/);
     });
 
     it("serves the invitation link's page: HTML that does nothing on GET, under a strict CSP", async () => {

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { ApiKeyPrincipal } from "./auth.ts";
 import { platformError } from "../lib/errors.ts";
 import { addRouteHook } from "./route-hooks.ts";
 import { isId } from "../lib/ids.ts";
@@ -36,24 +37,59 @@ export function installTenant(app: FastifyInstance, access: Pick<AccessService, 
     // attached after authentication (installAuth's onRoute runs first), and only to org-scoped routes
     addRouteHook(route, "onRequest", resolveTenant);
   });
+  const keyMembership = (p: ApiKeyPrincipal, orgId: string) => keyMembershipOf(access, p, orgId);
   async function resolveTenant(request: FastifyRequest): Promise<void> {
     const orgId = (request.params as { orgId?: string }).orgId ?? "";
     const principal = request.principal;
     if (!principal) throw platformError("UNAUTHENTICATED", "Sign in first.");
     const notFound = platformError("NOT_FOUND", `No organization ${orgId.slice(0, 40)} that you belong to.`, { field: "orgId" });
     if (!isId("org", orgId)) throw notFound;
-    const membership = await access.membership(orgId, principal.userId);
+    const membership = principal.kind === "user" ? await access.membership(orgId, principal.userId) : await keyMembership(principal, orgId);
     if (!membership) throw notFound;
     request.tenant = membership;
     if (request.routeOptions.config.resourceCheck) return;
     const permission = request.routeOptions.config.permission as Permission;
     const decision = access.decide(membership, permission);
     if (!decision.allowed) {
-      throw platformError("FORBIDDEN", `This needs the ${permission} permission, which your role (${membership.role}) does not have.`, {
+      const holder = principal.kind === "api_key" ? "this API key" : `your role (${membership.role})`;
+      throw platformError("FORBIDDEN", `This needs the ${permission} permission, which ${holder} does not have.`, {
         extra: { permission },
       });
     }
   }
+}
+
+/**
+ * What an API key may do in an org: nothing outside its own org (another org's path answers 404, as for a stranger);
+ * an inheriting key acts as its owner now; any other key as its owner narrowed to the key's permissions (roles and
+ * permissions together, never more than the owner holds now), on RBAC alone: the owner's teams do not come along.
+ * A user-owned key whose owner is no longer a member is refused (404).
+ */
+async function keyMembershipOf(access: Pick<AccessService, "membership">, p: ApiKeyPrincipal, orgId: string): Promise<OrgMembership | undefined> {
+  // service-account keys arrive with service accounts
+  if (p.orgId !== orgId || p.ownerType !== "user") return undefined;
+  const owner = await access.membership(orgId, p.ownerId);
+  if (!owner) return undefined;
+  if (p.scope === "inherit") return owner;
+  return narrowed(owner, p.scope);
+}
+
+/**
+ * Narrowed memberships, reused while both the key's scope and the owner's membership are the cached objects (each is
+ * replaced when its facts change), so a request with a warm key allocates nothing here.
+ */
+const narrowedCache = new WeakMap<ReadonlySet<Permission>, WeakMap<OrgMembership, OrgMembership>>();
+function narrowed(owner: OrgMembership, scope: ReadonlySet<Permission>): OrgMembership {
+  let byOwner = narrowedCache.get(scope);
+  if (!byOwner) narrowedCache.set(scope, (byOwner = new WeakMap()));
+  let m = byOwner.get(owner);
+  if (!m) {
+    const permissions = new Set<Permission>();
+    for (const p of scope) if (owner.permissions.has(p)) permissions.add(p);
+    m = { orgId: owner.orgId, userId: owner.userId, role: owner.role, permissions, rolePermissions: permissions, peer: [], teams: [], teamReach: new Set(), permissionsOnly: true };
+    byOwner.set(owner, m);
+  }
+  return m;
 }
 
 /** The caller's membership in the route's org (the tenant hook guarantees one on org-scoped routes). */

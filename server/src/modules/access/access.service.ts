@@ -45,6 +45,11 @@ export interface OrgMembership {
   teams: readonly TeamPlacement[];
   /** The user's teams and all their ancestors: a grant to any of these reaches the user. */
   teamReach: ReadonlySet<string>;
+  /**
+   * Set for a narrowed credential (an API key with its own permissions): only its permissions count, never what is
+   * shared with its owner through relationship grants or teams.
+   */
+  permissionsOnly?: boolean;
 }
 
 export interface ObjectRef {
@@ -129,6 +134,8 @@ export function createAccessService(deps: { db: Database; clock: Clock; options?
   const objects = new BoundedCache<ObjectFacts>(deps.options?.maxObjects ?? 200_000);
   const epochs = new Map<string, number>();
   let publish: (orgId: string) => Promise<void> = async () => {};
+  /** Caches kept elsewhere that follow the org's access facts (API keys): told of every invalidation. */
+  const listeners: ((orgId: string) => void)[] = [];
   const epochOf = (orgId: string) => epochs.get(orgId) ?? 0;
   const fresh = <T>(e: Cached<T> | undefined, orgId: string, now: number): e is Cached<T> => !!e && e.epoch === epochOf(orgId) && now < e.staleAt;
 
@@ -233,6 +240,10 @@ export function createAccessService(deps: { db: Database; clock: Clock; options?
         steps.push({ kind: "role", detail: `${p} covers ${relation} on every ${object.type} of the organization` });
         return done(true);
       }
+    }
+    if (m.permissionsOnly) {
+      steps.push({ kind: "default", detail: `this credential holds only its own permissions; grants to its owner do not reach it` });
+      return done(false);
     }
     if (object.type === "team" && facts.teamPath) {
       for (const t of m.teams) {
@@ -351,12 +362,19 @@ export function createAccessService(deps: { db: Database; clock: Clock; options?
      */
     async invalidate(orgId: string): Promise<void> {
       epochs.set(orgId, epochOf(orgId) + 1);
+      for (const l of listeners) l(orgId);
       await publish(orgId);
     },
 
     /** Drops the org's cached facts on this instance only (the bus calls this for other instances' changes). */
     invalidateLocal(orgId: string): void {
       epochs.set(orgId, epochOf(orgId) + 1);
+      for (const l of listeners) l(orgId);
+    },
+
+    /** Calls `listener` on every invalidation of an org, local or from another instance (API keys drop their cache). */
+    onInvalidate(listener: (orgId: string) => void): void {
+      listeners.push(listener);
     },
 
     /** Wires the cross-instance bus (deps.ts does, once Redis is known). */

@@ -6,5 +6,6 @@ import type { AuditActor } from "./audit.service.ts";
 export function actorOf(request: FastifyRequest): AuditActor {
   const meta = requestMeta(request);
   const p = request.principal;
-  return { type: p ? "user" : "system", id: p?.userId ?? null, ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId };
+  const who = !p ? { type: "system" as const, id: null } : p.kind === "api_key" ? { type: "api_key" as const, id: p.keyId } : { type: "user" as const, id: p.userId };
+  return { ...who, ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId };
 }

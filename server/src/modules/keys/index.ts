@@ -1,10 +1,40 @@
+import type { Logger } from "pino";
 import type { Database } from "../../db/client.ts";
 import type { Clock } from "../../lib/clock.ts";
+import type { LimiterStore } from "../../limits/throttle.ts";
+import type { AccessService } from "../access/access.service.ts";
+import type { AuditService } from "../audit/audit.service.ts";
+import { apiKeysRepo } from "./api-keys.repo.ts";
+import { apiKeysRoutes } from "./api-keys.routes.ts";
+import { createApiKeysService } from "./api-keys.service.ts";
+import { createApiKeyVerifier, type VerifierOptions } from "./api-keys.verifier.ts";
 import { keysRoutes } from "./keys.routes.ts";
 import { createSigningKeys, type JwtSettings } from "./signing-keys.ts";
 
-/** Keys: token signing and the JWKS (API keys and service accounts come with their issue). */
-export function wire(deps: { db: Database; clock: Clock; masterKey: Buffer; jwt: JwtSettings; accessTtlSeconds: number }) {
+/**
+ * Keys: token signing and the JWKS; API keys (managed under /v1/orgs/:orgId/keys, checked by `apiKeys.verifier` in
+ * the auth hook). The verifier's cache follows the access engine's invalidations, here and on other instances.
+ */
+export function wire(deps: {
+  db: Database;
+  clock: Clock;
+  log: Logger;
+  masterKey: Buffer;
+  jwt: JwtSettings;
+  accessTtlSeconds: number;
+  access: AccessService;
+  audit: AuditService;
+  limiterStore: LimiterStore;
+  apiKeyOptions?: VerifierOptions;
+}) {
   const keys = createSigningKeys(deps);
-  return { service: keys, routes: [keysRoutes({ keys })] };
+  const verifier = createApiKeyVerifier({ ...deps, repo: apiKeysRepo, options: deps.apiKeyOptions });
+  deps.access.onInvalidate((orgId) => verifier.invalidateOrg(orgId));
+  const apiKeys = createApiKeysService({ ...deps, repo: apiKeysRepo });
+  return {
+    service: keys,
+    apiKeys: { ...apiKeys, verifier },
+    routes: [keysRoutes({ keys }), apiKeysRoutes({ apiKeys, clock: deps.clock })],
+    close: () => verifier.close(),
+  };
 }

@@ -144,6 +144,21 @@ export const membersRepo = {
     return { grants: g.length, sessions: s.length };
   },
 
+  /** Revokes (soft) the user's live API keys in the org and ends their secrets now; the revoked keys' ids. */
+  async revokeApiKeys(tx: Executor, orgId: string, userId: string, reason: string, now: Date): Promise<string[]> {
+    const at = now.toISOString();
+    const keys = await rows<{ id: string }>(
+      tx,
+      sql`update api_keys set revoked_at = ${at}::timestamptz, revoked_reason = ${reason}, updated_at = ${at}::timestamptz
+          where org_id = ${orgId} and owner_type = 'user' and owner_id = ${userId} and revoked_at is null returning id`,
+    );
+    if (keys.length) {
+      await tx.execute(sql`update credential_index set expires_at = ${at}::timestamptz
+          where org_id = ${orgId} and kind = 'api_key' and credential_id in ${keys.map((k) => k.id)} and (expires_at is null or expires_at > ${at}::timestamptz)`);
+    }
+    return keys.map((k) => k.id);
+  },
+
   async listRoles(ex: Executor, orgId: string): Promise<CustomRoleRow[]> {
     const r = await rows<RawRole>(ex, sql`select id, name, description, permissions, created_at, updated_at from custom_roles where org_id = ${orgId} order by name`);
     return r.map(toRole);

@@ -75,6 +75,11 @@ export function createMembersService(deps: {
         target: { type: "user", id: targetId },
         diff: { role: [target.role, null], removed_grants: ended.grants, revoked_sessions: ended.sessions },
       });
+      // their API keys end with their membership (and access.invalidate below drops them from every cache)
+      const reason = self ? "owner_left" : "owner_removed";
+      for (const keyId of await repo.revokeApiKeys(tx, orgId, targetId, reason, now)) {
+        await audit.record(tx, actor, { orgId, action: "key.revoked", target: { type: "api_key", id: keyId }, diff: { revoked_reason: [null, reason] } });
+      }
     });
     await access.invalidate(orgId);
   }
