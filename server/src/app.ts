@@ -4,7 +4,6 @@ import swaggerUi from "@fastify/swagger-ui";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { Ajv } from "ajv";
 import addFormats from "ajv-formats";
-import type { Logger } from "pino";
 import type { Deps } from "./deps.ts";
 import { installAuth } from "./http/auth.ts";
 import { installInputGuard } from "./http/input-guard.ts";
@@ -15,7 +14,7 @@ import { installProblemHandlers, sendProblem } from "./http/problem.ts";
 import { Problem } from "./http/schemas.ts";
 import { platformError } from "./lib/errors.ts";
 import { newId } from "./lib/ids.ts";
-import { requestLogger } from "./logger.ts";
+import { withLazyRequestLoggers } from "./logger.ts";
 import { identitySchemas } from "./modules/identity/identity.routes.ts";
 import { opsRoutes } from "./modules/ops/ops.routes.ts";
 
@@ -38,8 +37,7 @@ function newAjv(coerceTypes: false | "array"): Ajv {
 /** The Fastify shell: plugins, error handling, OpenAPI, and every module's routes. Tests build it the same way. */
 export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   const app = Fastify({
-    loggerInstance: deps.log as FastifyBaseLogger,
-    childLoggerFactory: (logger, bindings, options) => requestLogger(logger as Logger, bindings, options),
+    loggerInstance: withLazyRequestLoggers(deps.log) as FastifyBaseLogger,
     trustProxy: deps.config.trustProxy,
     bodyLimit: 1024 * 1024,
     requestIdHeader: false,
@@ -85,7 +83,7 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   app.get("/openapi.json", { config: { auth: "none" }, schema: { hide: true } }, async () => app.swagger());
 
   installAuth(app, deps.keys, deps.apiKeys.verifier);
-  installTenant(app, deps.access);
+  installTenant(app, deps.access, deps.serviceAccounts.memberships);
   await app.register(opsRoutes({ db: deps.db, metrics }));
   await app.register(authPagesRoutes());
   for (const plugin of deps.routes) await app.register(plugin);

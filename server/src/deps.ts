@@ -20,6 +20,7 @@ import * as members from "./modules/members/index.ts";
 import * as teams from "./modules/teams/index.ts";
 import * as keys from "./modules/keys/index.ts";
 import * as orgs from "./modules/orgs/index.ts";
+import * as serviceAccounts from "./modules/service-accounts/index.ts";
 
 export interface Deps {
   config: Config;
@@ -40,6 +41,7 @@ export interface Deps {
   teams: ReturnType<typeof teams.wire>["service"];
   members: ReturnType<typeof members.wire>["service"];
   invitations: ReturnType<typeof invitations.wire>["service"];
+  serviceAccounts: ReturnType<typeof serviceAccounts.wire>["service"];
   routes: FastifyPluginAsync[];
   close(): Promise<void>;
 }
@@ -138,6 +140,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     const tm = teams.wire({ db, clock, audit: au.service, access: ac.service });
     const mb = members.wire({ db, clock, audit: au.service, access: ac.service });
     const inv = invitations.wire({ db, clock, audit: au.service, access: ac.service, jobs, mailer, identity: id.service.identity, publicUrl: config.publicUrl });
+    const sa = serviceAccounts.wire({ db, clock, audit: au.service, access: ac.service, keys: k.service, apiKeys: k.apiKeys.verifier, issuer: config.jwt.issuer, publicUrl: config.publicUrl });
     const ownDb = db;
     return {
       config,
@@ -158,7 +161,8 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       teams: tm.service,
       members: mb.service,
       invitations: inv.service,
-      routes: [...k.routes, ...o.routes, ...id.routes, ...ac.routes, ...au.routes, ...tm.routes, ...mb.routes, ...inv.routes],
+      serviceAccounts: sa.service,
+      routes: [...k.routes, ...o.routes, ...id.routes, ...ac.routes, ...au.routes, ...tm.routes, ...mb.routes, ...inv.routes, ...sa.routes],
       async close() {
         await jobs.stop();
         for (const c of closers) await c();

@@ -13,6 +13,9 @@ export const REDACT_PATHS = [
   "*.access_token",
   "*.token",
   "*.secret",
+  "*.client_secret",
+  "*.subject_token",
+  "*.actor_token",
 ];
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
@@ -95,8 +98,17 @@ class LazyRequestLogger {
   silent(): void {}
 }
 
-/** Fastify's `childLoggerFactory`: a request's logger, made lazily unless the route sets its own level or serializers. */
-export function requestLogger(parent: Logger, bindings: Bindings, options: ChildLoggerOptions): Logger {
-  if (options.level !== undefined || options.serializers !== undefined) return parent.child(bindings, options);
-  return new LazyRequestLogger(parent, bindings) as unknown as Logger;
+/**
+ * The logger to hand Fastify as its `loggerInstance`: `log` itself (a pino logger made with Object.create, as pino makes
+ * its children), except that the child it makes for each request is lazy unless the route sets its own level or
+ * serializers. Overriding `child` rather than passing a `childLoggerFactory` keeps Fastify on its default factory, which
+ * it does not re-validate on every request.
+ */
+export function withLazyRequestLoggers(log: Logger): Logger {
+  const root = Object.create(log) as Logger;
+  root.child = function child<L extends string = never>(bindings: Bindings, options?: ChildLoggerOptions<L>): Logger<L> {
+    if (options?.level !== undefined || options?.serializers !== undefined) return log.child(bindings, options);
+    return new LazyRequestLogger(log, bindings) as unknown as Logger<L>;
+  };
+  return root;
 }

@@ -80,6 +80,8 @@ export async function seedTenant(t: TestApp, orgId: string, owner: TestUser, lab
   const peer = (await post("/peer-grants", { grantee_id: member.id, permissions: ["audit:read"] })).items[0];
   const request = await post("/grant-requests", { grantor_id: member.id, permissions: ["org:read"], reason: `Reason ${tag}` });
   const key = await post("/keys", { name: `key${tag}`, roles: ["viewer"] });
+  const account = await post("/service-accounts", { name: `sa${tag}`, description: `Robot ${tag}`, roles: ["viewer"] });
+  const client = await post(`/service-accounts/${account.id}/clients`, { name: `client${tag}` });
 
   const params = {
     teamId: [team.id, subTeam.id],
@@ -90,10 +92,12 @@ export async function seedTenant(t: TestApp, orgId: string, owner: TestUser, lab
     requestId: [request.id],
     // an API key by name and by id
     name: [key.name, key.id],
+    serviceAccountId: [account.id],
+    clientId: [client.client_id],
   };
   const byType = { user: [member.id, owner.id], team: [team.id, subTeam.id], org: [orgId] };
   const ids = [orgId, ...Object.values(params).flat().filter((v) => v !== key.name)];
-  const names = [team.name, subTeam.name, `About ${tag}`, role.name, `Role of ${tag}`, email, member.email, `Member ${tag}`, owner.email, `Reason ${tag}`, key.name];
+  const names = [team.name, subTeam.name, `About ${tag}`, role.name, `Role of ${tag}`, email, member.email, `Member ${tag}`, owner.email, `Reason ${tag}`, key.name, account.name, `Robot ${tag}`, client.name];
   return { orgId, owner, member, teamId: team.id, subTeamId: subTeam.id, roleName: role.name, params, byType, ids, names, secrets: [...new Set([...ids, ...names])] };
 }
 
@@ -109,6 +113,8 @@ const TENANT_TABLES: Record<string, string> = {
   audit_events: "seq",
   audit_heads: "org_id",
   api_keys: "id",
+  service_accounts: "id",
+  oauth_clients: "id",
 };
 
 /** Every row the org owns: its profile, its tenant tables and its audit chain (with the chain's own verdict). */

@@ -29,6 +29,8 @@ const EXAMPLE_BODIES: Record<string, unknown> = {
   "POST /v1/orgs/{orgId}/grant-requests": { grantor_id: "{otherMember}", permissions: ["org:read"] },
   // a fresh name each time: names are unique per owner
   "POST /v1/orgs/{orgId}/keys": () => ({ name: `iso-${randomBytes(4).toString("hex")}`, roles: ["viewer"] }),
+  "POST /v1/orgs/{orgId}/service-accounts": () => ({ name: `iso-${randomBytes(4).toString("hex")}`, roles: ["viewer"] }),
+  "PATCH /v1/orgs/{orgId}/service-accounts/{serviceAccountId}": { description: "changed by the isolation suite" },
 };
 /** Path parameters other than orgId whose schema does not say what a valid one looks like. */
 const EXAMPLE_PARAMS: Record<string, string> = {};
@@ -53,6 +55,8 @@ const PUBLIC_ROUTES = [
   "POST /v1/auth/magic-link",
   "POST /v1/auth/magic-link/verify",
   "POST /v1/invitations/register",
+  // OAuth clients authenticate in the request itself (client credentials, or the subject token of an exchange)
+  "POST /v1/oauth/token",
 ];
 /** The org-scoped operations that exist today; the suite must find at least these (one that disappears fails it). */
 const KNOWN_ORG_OPERATIONS = [
@@ -65,6 +69,8 @@ const KNOWN_ORG_OPERATIONS = [
   ...["createGrantRequest", "listGrantRequests", "getGrantRequest", "approveGrantRequest", "denyGrantRequest", "cancelGrantRequest"],
   ...["checkAccess", "explainAccess"],
   ...["createApiKey", "listApiKeys", "getApiKey", "updateApiKey", "getApiKeyRoles", "putApiKeyRoles", "rotateApiKey", "revokeApiKey"],
+  ...["createServiceAccount", "listServiceAccounts", "getServiceAccount", "updateServiceAccount", "disableServiceAccount", "enableServiceAccount", "deleteServiceAccount"],
+  ...["createOAuthClient", "listOAuthClients", "revokeOAuthClient"],
 ];
 /** Least powerful first, so an operation that destroys the org (owner only) runs last. */
 const ROLES: BuiltInRole[] = ["viewer", "developer", "admin", "owner"];

@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from "fastify";
 import { AppError, platformError } from "../lib/errors.ts";
 import { addRouteHook } from "./route-hooks.ts";
-import type { SigningKeys, VerifyResult } from "../modules/keys/signing-keys.ts";
-import type { Permission } from "../modules/access/permissions.ts";
+import type { AccessClaims, SigningKeys, VerifyResult } from "../modules/keys/signing-keys.ts";
+import { isPermission, type Permission } from "../modules/access/permissions.ts";
 
 /**
  * An API key of one org, owned by a user or a service account. `scope` is what the key itself carries: its roles'
@@ -18,8 +18,20 @@ export type ApiKeyPrincipal = {
   scope: "inherit" | ReadonlySet<Permission>;
 };
 
-/** Who is calling. More kinds (service account, share link, runner) arrive with their issues. */
-export type Principal = { kind: "user"; userId: string; sessionId?: string; tokenId?: string } | ApiKeyPrincipal;
+/**
+ * A user, by an access token. A token from the token exchange (RFC 8693) is bound to one org and narrowed to its
+ * `scope`: it never acts outside that org or beyond those permissions, and never on account routes (requireUser).
+ */
+export type UserPrincipal = { kind: "user"; userId: string; sessionId?: string; tokenId?: string; orgId?: string; scope?: ReadonlySet<Permission> };
+
+/**
+ * A service account of one org, by an access token (client credentials or token exchange). `scope`, when the token
+ * carries one, narrows the account's permissions as they are at each request; a disabled account is refused.
+ */
+export type ServiceAccountPrincipal = { kind: "service_account"; serviceAccountId: string; orgId: string; tokenId?: string; scope?: ReadonlySet<Permission> };
+
+/** Who is calling. More kinds (share link, runner) arrive with their issues. */
+export type Principal = UserPrincipal | ApiKeyPrincipal | ServiceAccountPrincipal;
 
 /**
  * Checks a presented API key (`Authorization: Bearer plk_…` or `X-API-Key`): the principal, or the error to answer
@@ -110,17 +122,44 @@ function admit(request: FastifyRequest, result: VerifyResult): AppError | undefi
       ? platformError("INVALID_TOKEN", "The access token has expired; refresh it.", { extra: { reason: "expired" } })
       : platformError("INVALID_TOKEN", "The access token is invalid.", { extra: { reason: result.reason } });
   }
-  request.principal = { kind: "user", userId: result.claims.sub, sessionId: result.claims.sid, tokenId: result.claims.jti };
+  request.principal = principalOfClaims(result.claims);
   return undefined;
+}
+
+/** Parsed `scope` claims, per verified claims object (the verify cache hands out the same object for a token). */
+const scopes = new WeakMap<AccessClaims, ReadonlySet<Permission>>();
+
+/**
+ * The principal an access token's claims name: a service account (`sub` sa_…, bound to its `org`), or a user,
+ * bound to `org` and narrowed to `scope` when the token carries them (an exchanged token). Unknown permissions in
+ * `scope` are dropped, never widened into.
+ */
+export function principalOfClaims(claims: AccessClaims): UserPrincipal | ServiceAccountPrincipal {
+  let scope: ReadonlySet<Permission> | undefined;
+  if (typeof claims.scope === "string") {
+    scope = scopes.get(claims);
+    if (!scope) {
+      const set = new Set<Permission>();
+      for (const p of claims.scope.split(" ")) if (isPermission(p)) set.add(p);
+      scopes.set(claims, (scope = set));
+    }
+  }
+  const orgId = typeof claims.org === "string" ? claims.org : undefined;
+  if (claims.sub.startsWith("sa_")) return { kind: "service_account", serviceAccountId: claims.sub, orgId: orgId ?? "", tokenId: claims.jti, scope };
+  const p: UserPrincipal = { kind: "user", userId: claims.sub, sessionId: claims.sid, tokenId: claims.jti };
+  if (orgId !== undefined) p.orgId = orgId;
+  if (scope) p.scope = scope;
+  return p;
 }
 
 /**
  * The authenticated user of a `user` route. An API key is refused here (401, "needs a signed-in user"): routes about
  * the account itself (/v1/me, sessions, creating orgs) are for people, not keys; org-scoped routes use requireTenant.
  */
-export function requireUser(request: FastifyRequest): Extract<Principal, { kind: "user" }> {
+export function requireUser(request: FastifyRequest): UserPrincipal {
   const p = request.principal;
-  if (!p || p.kind !== "user") throw platformError("UNAUTHENTICATED", "This route needs a signed-in user.");
+  // an exchanged token (org-bound, narrowed) acts only within its org's routes, never on the account itself
+  if (!p || p.kind !== "user" || p.orgId !== undefined || p.scope) throw platformError("UNAUTHENTICATED", "This route needs a signed-in user.");
   return p;
 }
 

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import type { ApiKeyPrincipal } from "./auth.ts";
+import type { ApiKeyPrincipal, Principal } from "./auth.ts";
 import { platformError } from "../lib/errors.ts";
 import { addRouteHook } from "./route-hooks.ts";
 import { isId } from "../lib/ids.ts";
@@ -26,7 +26,12 @@ declare module "fastify" {
  * requires the caller to belong to it (a stranger, or a deleted org, answers 404, never 403), then asks the access
  * engine for the route's permission (403 naming it).
  */
-export function installTenant(app: FastifyInstance, access: Pick<AccessService, "membership" | "decide">): void {
+/** Service accounts as members: an account's membership (its roles' permissions), or undefined when disabled or gone. */
+export interface ServiceAccountMemberships {
+  membership(orgId: string, serviceAccountId: string): Promise<OrgMembership | undefined>;
+}
+
+export function installTenant(app: FastifyInstance, access: Pick<AccessService, "membership" | "decide">, serviceAccounts?: ServiceAccountMemberships): void {
   app.decorateRequest("tenant", undefined);
   app.addHook("onRoute", (route) => {
     if (!route.url.startsWith("/v1/orgs/:orgId")) return;
@@ -37,24 +42,56 @@ export function installTenant(app: FastifyInstance, access: Pick<AccessService, 
     // attached after authentication (installAuth's onRoute runs first), and only to org-scoped routes
     addRouteHook(route, "onRequest", resolveTenant);
   });
-  const keyMembership = (p: ApiKeyPrincipal, orgId: string) => keyMembershipOf(access, p, orgId);
   async function resolveTenant(request: FastifyRequest): Promise<void> {
     const orgId = (request.params as { orgId?: string }).orgId ?? "";
     const principal = request.principal;
     if (!principal) throw platformError("UNAUTHENTICATED", "Sign in first.");
     const notFound = platformError("NOT_FOUND", `No organization ${orgId.slice(0, 40)} that you belong to.`, { field: "orgId" });
     if (!isId("org", orgId)) throw notFound;
-    const membership = principal.kind === "user" ? await access.membership(orgId, principal.userId) : await keyMembership(principal, orgId);
+    const membership = principal.kind === "user" && principal.orgId === undefined && !principal.scope
+      ? await access.membership(orgId, principal.userId)
+      : await membershipOfPrincipal(access, serviceAccounts, principal, orgId);
     if (!membership) throw notFound;
     request.tenant = membership;
     if (request.routeOptions.config.resourceCheck) return;
     const permission = request.routeOptions.config.permission as Permission;
     const decision = access.decide(membership, permission);
     if (!decision.allowed) {
-      const holder = principal.kind === "api_key" ? "this API key" : `your role (${membership.role})`;
+      const holder =
+        principal.kind === "api_key" ? "this API key"
+        : principal.kind === "service_account" ? "this service account's token"
+        : principal.scope ? "this token's scope" : `your role (${membership.role})`;
       throw platformError("FORBIDDEN", `This needs the ${permission} permission, which ${holder} does not have.`, {
         extra: { permission },
       });
+    }
+  }
+}
+
+/**
+ * What any principal may do in `orgId` (undefined: nothing, answered as 404). A signed-in user acts as their
+ * membership; an exchanged user token as that narrowed to its scope, in its own org only; a service account (by its
+ * token) as its roles' permissions now, narrowed to the token's scope, in its own org only, never while disabled.
+ * The token endpoint asks the same question to learn a subject's authority before exchanging it.
+ */
+export async function membershipOfPrincipal(
+  access: Pick<AccessService, "membership">,
+  serviceAccounts: ServiceAccountMemberships | undefined,
+  principal: Principal,
+  orgId: string,
+): Promise<OrgMembership | undefined> {
+  switch (principal.kind) {
+    case "api_key":
+      return keyMembershipOf(access, principal, orgId);
+    case "user": {
+      if (principal.orgId !== undefined && principal.orgId !== orgId) return undefined;
+      const m = await access.membership(orgId, principal.userId);
+      return m && principal.scope ? narrowed(m, principal.scope) : m;
+    }
+    case "service_account": {
+      if (principal.orgId !== orgId || !serviceAccounts) return undefined;
+      const m = await serviceAccounts.membership(orgId, principal.serviceAccountId);
+      return m && principal.scope ? narrowed(m, principal.scope) : m;
     }
   }
 }

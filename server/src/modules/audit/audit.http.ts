@@ -6,6 +6,10 @@ import type { AuditActor } from "./audit.service.ts";
 export function actorOf(request: FastifyRequest): AuditActor {
   const meta = requestMeta(request);
   const p = request.principal;
-  const who = !p ? { type: "system" as const, id: null } : p.kind === "api_key" ? { type: "api_key" as const, id: p.keyId } : { type: "user" as const, id: p.userId };
+  const who =
+    !p ? { type: "system" as const, id: null }
+    : p.kind === "api_key" ? { type: "api_key" as const, id: p.keyId }
+    : p.kind === "service_account" ? { type: "service_account" as const, id: p.serviceAccountId }
+    : { type: "user" as const, id: p.userId };
   return { ...who, ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId };
 }

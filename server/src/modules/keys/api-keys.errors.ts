@@ -9,6 +9,8 @@ export const apiKeysError = defineErrors({
   /** Only an owner or admin (a signed-in user, not a key) may create a key that inherits its owner's permissions. */
   INHERIT_NOT_ALLOWED: 403,
   API_KEY_NOT_FOUND: 404,
+  /** Keys belong to a person for now: a service account's token cannot create one (service-account keys come later). */
+  KEY_OWNER_NOT_A_USER: 403,
   /** The owner already has a live key of that name. */
   API_KEY_NAME_TAKEN: 409,
   /** Several owners have a live key of that name: name it by its key_… id. */

@@ -125,6 +125,9 @@ export function createApiKeysService(deps: {
       const roles = [...new Set(input.roles ?? [])];
       const permissions = [...new Set(input.permissions ?? [])];
       const inherit = input.inherit ?? false;
+      if (!isId("user", m.userId)) {
+        throw apiKeysError("KEY_OWNER_NOT_A_USER", "API keys are owned by people: create this key signed in as a member, not with a service account's token.");
+      }
       if (inherit) {
         if (roles.length || permissions.length) throw invalid("inherit", "An inheriting key takes its owner's permissions: give no roles or permissions with inherit.");
         if (caller.principal.kind !== "user" || (m.role !== "owner" && m.role !== "admin")) {

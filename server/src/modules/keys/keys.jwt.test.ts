@@ -11,13 +11,15 @@ import { sql } from "drizzle-orm";
 import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, generateKeyPair, importJWK, jwtVerify, SignJWT, type CryptoKey, type JWK, type JWTPayload } from "jose";
 import { createManualClock } from "../../lib/clock.ts";
 import { deriveKey, open } from "../../lib/crypto.ts";
-import { createSigningKeys, KEY_RELOAD_INTERVAL_MS } from "./signing-keys.ts";
+import { createSigningKeys, KEY_RELOAD_INTERVAL_MS, MAX_ISSUED_TTL_SECONDS } from "./signing-keys.ts";
 import { BACKENDS, createTestApp, problemOf, signUp, type TestApp, type TestUser } from "../../../test/harness.ts";
 
 const MASTER_KEY = randomBytes(32);
 const ISSUER = "http://plinth.test";
 const AUDIENCE = "plinth";
 const TTL = 900;
+/** A superseded key stays published while any token it signed may live: session tokens or the token endpoint's. */
+const PUBLISHED_TTL = Math.max(TTL, MAX_ISSUED_TTL_SECONDS);
 const REPO_ROOT = fileURLToPath(new URL("../../../../", import.meta.url));
 
 const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
@@ -220,7 +222,7 @@ for (const backend of BACKENDS) {
 
       const real = clock.now();
       try {
-        clock.advance((TTL + 61) * 1000);
+        clock.advance((PUBLISHED_TTL + 61) * 1000);
         assert.deepEqual(await t.deps.keys.retireExpired(), [], "still published while other instances may sign with it");
         clock.advance(KEY_RELOAD_INTERVAL_MS);
         assert.deepEqual(await t.deps.keys.retireExpired(), [oldKid]);
@@ -248,7 +250,7 @@ for (const backend of BACKENDS) {
       assert.deepEqual((await jwks()).keys.map((k) => k.kid).sort(), [oldKid, kid].sort());
       const real = clock.now();
       try {
-        clock.advance((TTL + 61) * 1000 + KEY_RELOAD_INTERVAL_MS);
+        clock.advance((PUBLISHED_TTL + 61) * 1000 + KEY_RELOAD_INTERVAL_MS);
         assert.deepEqual(await other.retireExpired(), [oldKid], "another instance retires the old key first");
         assert.deepEqual(await t.deps.keys.retireExpired(), []);
         assert.deepEqual((await jwks()).keys.map((k) => k.kid), [kid]);

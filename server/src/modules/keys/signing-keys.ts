@@ -31,6 +31,12 @@ interface LoadedKey {
   supersededAt: Date | null;
 }
 
+/**
+ * The longest life of a token issued by the token endpoint (client credentials, token exchange): a superseded key
+ * stays published at least this long, so such a token verifies until it expires.
+ */
+export const MAX_ISSUED_TTL_SECONDS = 3600;
+
 /** Every instance reloads its keys at least this often (serve's maintenance timer calls retireExpired). */
 export const KEY_RELOAD_INTERVAL_MS = 600_000;
 
@@ -101,10 +107,11 @@ export function createSigningKeys(deps: { db: Database; masterKey: Buffer; clock
 
   /**
    * How long a superseded key stays published: another instance may keep signing with it until its next scheduled
-   * key reload (KEY_RELOAD_INTERVAL_MS), and those tokens live one access-token lifetime, plus a minute of clock skew.
+   * key reload (KEY_RELOAD_INTERVAL_MS), and those tokens live one access-token lifetime (or an issued token's, up to
+   * MAX_ISSUED_TTL_SECONDS), plus a minute of clock skew.
    */
   function publishedForMs(): number {
-    return KEY_RELOAD_INTERVAL_MS + (deps.accessTtlSeconds + 60) * 1000;
+    return KEY_RELOAD_INTERVAL_MS + (Math.max(deps.accessTtlSeconds, MAX_ISSUED_TTL_SECONDS) + 60) * 1000;
   }
 
   function current(): LoadedKey {
@@ -186,13 +193,14 @@ export function createSigningKeys(deps: { db: Database; masterKey: Buffer; clock
       };
     },
 
-    async sign(claims: Omit<AccessClaims, "iss" | "aud" | "iat" | "exp" | "jti">, ttlSeconds: number): Promise<string> {
+    /** Signs an access token for Plinth's audience, or for `audience` (another service: Plinth then refuses it). */
+    async sign(claims: Omit<AccessClaims, "iss" | "aud" | "iat" | "exp" | "jti">, ttlSeconds: number, audience?: string): Promise<string> {
       const key = current();
       const now = Math.floor(clock.now().getTime() / 1000);
       return new SignJWT({ ...claims })
         .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: "at+jwt" })
         .setIssuer(jwt.issuer)
-        .setAudience(jwt.audience)
+        .setAudience(audience ?? jwt.audience)
         .setIssuedAt(now)
         .setNotBefore(now)
         .setExpirationTime(now + ttlSeconds)

@@ -1,7 +1,7 @@
 import type { Database, Executor } from "../../db/client.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { platformError } from "../../lib/errors.ts";
-import { newId } from "../../lib/ids.ts";
+import { isId, newId } from "../../lib/ids.ts";
 import { isUniqueViolation } from "../../lib/pg-errors.ts";
 import type { AccessService, OrgMembership } from "../access/access.service.ts";
 import type { AuditActor, AuditService } from "../audit/audit.service.ts";
@@ -101,12 +101,14 @@ export function createTeamsService(deps: { db: Database; clock: Clock; repo: Tea
           const name = input.name.trim();
           const description = input.description ?? null;
           const row = await repo.insert(tx, { id, orgId, name, description, parentId, path, createdBy: m.userId, now });
-          await repo.insertMember(tx, orgId, id, m.userId, "maintainer", now);
+          // a person who creates a team maintains it; a service account (no membership row) does not become one
+          const maintainer = isId("user", m.userId) ? m.userId : null;
+          if (maintainer) await repo.insertMember(tx, orgId, id, maintainer, "maintainer", now);
           await audit.record(tx, actor, {
             orgId,
             action: "team.created",
             target: { type: "team", id },
-            diff: { name: [null, name], description: [null, description], parent_id: [null, parentId], maintainer: [null, m.userId] },
+            diff: { name: [null, name], description: [null, description], parent_id: [null, parentId], maintainer: [null, maintainer] },
           });
           return row;
         }),

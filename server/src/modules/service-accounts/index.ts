@@ -1,0 +1,34 @@
+import type { Database } from "../../db/client.ts";
+import type { ApiKeyAuthenticator } from "../../http/auth.ts";
+import type { Clock } from "../../lib/clock.ts";
+import type { AccessService } from "../access/access.service.ts";
+import type { AuditService } from "../audit/audit.service.ts";
+import type { SigningKeys } from "../keys/signing-keys.ts";
+import { createOAuthService } from "./oauth.service.ts";
+import { discoveryRoutes, oauthRoutes } from "./oauth.routes.ts";
+import { serviceAccountsRepo } from "./service-accounts.repo.ts";
+import { serviceAccountsRoutes } from "./service-accounts.routes.ts";
+import { createServiceAccountsService } from "./service-accounts.service.ts";
+
+/**
+ * Service accounts (CRUD and OAuth clients under /v1/orgs/:orgId/service-accounts), the token endpoint
+ * (POST /v1/oauth/token: client credentials, token exchange) and the issuer metadata. `service.memberships` is what
+ * the tenant hook asks about a service account's token.
+ */
+export function wire(deps: {
+  db: Database;
+  clock: Clock;
+  audit: AuditService;
+  access: AccessService;
+  keys: SigningKeys;
+  apiKeys: ApiKeyAuthenticator;
+  issuer: string;
+  publicUrl: string;
+}) {
+  const service = createServiceAccountsService({ ...deps, repo: serviceAccountsRepo });
+  const oauth = createOAuthService({ clock: deps.clock, keys: deps.keys, apiKeys: deps.apiKeys, access: deps.access, serviceAccounts: service });
+  return {
+    service,
+    routes: [serviceAccountsRoutes({ serviceAccounts: service }), oauthRoutes({ oauth }), discoveryRoutes({ issuer: deps.issuer, publicUrl: deps.publicUrl })],
+  };
+}
