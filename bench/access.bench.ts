@@ -26,7 +26,7 @@ import { newId } from "../server/src/lib/ids.ts";
 import { createAccessService } from "../server/src/modules/access/access.service.ts";
 import { RELATIONS, type ObjectType, type Relation } from "../server/src/modules/access/relations.ts";
 import { freePort, startPostgres } from "../server/test/services.ts";
-import { BENCH_DIR, cannon, cpuTimeMs, createCleanup, envNumber, machine, startServer, withForeignCpu, type CannonResult, type Cleanup, type RunningServer } from "./lib.ts";
+import { BENCH_DIR, CAN_PIN, cannon, cpuTimeMs, createCleanup, envNumber, machine, startServer, withForeignCpu, type CannonResult, type Cleanup, type RunningServer } from "./lib.ts";
 
 const CONNECTIONS = envNumber("BENCH_CONNECTIONS", 50);
 const DURATION = envNumber("BENCH_DURATION", 10);
@@ -329,7 +329,7 @@ async function main(cleanup: Cleanup): Promise<void> {
 
   const num = (n: number) => Math.round(n).toLocaleString("en-US");
   const verdict = (ok: boolean) => (ok ? "PASS " : "BELOW");
-  const lines = ["", `Plinth access bench — ${pgService.version}; Node ${process.version}; ${machine().cpus} CPU(s) ${machine().cpuModel}`];
+  const lines = ["", `Plinth access bench — ${pgService.version}; Node ${process.version}; ${machine().cpus} CPU(s) ${machine().cpuModel}; ${CAN_PIN ? "HTTP servers pinned to CPU 0, autocannon to CPU 1" : "no CPU pinning"}`];
   const targets: { name: string; value: number; target: number; pass: boolean }[] = [];
   if (engine) {
     const uncachedOk = engine.uncached.p99Us <= 2_000;

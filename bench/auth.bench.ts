@@ -43,6 +43,7 @@ import {
   type CannonResult,
   type Cleanup,
   type RunningServer,
+  CAN_PIN,
 } from "./lib.ts";
 
 const CONNECTIONS = envNumber("BENCH_CONNECTIONS", 50);
@@ -257,7 +258,7 @@ async function main(cleanup: Cleanup): Promise<void> {
   const lines = [
     "",
     `Plinth auth bench: ${CONNECTIONS} connections, ${DURATION} s per scenario after ${WARMUP} s warm-up; autocannon in its own process`,
-    `${pgService.version}; Node ${process.version}; ${machine().cpus} CPU(s) ${machine().cpuModel}`,
+    `${pgService.version}; Node ${process.version}; ${machine().cpus} CPU(s) ${machine().cpuModel}; ${CAN_PIN ? "server pinned to CPU 0, autocannon to CPU 1" : "no CPU pinning"}`,
     `Plinth (b, d): LOG_LEVEL=${LOG_LEVEL}, so request logging is ${logsRequests(LOG_LEVEL) ? "ON (Fastify's 2 lines per request, stdout → file)" : "OFF"}` +
       `; DATABASE_POOL_SIZE=${POOL_SIZE}; ${JWT_ALG} tokens; job worker on`,
     "",

@@ -75,6 +75,17 @@ export async function stopChild(child: ChildProcess, graceMs = 5000): Promise<vo
   }
 }
 
+/**
+ * On a machine with 2+ CPUs and `taskset`, the server under test runs on CPU 0 and the load generator on CPU 1, so
+ * they do not take turns on one core (which charges whichever is the bottleneck for the other's wake-ups, and so
+ * favours the bare server). Same for every scenario, so ratios compare like with like. BENCH_PIN=0 turns it off.
+ */
+export const CAN_PIN = process.env.BENCH_PIN !== "0" && cpus().length >= 2 && spawnSync("taskset", ["-c", "0", "true"]).status === 0;
+export function pinned(role: "server" | "load"): [string, string[]] {
+  if (!CAN_PIN) return [process.execPath, []];
+  return ["taskset", ["-c", role === "server" ? "0" : "1", process.execPath]];
+}
+
 export interface RunningServer {
   name: string;
   port: number;
@@ -97,7 +108,8 @@ export async function startServer(
   const out = opts.stdoutFile ? openSync(opts.stdoutFile, "a") : "ignore";
   // BENCH_CPU_PROF=<dir>: each server writes a V8 CPU profile there when it stops (open it in Chrome DevTools)
   const prof = process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-  const child = spawn(process.execPath, [...prof, join(BENCH_DIR, "servers", script)], {
+  const [cmd, pre] = pinned("server");
+  const child = spawn(cmd, [...pre, ...prof, join(BENCH_DIR, "servers", script)], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ["ignore", out, "pipe", "ipc"],
@@ -147,7 +159,8 @@ export async function cannon(
   const args = [AUTOCANNON, "-j", "-n", "-c", String(opts.connections), "-d", String(opts.durationSec)];
   for (const [k, v] of Object.entries(opts.headers ?? {})) args.push("-H", `${k}=${v}`);
   args.push(url);
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  const [cmd, pre] = pinned("load");
+  const child = spawn(cmd, [...pre, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
   cleanup.add("autocannon", () => stopChild(child, 1000));
   let stdout = "";
   let stderr = "";

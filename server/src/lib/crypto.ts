@@ -7,7 +7,7 @@ export function randomToken(bytes = 32): string {
 
 /** Tokens are stored only as this hash; lookups go by hash. */
 export function sha256(value: string): string {
-  // one-shot crypto.hash, no Hash object per call: it runs on every authenticated request (the verified-token cache)
+  // one-shot crypto.hash, no Hash object per call: refresh tokens, emailed tokens and invitation secrets hash through it
   return hash("sha256", value, "base64url");
 }
 
