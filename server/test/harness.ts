@@ -3,6 +3,7 @@
  * with helpers to make users and call routes. `npm test` starts PostgreSQL and Redis once and passes their URLs in
  * PLINTH_TEST_PG_URL / PLINTH_TEST_REDIS_URL; a file run alone starts its own.
  */
+import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from "fastify";
 import pg from "pg";
@@ -220,4 +221,13 @@ export function problemOf(res: LightMyRequestResponse): { code: string; status: 
     throw new Error(`malformed problem document: ${res.body}`);
   }
   return p;
+}
+
+/** A 400 VALIDATION_FAILED whose `errors` (or `field`) name exactly `field`. */
+export function assertFieldError(res: LightMyRequestResponse, field: string): void {
+  assert.equal(res.statusCode, 400, res.body);
+  const p = problemOf(res);
+  assert.equal(p.code, "VALIDATION_FAILED");
+  const fields = [...(p.errors ?? []).map((e) => e.field), p.field];
+  assert.ok(fields.includes(field), `expected an error naming ${field}: ${res.body}`);
 }

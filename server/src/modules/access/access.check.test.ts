@@ -2,18 +2,9 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { sql } from "drizzle-orm";
-import type { LightMyRequestResponse } from "fastify";
 import { createManualClock } from "../../lib/clock.ts";
 import { newId } from "../../lib/ids.ts";
-import { BACKENDS, createTestApp, problemOf, signUp, type TestApp, type TestUser } from "../../../test/harness.ts";
-
-function assertFieldError(res: LightMyRequestResponse, field: string): void {
-  assert.equal(res.statusCode, 400, res.body);
-  const p = problemOf(res);
-  assert.equal(p.code, "VALIDATION_FAILED");
-  const fields = [...(p.errors ?? []).map((e) => e.field), p.field];
-  assert.ok(fields.includes(field), `expected an error naming ${field}: ${res.body}`);
-}
+import { BACKENDS, createTestApp, problemOf, signUp, type TestApp, type TestUser, assertFieldError } from "../../../test/harness.ts";
 
 const objectId = (prefix: string) => newId("request").replace("req_", `${prefix}_`);
 const doc = () => ({ type: "document", id: objectId("doc") });

@@ -4,16 +4,7 @@ import { after, before, describe, it } from "node:test";
 import { sql } from "drizzle-orm";
 import type { LightMyRequestResponse } from "fastify";
 import { newId } from "../../lib/ids.ts";
-import { BACKENDS, createTestApp, problemOf, signUp, type TestApp, type TestUser } from "../../../test/harness.ts";
-
-/** A 400 naming `field`, as VALIDATION_FAILED. */
-function assertFieldError(res: LightMyRequestResponse, field: string): void {
-  assert.equal(res.statusCode, 400, res.body);
-  const p = problemOf(res);
-  assert.equal(p.code, "VALIDATION_FAILED");
-  const fields = [...(p.errors ?? []).map((e) => e.field), p.field];
-  assert.ok(fields.includes(field), `expected an error naming ${field}: ${res.body}`);
-}
+import { BACKENDS, createTestApp, problemOf, signUp, type TestApp, type TestUser, assertFieldError } from "../../../test/harness.ts";
 
 function assertForbidden(res: LightMyRequestResponse, permission: string): void {
   assert.equal(res.statusCode, 403, res.body);

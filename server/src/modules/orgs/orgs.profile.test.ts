@@ -1,19 +1,9 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import type { LightMyRequestResponse } from "fastify";
-import { BACKENDS, createTestApp, GOOD_PASSWORD, problemOf, signUp, uniqueEmail, type TestApp, type TestUser } from "../../../test/harness.ts";
+import { BACKENDS, createTestApp, GOOD_PASSWORD, problemOf, signUp, uniqueEmail, type TestApp, type TestUser, assertFieldError } from "../../../test/harness.ts";
 
 const uniqueSlug = (tag = "org") => `${tag}-${randomBytes(5).toString("hex")}`;
-
-/** The field a 400 names: one of its `errors` (or its `field`) must be exactly `field`. */
-function assertFieldError(res: LightMyRequestResponse, field: string): void {
-  assert.equal(res.statusCode, 400, res.body);
-  const p = problemOf(res);
-  assert.equal(p.code, "VALIDATION_FAILED");
-  const fields = [...(p.errors ?? []).map((e) => e.field), p.field];
-  assert.ok(fields.includes(field), `expected an error naming ${field}: ${res.body}`);
-}
 
 for (const backend of BACKENDS) {
   describe(`organization profile (${backend})`, () => {
