@@ -21,17 +21,31 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { openPostgres } from "../server/src/db/client.ts";
-import { migrate } from "../server/src/db/migrate.ts";
 import { systemClock } from "../server/src/lib/clock.ts";
 import { newId } from "../server/src/lib/ids.ts";
 import { createAccessService } from "../server/src/modules/access/access.service.ts";
 import { RELATIONS, type ObjectType, type Relation } from "../server/src/modules/access/relations.ts";
-import { freePort, startPostgres } from "../server/test/services.ts";
-import { BENCH_DIR, CAN_PIN, cannon, cpuTimeMs, createCleanup, envNumber, machine, startServer, withForeignCpu, type CannonResult, type Cleanup, type RunningServer } from "./lib.ts";
+import { freePort } from "../server/test/services.ts";
+import {
+  BENCH_DIR,
+  CAN_PIN,
+  cannon,
+  createCleanup,
+  envNumber,
+  machine,
+  startServer,
+  type CannonResult,
+  type Cleanup,
+  type RunningServer,
+  measure,
+  startBenchDatabase,
+  type Measured,
+} from "./lib.ts";
 
 const CONNECTIONS = envNumber("BENCH_CONNECTIONS", 50);
 const DURATION = envNumber("BENCH_DURATION", 10);
 const WARMUP = envNumber("BENCH_WARMUP", 2);
+const LOAD = { connections: CONNECTIONS, durationSec: DURATION, warmupSec: WARMUP };
 const POOL_SIZE = String(envNumber("DATABASE_POOL_SIZE", 10));
 const ONLY = (process.env.BENCH_SCENARIOS || "engine,http").split(",").map((s) => s.trim());
 
@@ -52,13 +66,6 @@ function rng(seed: number) {
   };
 }
 
-function dbUrl(serverUrl: string, database: string, user?: string, password?: string): string {
-  const u = new URL(serverUrl);
-  u.pathname = `/${database}`;
-  if (user) u.username = user;
-  if (password) u.password = password;
-  return u.toString();
-}
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 
@@ -234,20 +241,7 @@ async function engineBench(appUrl: string, s: Seeded): Promise<EngineResult> {
   }
 }
 
-interface Measured {
-  result: CannonResult;
-  serverCpuUsPerReq?: number;
-  foreignCpus?: number;
-}
 
-async function measure(cleanup: Cleanup, server: RunningServer, path: string, headers?: Record<string, string>): Promise<Measured> {
-  await cannon(cleanup, server.url + path, { connections: CONNECTIONS, durationSec: WARMUP, headers });
-  const cpu0 = cpuTimeMs(server.pid);
-  const { value: result, foreignCpus } = await withForeignCpu(() => cannon(cleanup, server.url + path, { connections: CONNECTIONS, durationSec: DURATION, headers }));
-  const cpu1 = cpuTimeMs(server.pid);
-  const serverCpuUsPerReq = cpu0 !== undefined && cpu1 !== undefined && result.total ? ((cpu1 - cpu0) * 1000) / result.total : undefined;
-  return { result, serverCpuUsPerReq, foreignCpus };
-}
 
 async function getJson(url: string, init: RequestInit = {}, status = 200): Promise<any> {
   const res = await fetch(url, init);
@@ -260,21 +254,8 @@ async function main(cleanup: Cleanup): Promise<void> {
   const started = Date.now();
   const tmp = mkdtempSync(join(tmpdir(), "plinth-bench-"));
   cleanup.add("temp dir", () => rmSync(tmp, { recursive: true, force: true }));
-  const pgService = await startPostgres();
-  cleanup.add("PostgreSQL", () => pgService.stop());
-  const admin = new pg.Client({ connectionString: pgService.url });
-  await admin.connect();
-  await admin.query("CREATE DATABASE plinth_bench");
-  await admin.end();
-  const ownerUrl = dbUrl(pgService.url, "plinth_bench");
-  const appPassword = randomBytes(18).toString("base64url");
-  const appUrl = dbUrl(pgService.url, "plinth_bench", "plinth_app", appPassword);
-  const migrator = await openPostgres({ ownerUrl, appUrl: ownerUrl, poolSize: 1 });
-  try {
-    await migrate(migrator, appPassword);
-  } finally {
-    await migrator.close();
-  }
+  const pgService = await startBenchDatabase(cleanup);
+  const { ownerUrl, appUrl } = pgService;
 
   const owner = new pg.Client({ connectionString: ownerUrl });
   await owner.connect();
@@ -326,10 +307,10 @@ async function main(cleanup: Cleanup): Promise<void> {
     const barePage = await getJson(`${bare.url}/bench/teams`);
     if (barePage.items?.length !== 50) throw new Error(`bare teams page: ${JSON.stringify(barePage).slice(0, 300)}`);
     process.stdout.write("  (t) bare Fastify + pg.Pool, the same SELECT …\n");
-    http.push({ key: "t", label: "bare Fastify + pg.Pool, teams page SELECT", m: await measure(cleanup, bare, "/bench/teams") });
+    http.push({ key: "t", label: "bare Fastify + pg.Pool, teams page SELECT", m: await measure(cleanup, bare, "/bench/teams", LOAD) });
     await bare.stop();
     process.stdout.write("  (p) Plinth GET /v1/orgs/{orgId}/teams?limit=50 …\n");
-    http.push({ key: "p", label: "Plinth GET …/teams?limit=50 (auth, RLS, tx)", m: await measure(cleanup, plinth, path, bearer) });
+    http.push({ key: "p", label: "Plinth GET …/teams?limit=50 (auth, RLS, tx)", m: await measure(cleanup, plinth, path, { ...LOAD, headers: bearer }) });
     await plinth.stop();
   }
   await owner.end();

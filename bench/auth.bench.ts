@@ -27,28 +27,27 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import pg from "pg";
-import { openPostgres } from "../server/src/db/client.ts";
-import { migrate } from "../server/src/db/migrate.ts";
-import { freePort, startPostgres } from "../server/test/services.ts";
+import { freePort } from "../server/test/services.ts";
 import {
   BENCH_DIR,
   cannon,
-  cpuTimeMs,
   createCleanup,
   envNumber,
   machine,
   startServer,
-  withForeignCpu,
   type CannonResult,
   type Cleanup,
   type RunningServer,
   CAN_PIN,
+  measure,
+  startBenchDatabase,
+  type Measured,
 } from "./lib.ts";
 
 const CONNECTIONS = envNumber("BENCH_CONNECTIONS", 50);
 const DURATION = envNumber("BENCH_DURATION", 10);
 const WARMUP = envNumber("BENCH_WARMUP", 2);
+const LOAD = { connections: CONNECTIONS, durationSec: DURATION, warmupSec: WARMUP };
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL || "warn";
 const POOL_SIZE = String(envNumber("DATABASE_POOL_SIZE", 10));
 /** Plinth reads PLINTH_JWT_ALG itself (the servers inherit the environment); EdDSA unless set. */
@@ -59,13 +58,6 @@ const ONLY = (process.env.BENCH_SCENARIOS || "a,b,b+log,c,d").split(",").map((s)
 
 type Key = "a" | "b" | "b+log" | "c" | "d";
 
-interface Measured {
-  result: CannonResult;
-  /** The server process's own CPU time per request (user + system), in µs. */
-  serverCpuUsPerReq?: number;
-  /** CPU used meanwhile by processes outside the bench, in cores: other load competing for the machine. */
-  foreignCpus?: number;
-}
 
 interface Scenario extends Measured {
   key: Key;
@@ -75,13 +67,6 @@ interface Scenario extends Measured {
   logLines?: number;
 }
 
-function dbUrl(serverUrl: string, database: string, user?: string, password?: string): string {
-  const u = new URL(serverUrl);
-  u.pathname = `/${database}`;
-  if (user) u.username = user;
-  if (password) u.password = password;
-  return u.toString();
-}
 
 async function expectStatus(url: string, status: number, init: RequestInit = {}): Promise<any> {
   const res = await fetch(url, init);
@@ -107,17 +92,6 @@ function countLines(file: string): number {
   }
 }
 
-/** A warm-up run (discarded), then the measured run, with the server's CPU time and the machine's other load. */
-async function measure(cleanup: Cleanup, server: RunningServer, path: string, headers?: Record<string, string>): Promise<Measured> {
-  await cannon(cleanup, server.url + path, { connections: CONNECTIONS, durationSec: WARMUP, headers });
-  const cpu0 = cpuTimeMs(server.pid);
-  const { value: result, foreignCpus } = await withForeignCpu(() =>
-    cannon(cleanup, server.url + path, { connections: CONNECTIONS, durationSec: DURATION, headers }),
-  );
-  const cpu1 = cpuTimeMs(server.pid);
-  const serverCpuUsPerReq = cpu0 !== undefined && cpu1 !== undefined && result.total ? ((cpu1 - cpu0) * 1000) / result.total : undefined;
-  return { result, serverCpuUsPerReq, foreignCpus };
-}
 
 async function main(cleanup: Cleanup): Promise<void> {
   const started = Date.now();
@@ -125,21 +99,8 @@ async function main(cleanup: Cleanup): Promise<void> {
   cleanup.add("temp dir", () => rmSync(tmp, { recursive: true, force: true }));
 
   // A throwaway PostgreSQL with one migrated database; Plinth's requests use the app role, as in production.
-  const pgService = await startPostgres();
-  cleanup.add("PostgreSQL", () => pgService.stop());
-  const admin = new pg.Client({ connectionString: pgService.url });
-  await admin.connect();
-  await admin.query("CREATE DATABASE plinth_bench");
-  await admin.end();
-  const ownerUrl = dbUrl(pgService.url, "plinth_bench");
-  const appPassword = randomBytes(18).toString("base64url");
-  const appUrl = dbUrl(pgService.url, "plinth_bench", "plinth_app", appPassword);
-  const migrator = await openPostgres({ ownerUrl, appUrl: ownerUrl, poolSize: 1 });
-  try {
-    await migrate(migrator, appPassword);
-  } finally {
-    await migrator.close();
-  }
+  const pgService = await startBenchDatabase(cleanup);
+  const { ownerUrl, appUrl } = pgService;
 
   const masterKey = randomBytes(32).toString("base64");
   const plinthEnv = (port: number, logLevel: string): Record<string, string> => ({
@@ -183,7 +144,7 @@ async function main(cleanup: Cleanup): Promise<void> {
     await expectStatus(`${server.url}/v1/bench/ping`, 401);
     await expectStatus(`${server.url}/v1/bench/ping`, 200, { headers: bearer });
     const before = countLines(join(tmp, log));
-    const m = await measure(cleanup, server, "/v1/bench/ping", bearer);
+    const m = await measure(cleanup, server, "/v1/bench/ping", { ...LOAD, headers: bearer });
     const logLines = countLines(join(tmp, log)) - before;
     await server.stop();
     return { key, label, logLevel, ...m, logLines };
@@ -196,7 +157,7 @@ async function main(cleanup: Cleanup): Promise<void> {
       run: async (label) => {
         const server = await startServer(cleanup, "bare.ts", {});
         await expectStatus(`${server.url}/v1/bench/ping`, 200);
-        const m = await measure(cleanup, server, "/v1/bench/ping");
+        const m = await measure(cleanup, server, "/v1/bench/ping", LOAD);
         await server.stop();
         return { key: "a", label, ...m };
       },
@@ -213,7 +174,7 @@ async function main(cleanup: Cleanup): Promise<void> {
         const server = await startServer(cleanup, "pg-bare.ts", { BENCH_PG_URL: appUrl, BENCH_USER_ID: userId, DATABASE_POOL_SIZE: POOL_SIZE });
         const row = await expectStatus(`${server.url}/bench/me`, 200);
         if (row.id !== userId) throw new Error(`(c) answered the wrong row: ${JSON.stringify(row)}`);
-        const m = await measure(cleanup, server, "/bench/me");
+        const m = await measure(cleanup, server, "/bench/me", LOAD);
         await server.stop();
         return { key: "c", label, ...m };
       },
@@ -227,7 +188,7 @@ async function main(cleanup: Cleanup): Promise<void> {
         const me = await expectStatus(`${server.url}/v1/me`, 200, { headers: bearer });
         if (me.id !== userId) throw new Error(`/v1/me answered the wrong user: ${JSON.stringify(me)}`);
         const before = countLines(join(tmp, log));
-        const m = await measure(cleanup, server, "/v1/me", bearer);
+        const m = await measure(cleanup, server, "/v1/me", { ...LOAD, headers: bearer });
         const logLines = countLines(join(tmp, log)) - before;
         await server.stop();
         return { key: "d", label, logLevel: LOG_LEVEL, ...m, logLines };

@@ -8,6 +8,12 @@ import { closeSync, openSync, readdirSync, readFileSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import { openPostgres } from "../server/src/db/client.ts";
+import { migrate } from "../server/src/db/migrate.ts";
+import { dbUrl } from "../server/test/harness.ts";
+import { startPostgres } from "../server/test/services.ts";
 
 export const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 export const ROOT = join(BENCH_DIR, "..");
@@ -294,4 +300,51 @@ export function envNumber(name: string, fallback: number): number {
   const n = Number(raw);
   if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got "${raw}"`);
   return n;
+}
+
+export interface Measured {
+  result: CannonResult;
+  /** The server process's own CPU time per request (user + system), in µs. */
+  serverCpuUsPerReq?: number;
+  /** CPU used meanwhile by processes outside the bench, in cores: other load competing for the machine. */
+  foreignCpus?: number;
+}
+
+/** A warm-up run (discarded), then the measured run, with the server's CPU time and the machine's other load. */
+export async function measure(
+  cleanup: Cleanup,
+  server: RunningServer,
+  path: string,
+  opts: { connections: number; durationSec: number; warmupSec: number; headers?: Record<string, string> },
+): Promise<Measured> {
+  const { connections, headers } = opts;
+  await cannon(cleanup, server.url + path, { connections, durationSec: opts.warmupSec, headers });
+  const cpu0 = cpuTimeMs(server.pid);
+  const { value: result, foreignCpus } = await withForeignCpu(() => cannon(cleanup, server.url + path, { connections, durationSec: opts.durationSec, headers }));
+  const cpu1 = cpuTimeMs(server.pid);
+  const serverCpuUsPerReq = cpu0 !== undefined && cpu1 !== undefined && result.total ? ((cpu1 - cpu0) * 1000) / result.total : undefined;
+  return { result, serverCpuUsPerReq, foreignCpus };
+}
+
+/**
+ * A throwaway PostgreSQL with one migrated database `plinth_bench`: the owner's URL, and the app role's (the role
+ * Plinth's requests run as), with a fresh password.
+ */
+export async function startBenchDatabase(cleanup: Cleanup): Promise<{ version: string; ownerUrl: string; appUrl: string }> {
+  const pgService = await startPostgres();
+  cleanup.add("PostgreSQL", () => pgService.stop());
+  const admin = new pg.Client({ connectionString: pgService.url });
+  await admin.connect();
+  await admin.query("CREATE DATABASE plinth_bench");
+  await admin.end();
+  const ownerUrl = dbUrl(pgService.url, "plinth_bench");
+  const appPassword = randomBytes(18).toString("base64url");
+  const appUrl = dbUrl(pgService.url, "plinth_bench", "plinth_app", appPassword);
+  const migrator = await openPostgres({ ownerUrl, appUrl: ownerUrl, poolSize: 1 });
+  try {
+    await migrate(migrator, appPassword);
+  } finally {
+    await migrator.close();
+  }
+  return { version: pgService.version, ownerUrl, appUrl };
 }
