@@ -51,7 +51,7 @@ for (const backend of BACKENDS) {
         from pg_class c join pg_namespace n on n.oid = c.relnamespace
         where n.nspname = 'public' and c.relkind = 'r'
           and exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'org_id' and not a.attisdropped)
-          and c.relname not in ('sessions', 'credential_index')
+          and c.relname not in ('sessions', 'credential_index', 'impersonations')
         order by 1`)) as unknown as Rows<{ table: string; enabled: boolean; forced: boolean; restrictive: boolean }>;
       assert.ok(r.rows.length >= 8, `tenant tables found: ${r.rows.map((x) => x.table).join(", ")}`);
       for (const row of r.rows) assert.deepEqual(row, { table: row.table, enabled: true, forced: true, restrictive: true });

@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { bigint, boolean, index, integer, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
+import { bigint, boolean, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
 import { orgs } from "./orgs.ts";
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
@@ -99,4 +99,58 @@ export const oauthClients = pgTable(
     revokedAt: ts("revoked_at"),
   },
   (t) => [index("oauth_clients_account_idx").on(t.orgId, t.serviceAccountId)],
+);
+
+/**
+ * The service key registry: public keys (JWK) that microservices sign their own JWTs with. A registration belongs to
+ * one org (`org_id`) or, registered by a platform admin, to the platform (`org_id` null). The tenant policy matches
+ * exactly (`org_id IS NOT DISTINCT FROM` the transaction's org), so an org sees only its own registrations and the
+ * platform scope only the platform's. A presented JWT is routed to its registration by `kid` through
+ * credential_index (kind `service_key`). Holds no secret.
+ */
+export const serviceKeys = pgTable(
+  "service_keys",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id").references(() => orgs.id, { onDelete: "cascade" }),
+    /** The service's name: the `iss` (and `sub`) its tokens carry; several keys of one service may be active. */
+    service: text("service").notNull(),
+    kid: text("kid").notNull(),
+    alg: text("alg").notNull(),
+    publicJwk: jsonb("public_jwk").notNull(),
+    /** Role names the service acts with in the org (built-in or the org's custom roles). */
+    roles: text("roles").array().notNull().default(sql`'{}'::text[]`),
+    description: text("description").notNull().default(""),
+    expiresAt: ts("expires_at"),
+    createdBy: text("created_by"),
+    createdAt: ts("created_at").notNull().defaultNow(),
+    lastUsedAt: ts("last_used_at"),
+    revokedAt: ts("revoked_at"),
+    revokedBy: text("revoked_by"),
+  },
+  (t) => [uniqueIndex("service_keys_kid_key").on(t.kid), index("service_keys_org_service_idx").on(t.orgId, t.service)],
+);
+
+/**
+ * A record of one impersonation: who (`impersonator_id`) acted as whom (`user_id`), where (`org_id`, null for a
+ * platform admin's platform-wide session), why, and until when. A platform record about a person (they list their
+ * own), like sessions: read by user id, not by tenant.
+ */
+export const impersonations = pgTable(
+  "impersonations",
+  {
+    id: text("id").primaryKey(),
+    impersonatorId: text("impersonator_id").notNull(),
+    userId: text("user_id").notNull(),
+    orgId: text("org_id"),
+    reason: text("reason").notNull(),
+    /** "platform_admin" or "org_owner": the authority it was granted under. */
+    basis: text("basis").notNull(),
+    createdAt: ts("created_at").notNull().defaultNow(),
+    expiresAt: ts("expires_at").notNull(),
+    endedAt: ts("ended_at"),
+    ip: text("ip"),
+    userAgent: text("user_agent"),
+  },
+  (t) => [index("impersonations_user_idx").on(t.userId, t.createdAt), index("impersonations_impersonator_idx").on(t.impersonatorId, t.createdAt)],
 );

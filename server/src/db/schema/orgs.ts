@@ -17,6 +17,8 @@ export const orgs = pgTable(
     address: jsonb("address"),
     contactEmail: text("contact_email"),
     contactPhone: text("contact_phone"),
+    /** Whether the org's owners may impersonate its members (platform admins may regardless). Off by default. */
+    ownerImpersonation: boolean("owner_impersonation").notNull().default(false),
     /** Soft delete: unusable at once, restorable by an owner until purgeAfter, then purged by a job. */
     deletedAt: ts("deleted_at"),
     purgeAfter: ts("purge_after"),
