@@ -82,8 +82,8 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   await app.register(swaggerUi, { routePrefix: "/docs", uiConfig: { deepLinking: true } });
   app.get("/openapi.json", { config: { auth: "none" }, schema: { hide: true } }, async () => app.swagger());
 
-  installAuth(app, deps.keys, deps.apiKeys.verifier);
-  installTenant(app, deps.access, deps.serviceAccounts.memberships);
+  installAuth(app, deps.keys, deps.apiKeys.verifier, deps.impersonation.checker, deps.serviceKeys.verifier);
+  installTenant(app, deps.access, deps.serviceAccounts.memberships, deps.apiKeys.verifier, deps.serviceKeys.verifier);
   await app.register(opsRoutes({ db: deps.db, metrics }));
   await app.register(authPagesRoutes());
   for (const plugin of deps.routes) await app.register(plugin);

@@ -21,6 +21,8 @@ import * as teams from "./modules/teams/index.ts";
 import * as keys from "./modules/keys/index.ts";
 import * as orgs from "./modules/orgs/index.ts";
 import * as serviceAccounts from "./modules/service-accounts/index.ts";
+import * as serviceKeys from "./modules/service-keys/index.ts";
+import * as impersonation from "./modules/impersonation/index.ts";
 
 export interface Deps {
   config: Config;
@@ -42,6 +44,8 @@ export interface Deps {
   members: ReturnType<typeof members.wire>["service"];
   invitations: ReturnType<typeof invitations.wire>["service"];
   serviceAccounts: ReturnType<typeof serviceAccounts.wire>["service"];
+  serviceKeys: ReturnType<typeof serviceKeys.wire>["serviceKeys"];
+  impersonation: ReturnType<typeof impersonation.wire>["service"];
   routes: FastifyPluginAsync[];
   close(): Promise<void>;
 }
@@ -140,7 +144,10 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     const tm = teams.wire({ db, clock, audit: au.service, access: ac.service });
     const mb = members.wire({ db, clock, audit: au.service, access: ac.service });
     const inv = invitations.wire({ db, clock, audit: au.service, access: ac.service, jobs, mailer, identity: id.service.identity, publicUrl: config.publicUrl });
-    const sa = serviceAccounts.wire({ db, clock, audit: au.service, access: ac.service, keys: k.service, apiKeys: k.apiKeys.verifier, issuer: config.jwt.issuer, publicUrl: config.publicUrl });
+    const sa = serviceAccounts.wire({ db, clock, audit: au.service, access: ac.service, keys: k.service, apiKeys: k.apiKeys.verifier, apiKeyService: k.apiKeys, limiterStore, issuer: config.jwt.issuer, publicUrl: config.publicUrl });
+    const svk = serviceKeys.wire({ db, clock, log, jwt: config.jwt, access: ac.service, audit: au.service });
+    closers.push(svk.close); // writes the service keys' last use counted since the last batch
+    const imp = impersonation.wire({ db, clock, keys: k.service, access: ac.service, audit: au.service });
     const ownDb = db;
     return {
       config,
@@ -162,7 +169,9 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       members: mb.service,
       invitations: inv.service,
       serviceAccounts: sa.service,
-      routes: [...k.routes, ...o.routes, ...id.routes, ...ac.routes, ...au.routes, ...tm.routes, ...mb.routes, ...inv.routes, ...sa.routes],
+      serviceKeys: svk.serviceKeys,
+      impersonation: imp.service,
+      routes: [...k.routes, ...o.routes, ...id.routes, ...ac.routes, ...au.routes, ...tm.routes, ...mb.routes, ...inv.routes, ...sa.routes, ...svk.routes, ...imp.routes],
       async close() {
         await jobs.stop();
         for (const c of closers) await c();

@@ -107,7 +107,9 @@ class LazyRequestLogger {
 export function withLazyRequestLoggers(log: Logger): Logger {
   const root = Object.create(log) as Logger;
   root.child = function child<L extends string = never>(bindings: Bindings, options?: ChildLoggerOptions<L>): Logger<L> {
-    if (options?.level !== undefined || options?.serializers !== undefined) return log.child(bindings, options);
+    // Fastify makes its instance logger once, at start-up, as child({}, { serializers }): that child must make lazy
+    // request children too, or every request gets a real pino child after all
+    if (options?.level !== undefined || options?.serializers !== undefined) return withLazyRequestLoggers(log.child(bindings, options) as unknown as Logger) as unknown as Logger<L>;
     return new LazyRequestLogger(log, bindings) as unknown as Logger<L>;
   };
   return root;

@@ -4,7 +4,7 @@
  * request body, found from its schema, so that another tenant's ids can be put into them.
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { encodeCursor } from "../src/http/schemas.ts";
 import { newId } from "../src/lib/ids.ts";
@@ -82,6 +82,8 @@ export async function seedTenant(t: TestApp, orgId: string, owner: TestUser, lab
   const key = await post("/keys", { name: `key${tag}`, roles: ["viewer"] });
   const account = await post("/service-accounts", { name: `sa${tag}`, description: `Robot ${tag}`, roles: ["viewer"] });
   const client = await post(`/service-accounts/${account.id}/clients`, { name: `client${tag}` });
+  const jwk = generateKeyPairSync("ed25519").publicKey.export({ format: "jwk" });
+  const serviceKey = await post("/service-keys", { service: `svc-${tag}`, kid: `kid-${tag}`, alg: "EdDSA", jwk, roles: ["viewer"], description: `Service ${tag}` });
 
   const params = {
     teamId: [team.id, subTeam.id],
@@ -94,10 +96,11 @@ export async function seedTenant(t: TestApp, orgId: string, owner: TestUser, lab
     name: [key.name, key.id],
     serviceAccountId: [account.id],
     clientId: [client.client_id],
+    serviceKeyId: [serviceKey.id],
   };
   const byType = { user: [member.id, owner.id], team: [team.id, subTeam.id], org: [orgId] };
   const ids = [orgId, ...Object.values(params).flat().filter((v) => v !== key.name)];
-  const names = [team.name, subTeam.name, `About ${tag}`, role.name, `Role of ${tag}`, email, member.email, `Member ${tag}`, owner.email, `Reason ${tag}`, key.name, account.name, `Robot ${tag}`, client.name];
+  const names = [team.name, subTeam.name, `About ${tag}`, role.name, `Role of ${tag}`, email, member.email, `Member ${tag}`, owner.email, `Reason ${tag}`, key.name, account.name, `Robot ${tag}`, client.name, serviceKey.service, serviceKey.kid, `Service ${tag}`];
   return { orgId, owner, member, teamId: team.id, subTeamId: subTeam.id, roleName: role.name, params, byType, ids, names, secrets: [...new Set([...ids, ...names])] };
 }
 
@@ -115,6 +118,7 @@ const TENANT_TABLES: Record<string, string> = {
   api_keys: "id",
   service_accounts: "id",
   oauth_clients: "id",
+  service_keys: "id",
 };
 
 /** Every row the org owns: its profile, its tenant tables and its audit chain (with the chain's own verdict). */

@@ -7,7 +7,7 @@
  * parameter or id field without an org B resource of its kind fails the suite naming it.
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { sql } from "drizzle-orm";
 import type { LightMyRequestResponse } from "fastify";
@@ -30,7 +30,17 @@ const EXAMPLE_BODIES: Record<string, unknown> = {
   // a fresh name each time: names are unique per owner
   "POST /v1/orgs/{orgId}/keys": () => ({ name: `iso-${randomBytes(4).toString("hex")}`, roles: ["viewer"] }),
   "POST /v1/orgs/{orgId}/service-accounts": () => ({ name: `iso-${randomBytes(4).toString("hex")}`, roles: ["viewer"] }),
+  "POST /v1/orgs/{orgId}/service-accounts/{serviceAccountId}/keys": () => ({ name: `iso-${randomBytes(4).toString("hex")}`, roles: ["viewer"] }),
   "PATCH /v1/orgs/{orgId}/service-accounts/{serviceAccountId}": { description: "changed by the isolation suite" },
+  // a fresh key pair each time: a kid is registered once
+  "POST /v1/orgs/{orgId}/service-keys": () => ({
+    service: "iso-service",
+    kid: `iso-${randomBytes(6).toString("hex")}`,
+    alg: "EdDSA",
+    jwk: generateKeyPairSync("ed25519").publicKey.export({ format: "jwk" }),
+    roles: ["viewer"],
+  }),
+  "PATCH /v1/orgs/{orgId}/service-keys/{serviceKeyId}": { description: "changed by the isolation suite" },
 };
 /** Path parameters other than orgId whose schema does not say what a valid one looks like. */
 const EXAMPLE_PARAMS: Record<string, string> = {};
@@ -57,6 +67,8 @@ const PUBLIC_ROUTES = [
   "POST /v1/invitations/register",
   // OAuth clients authenticate in the request itself (client credentials, or the subject token of an exchange)
   "POST /v1/oauth/token",
+  // services' public keys, for services to verify each other's tokens
+  "GET /v1/service-keys/jwks.json",
 ];
 /** The org-scoped operations that exist today; the suite must find at least these (one that disappears fails it). */
 const KNOWN_ORG_OPERATIONS = [
@@ -70,7 +82,8 @@ const KNOWN_ORG_OPERATIONS = [
   ...["checkAccess", "explainAccess"],
   ...["createApiKey", "listApiKeys", "getApiKey", "updateApiKey", "getApiKeyRoles", "putApiKeyRoles", "rotateApiKey", "revokeApiKey"],
   ...["createServiceAccount", "listServiceAccounts", "getServiceAccount", "updateServiceAccount", "disableServiceAccount", "enableServiceAccount", "deleteServiceAccount"],
-  ...["createOAuthClient", "listOAuthClients", "revokeOAuthClient"],
+  ...["registerServiceKey", "listServiceKeys", "getServiceKey", "updateServiceKey", "revokeServiceKey"],
+  ...["createOAuthClient", "listOAuthClients", "revokeOAuthClient", "createServiceAccountApiKey"],
 ];
 /** Least powerful first, so an operation that destroys the org (owner only) runs last. */
 const ROLES: BuiltInRole[] = ["viewer", "developer", "admin", "owner"];

@@ -129,19 +129,24 @@ export async function openPostgres(opts: PostgresOptions): Promise<Database> {
     readScoped: async <T>(scope: TxScope, query: SQL) => {
       const q = dialect.sqlToQuery(query);
       const client = await appPool.connect();
+      let r: pg.QueryResult;
       try {
-        await client.query("BEGIN READ ONLY");
-        await client.query({ name: "plinth_scope", text: "select set_config('app.org_id', $1, true), set_config('app.user_id', $2, true)", values: [scope.orgId ?? "", scope.userId ?? ""] });
-        const r = await client.query({ name: statementName(q.sql), text: q.sql, values: q.params as unknown[] });
-        await client.query("COMMIT");
-        return r.rows as T[];
+        // two round trips before the rows are back, not four: BEGIN and the tenant in one simple-protocol message
+        // (the values quoted by the driver's escapeLiteral), then the prepared statement
+        await client.query(
+          `BEGIN READ ONLY; select set_config('app.org_id', ${client.escapeLiteral(scope.orgId ?? "")}, true), set_config('app.user_id', ${client.escapeLiteral(scope.userId ?? "")}, true)`,
+        );
+        r = await client.query({ name: statementName(q.sql), text: q.sql, values: q.params as unknown[] });
       } catch (e) {
         // a failed statement leaves the transaction aborted on this connection: end it before the pool reuses it
         await client.query("ROLLBACK").catch(() => {});
-        throw e;
-      } finally {
         client.release();
+        throw e;
       }
+      // the read is done: the caller has its rows while COMMIT ends the transaction, and only then is the connection
+      // back in the pool (a connection that cannot commit is discarded, not reused)
+      client.query("COMMIT").then(() => client.release(), (e: Error) => client.release(e));
+      return r.rows as T[];
     },
     ping: async () => {
       await appPool.query("select 1");

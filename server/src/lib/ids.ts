@@ -23,6 +23,8 @@ export const ID_PREFIXES = {
   apiKey: "key",
   serviceAccount: "sa",
   oauthClient: "cli",
+  serviceKey: "svk",
+  impersonation: "imp",
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;
@@ -82,6 +84,11 @@ export function idPattern(kind: IdKind): string {
   return `^${ID_PREFIXES[kind]}_[0-9a-hjkmnp-tv-z]{26}$`;
 }
 
+/** Compiled once per kind: isId runs on every org-scoped request. */
+const ID_RES = new Map<IdKind, RegExp>();
+
 export function isId(kind: IdKind, value: string): boolean {
-  return new RegExp(idPattern(kind)).test(value);
+  let re = ID_RES.get(kind);
+  if (!re) ID_RES.set(kind, (re = new RegExp(idPattern(kind))));
+  return re.test(value);
 }

@@ -23,6 +23,8 @@ export const PERMISSIONS = {
   "keys:create": "Create API keys",
   "keys:manage": "Rotate, update and revoke any API key of the organization",
   "service-accounts:manage": "Create, change and disable service accounts",
+  "service-keys:read": "List the services' registered public keys",
+  "service-keys:manage": "Register, change and revoke services' public keys",
   "secrets:read": "Read secret values",
   "secrets:write": "Create and change secrets",
   "conversations:read": "Read conversations and their events",
@@ -46,6 +48,7 @@ const READ: Permission[] = [
   "roles:read",
   "grants:read",
   "keys:read",
+  "service-keys:read",
   "conversations:read",
   "usage:read",
 ];

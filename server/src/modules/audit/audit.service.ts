@@ -6,7 +6,8 @@ import { eventHash, GENESIS_HASH } from "./chain.ts";
 
 /** Who did it and from where: built from the request's principal and metadata. */
 export interface AuditActor {
-  type: "user" | "api_key" | "service_account" | "system";
+  /** `service`: a registered service, by its self-signed token; `id` is then its key's registration (svk_…). */
+  type: "user" | "api_key" | "service_account" | "service" | "system";
   id: string | null;
   impersonatorId?: string | null;
   ip?: string | null;

@@ -6,11 +6,14 @@ export const apiKeysError = defineErrors({
   INVALID_API_KEY: 401,
   /** The key has an IP allowlist and the caller's address is not on it. */
   IP_NOT_ALLOWED: 403,
-  /** Only an owner or admin (a signed-in user, not a key) may create a key that inherits its owner's permissions. */
+  /**
+   * Only a signed-in user (not a key or token) may create a key that inherits its owner's permissions: for their own
+   * key an owner or admin; for a service account's, one holding all the account holds.
+   */
   INHERIT_NOT_ALLOWED: 403,
   API_KEY_NOT_FOUND: 404,
-  /** Keys belong to a person for now: a service account's token cannot create one (service-account keys come later). */
-  KEY_OWNER_NOT_A_USER: 403,
+  /** Keys are owned by members and service accounts: another kind of caller (a registered service) cannot make one. */
+  KEY_OWNER_UNSUPPORTED: 403,
   /** The owner already has a live key of that name. */
   API_KEY_NAME_TAKEN: 409,
   /** Several owners have a live key of that name: name it by its key_… id. */

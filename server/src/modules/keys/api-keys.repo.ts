@@ -41,6 +41,15 @@ export const authQuery = (orgId: string, keyId: string) => sql`
             from custom_roles r where r.org_id = k.org_id and r.name = any(k.roles)) as custom
     from api_keys k where k.org_id = ${orgId} and k.id = ${keyId}`;
 
+/** A key's state, by id: what decides whether tokens exchanged from it still work. */
+export interface KeyStateRow {
+  revoked_at: string | Date | null;
+  expires_at: string | Date | null;
+}
+
+export const keyStateQuery = (orgId: string, keyId: string) =>
+  sql`select revoked_at, expires_at from api_keys where org_id = ${orgId} and id = ${keyId}`;
+
 export const apiKeysRepo = {
   async insert(tx: Executor, row: NewApiKeyRow, lookupKey: string): Promise<ApiKeyRow> {
     const [r] = await tx.insert(apiKeys).values(row).returning();

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { FastifyRequest } from "fastify";
+import { refuseImpersonation } from "../../http/auth.ts";
 import { requireTenant } from "../../http/tenant.ts";
 import { BODY_ERRORS, OrgIdParams, bearerSecurity, decodeCursor, encodeCursor, errors } from "../../http/schemas.ts";
 import type { Clock } from "../../lib/clock.ts";
@@ -32,8 +33,9 @@ export function apiKeysRoutes(s: { apiKeys: ApiKeysService; clock: Clock }): Fas
         tags,
         summary: "Create an API key; its secret is in this answer only",
         description:
-          "The key is yours, in this organization. Its roles and permissions together must be ones you hold (403 naming the first you lack); " +
-          "with inherit: true (owners and admins) it acts with your permissions as they are at each request instead. Optional validity window, " +
+          "The key is yours, in this organization (a service account calling with its token or key makes its own key; a member makes an account's " +
+          "key with POST …/service-accounts/{serviceAccountId}/keys). Its roles and permissions together must be ones you hold (403 naming the first " +
+          "you lack); with inherit: true (owners and admins, signed in) it acts with your permissions as they are at each request instead. Optional validity window, " +
           `IP allowlist and per-minute rate limit. Only a hash of the secret is stored. Audited as key.created. ${USING}`,
         security: bearerSecurity,
         params: OrgIdParams,
@@ -41,6 +43,7 @@ export function apiKeysRoutes(s: { apiKeys: ApiKeysService; clock: Clock }): Fas
         response: { 201: KeyWithSecret, ...errors(...BODY_ERRORS, 401, 403, 404, 409) },
       },
     }, async (req, reply) => {
+      refuseImpersonation(req, "create API keys");
       const { row, secret } = await s.apiKeys.create(callerOf(req), req.body, actorOf(req));
       return reply.code(201).send({ ...view(row), secret });
     });
@@ -149,6 +152,7 @@ export function apiKeysRoutes(s: { apiKeys: ApiKeysService; clock: Clock }): Fas
         response: { 200: RotatedKey, ...errors(...BODY_ERRORS, 401, 403, 404, 409) },
       },
     }, async (req) => {
+      refuseImpersonation(req, "rotate API keys");
       const r = await s.apiKeys.rotate(requireTenant(req), req.params.name, req.body?.grace_seconds ?? 0, actorOf(req));
       return { ...view(r.row), secret: r.secret, previous_secret_expires_at: r.previousExpiresAt.toISOString() };
     });

@@ -38,7 +38,7 @@ export const CreateKeyBody = Type.Object(
     name: KeyName,
     roles: Type.Optional(Roles),
     permissions: Type.Optional(Permissions),
-    inherit: Type.Optional(Type.Boolean({ description: "Act with the owner's current permissions (owners and admins only; no roles or permissions then)" })),
+    inherit: Type.Optional(Type.Boolean({ description: "Act with the owner's current permissions (for your own key: owners and admins, signed in; no roles or permissions then)" })),
     not_before: Type.Optional(Timestamp("The key does not work before this time")),
     expires_at: Type.Optional(Timestamp("The key stops working at this time (in the future, after not_before)")),
     ip_allowlist: Type.Optional(
@@ -91,7 +91,7 @@ export const ApiKey = Type.Object({
   last_used_at: NullableTimestamp("Last use (written in batches, a few seconds behind)"),
   usage_count: Type.Integer({ description: "Requests made with it (a few seconds behind)" }),
   revoked_at: NullableTimestamp("When it was revoked"),
-  revoked_reason: Type.Union([Type.String(), Type.Null()], { description: "revoked, or owner_removed / owner_left when its owner left the organization" }),
+  revoked_reason: Type.Union([Type.String(), Type.Null()], { description: "revoked, owner_removed / owner_left when its owner left the organization, or owner_deleted when its service account was deleted" }),
 });
 
 export const KeyWithSecret = Type.Object({

@@ -23,6 +23,16 @@ export interface CreateKeyInput {
   rate_limit_per_minute?: number;
 }
 
+/**
+ * The owner of a new key when it is not the caller: a service account the caller manages. `permissions` reads the
+ * account's authority now, inside the creating transaction (and throws when the account is gone or disabled).
+ */
+export interface KeyOwner {
+  type: "service_account";
+  id: string;
+  permissions(tx: Executor): Promise<ReadonlySet<Permission>>;
+}
+
 /** The caller of a key route: its membership in the org (narrowed, for a key) and who it is. */
 export interface KeyCaller {
   membership: OrgMembership;
@@ -69,6 +79,14 @@ export function createApiKeysService(deps: {
     }
   }
 
+  /** 403 naming the first permission (in catalog order) the key would have and its service account does not hold. */
+  function requireWithinOwner(owner: ReadonlySet<Permission>, wanted: ReadonlySet<Permission>): void {
+    const missing = ALL_PERMISSIONS.find((p) => wanted.has(p) && !owner.has(p));
+    if (missing) {
+      throw platformError("FORBIDDEN", `A key cannot hold more than its service account does: it would have ${missing}, which the account does not hold.`, { extra: { permission: missing } });
+    }
+  }
+
   /** A key by id (`key_…`, revoked ones too) or live name: the caller's own of that name first, else the org's only one. */
   async function resolve(ex: Executor, caller: OrgMembership, ref: string, lock = false): Promise<ApiKeyRow> {
     const { orgId } = caller;
@@ -78,19 +96,24 @@ export function createApiKeysService(deps: {
       return row;
     }
     const rows = await repo.findLiveByName(ex, orgId, ref);
-    const mine = rows.find((r) => r.ownerType === "user" && r.ownerId === caller.userId);
+    // ids are prefixed (usr_, sa_), so an owner id names one owner whatever its type
+    const mine = rows.find((r) => r.ownerId === caller.userId);
     const row = mine ?? (rows.length === 1 ? rows[0] : undefined);
     if (!row) {
-      if (rows.length > 1) throw apiKeysError("API_KEY_NAME_AMBIGUOUS", `${rows.length} members have a key named ${ref}: name it by its key_… id.`, { field: "name" });
+      if (rows.length > 1) throw apiKeysError("API_KEY_NAME_AMBIGUOUS", `${rows.length} owners have a key named ${ref}: name it by its key_… id.`, { field: "name" });
       throw notFound(ref);
     }
     return lock ? ((await repo.findById(ex, orgId, row.id, true)) ?? row) : row;
   }
 
-  /** Changing a key: its owner (with the route's permission), or anyone holding keys:manage; never a revoked key. */
-  function requireManage(caller: OrgMembership, row: ApiKeyRow, allowRevoked = false): void {
-    const own = row.ownerType === "user" && row.ownerId === caller.userId;
-    if (!own && !caller.permissions.has("keys:manage")) {
+  /**
+   * Changing a key: its owner (with the route's permission), or anyone holding keys:manage; never a revoked key.
+   * Revoking a service account's key also needs no more than service-accounts:manage: ending authority widens nothing.
+   */
+  function requireManage(caller: OrgMembership, row: ApiKeyRow, allowRevoked = false, revoking = false): void {
+    const own = row.ownerId === caller.userId;
+    const accountManager = revoking && row.ownerType === "service_account" && caller.permissions.has("service-accounts:manage");
+    if (!own && !accountManager && !caller.permissions.has("keys:manage")) {
       throw platformError("FORBIDDEN", "This key is another member's: changing it needs the keys:manage permission, which you do not have.", { extra: { permission: "keys:manage" } });
     }
     if (row.revokedAt && !allowRevoked) throw apiKeysError("API_KEY_REVOKED", "The key is revoked; it cannot be changed.");
@@ -119,19 +142,37 @@ export function createApiKeysService(deps: {
   }
 
   return {
-    async create(caller: KeyCaller, input: CreateKeyInput, actor: AuditActor): Promise<{ row: ApiKeyRow; secret: string }> {
+    /**
+     * A key owned by the caller (a member, or a service account by its token or key), or, with `owner`, by a service
+     * account the caller manages: then the caller needs keys:create too, and the key's permissions must be both the
+     * caller's and the account's (403 naming the first missing).
+     */
+    async create(caller: KeyCaller, input: CreateKeyInput, actor: AuditActor, owner?: KeyOwner): Promise<{ row: ApiKeyRow; secret: string }> {
       const m = caller.membership;
       const now = clock.now();
       const roles = [...new Set(input.roles ?? [])];
       const permissions = [...new Set(input.permissions ?? [])];
       const inherit = input.inherit ?? false;
-      if (!isId("user", m.userId)) {
-        throw apiKeysError("KEY_OWNER_NOT_A_USER", "API keys are owned by people: create this key signed in as a member, not with a service account's token.");
+      const ownerType = owner ? owner.type : isId("serviceAccount", m.userId) ? "service_account" : "user";
+      const ownerId = owner ? owner.id : m.userId;
+      if (!owner && !isId("user", m.userId) && !isId("serviceAccount", m.userId)) {
+        throw apiKeysError("KEY_OWNER_UNSUPPORTED", "API keys are owned by members and service accounts: this caller cannot own one.");
       }
+      if (owner && !m.permissions.has("keys:create")) {
+        throw platformError("FORBIDDEN", "Creating a service account's key needs the keys:create permission, which you do not have.", { extra: { permission: "keys:create" } });
+      }
+      // a signed-in person, not a key or an exchanged (narrowed) token: an inheriting key may grow past the token's scope
+      const signedIn = caller.principal.kind === "user" && caller.principal.scope === undefined;
       if (inherit) {
         if (roles.length || permissions.length) throw invalid("inherit", "An inheriting key takes its owner's permissions: give no roles or permissions with inherit.");
-        if (caller.principal.kind !== "user" || (m.role !== "owner" && m.role !== "admin")) {
-          throw apiKeysError("INHERIT_NOT_ALLOWED", "Only an owner or admin, signed in (not with a key), may create a key that inherits their permissions.", { field: "inherit" });
+        if (!signedIn || (!owner && m.role !== "owner" && m.role !== "admin")) {
+          throw apiKeysError(
+            "INHERIT_NOT_ALLOWED",
+            owner
+              ? "Only a member signed in (not with a key or token) may create a service account's inheriting key."
+              : "Only an owner or admin, signed in (not with a key or token), may create a key that inherits their permissions.",
+            { field: "inherit" },
+          );
         }
       } else if (!roles.length && !permissions.length) {
         throw invalid("roles", "A key needs roles, permissions, or inherit: true.");
@@ -145,14 +186,20 @@ export function createApiKeysService(deps: {
           const wanted = await permissionsOfRoles(tx, m.orgId, roles);
           for (const p of permissions) wanted.add(p);
           requireSubset(m, wanted);
+          if (owner) {
+            const held = await owner.permissions(tx);
+            // an inheriting key holds all the account holds: the caller must hold all of it (as for its OAuth clients)
+            if (inherit) requireSubset(m, held);
+            else requireWithinOwner(held, wanted);
+          }
           const row = await repo.insert(
             tx,
             {
               id: newId("apiKey", now.getTime()),
               orgId: m.orgId,
               name: input.name,
-              ownerType: "user",
-              ownerId: m.userId,
+              ownerType,
+              ownerId,
               prefix: displayPrefix(secret),
               secretHash: hash,
               roles,
@@ -174,7 +221,7 @@ export function createApiKeysService(deps: {
             target: { type: "api_key", id: row.id },
             diff: {
               name: [null, row.name],
-              owner: [null, `user:${row.ownerId}`],
+              owner: [null, `${row.ownerType}:${row.ownerId}`],
               prefix: [null, row.prefix],
               roles: [null, roles],
               permissions: [null, permissions],
@@ -189,7 +236,10 @@ export function createApiKeysService(deps: {
         });
         return { row, secret };
       } catch (e) {
-        if (isUniqueViolation(e)) throw apiKeysError("API_KEY_NAME_TAKEN", `You already have a key named ${input.name}.`, { field: "name" });
+        if (isUniqueViolation(e)) {
+          const who = ownerId === m.userId ? "You already have" : "The service account already has";
+          throw apiKeysError("API_KEY_NAME_TAKEN", `${who} a key named ${input.name}.`, { field: "name" });
+        }
         throw e;
       }
     },
@@ -262,7 +312,7 @@ export function createApiKeysService(deps: {
       const now = clock.now();
       return change(caller.orgId, async (tx) => {
         const row = await resolve(tx, caller, ref, true);
-        requireManage(caller, row, true);
+        requireManage(caller, row, true, true);
         if (row.revokedAt) return row;
         await repo.expireSecrets(tx, row.id, now);
         const by = actor.id;

@@ -9,7 +9,8 @@ import type { LimiterStore } from "../../limits/throttle.ts";
 import { BUILT_IN_ROLES, isBuiltInRole, isPermission, type Permission } from "../access/permissions.ts";
 import { apiKeysError, type KeyRefusal } from "./api-keys.errors.ts";
 import { checkFormat, hashSecret, sameHash } from "./api-keys.format.ts";
-import { authQuery, indexQuery, type ApiKeysRepo, type AuthRow, type IndexRow } from "./api-keys.repo.ts";
+import { authQuery, indexQuery, keyStateQuery, type ApiKeysRepo, type AuthRow, type IndexRow, type KeyStateRow } from "./api-keys.repo.ts";
+import { isId } from "../../lib/ids.ts";
 
 /** What this instance knows of a presented secret: the key's facts, or null (no such secret). */
 interface KeyFacts {
@@ -25,6 +26,14 @@ interface KeyFacts {
 }
 interface Entry {
   facts: KeyFacts | null;
+  epoch: number;
+  staleAt: number;
+}
+/** What this instance knows of a key by its id (for the tokens exchanged from it): dead once revoked, or gone. */
+interface KeyState {
+  orgId: string;
+  revoked: boolean;
+  expiresAt: number | null;
   epoch: number;
   staleAt: number;
 }
@@ -111,17 +120,23 @@ export function createApiKeyVerifier(deps: { db: Database; clock: Clock; log: Lo
     if (!row) return remember(hash, { facts: null, epoch: noOrgEpoch, staleAt: nowMs + ttl });
     const current = sameHash(hash, row.secret_hash);
     const ownerType = row.owner_type === "service_account" ? "service_account" : "user";
+    const expiresAt = toMs(row.expires_at);
+    // a secret that is not the key's current one works only until its index row's end (a rotation's grace)
+    const secretEndsAt = current ? null : (toMs(ix.expires_at) ?? nowMs);
+    const endsAt = expiresAt === null ? secretEndsAt : secretEndsAt === null ? expiresAt : Math.min(expiresAt, secretEndsAt);
+    const principal: ApiKeyPrincipal = { kind: "api_key", keyId: row.id, orgId: row.org_id, ownerType, ownerId: row.owner_id, scope: row.inherit ? "inherit" : keyScope(row) };
+    if (endsAt !== null) principal.expiresAt = endsAt;
     const facts: KeyFacts = {
       orgId: row.org_id,
       revoked: row.revoked_at !== null,
       notBefore: toMs(row.not_before),
-      expiresAt: toMs(row.expires_at),
-      // a secret that is not the key's current one works only until its index row's end (a rotation's grace)
-      secretEndsAt: current ? null : (toMs(ix.expires_at) ?? nowMs),
+      expiresAt,
+      secretEndsAt,
       allow: blockListOf(row.ip_allowlist),
       perMinute: row.rate_limit_per_minute,
-      principal: { kind: "api_key", keyId: row.id, orgId: row.org_id, ownerType, ownerId: row.owner_id, scope: row.inherit ? "inherit" : keyScope(row) },
+      principal,
     };
+    rememberState(row.id, { orgId: row.org_id, revoked: facts.revoked, expiresAt, epoch, staleAt: nowMs + ttl });
     return remember(hash, { facts, epoch, staleAt: nowMs + ttl });
   }
 
@@ -132,6 +147,33 @@ export function createApiKeyVerifier(deps: { db: Database; clock: Clock; log: Lo
     }
     cache.set(hash, entry);
     return entry;
+  }
+
+  // Keys by id, for the tokens exchanged from them: the same epochs and lifetime as the secrets' cache, so a
+  // revocation (here or, through the access bus, on another instance) holds from the next request.
+  const states = new Map<string, KeyState>();
+  const loadingStates = new Map<string, Promise<boolean>>();
+
+  function rememberState(keyId: string, state: KeyState): void {
+    if (states.size >= max && !states.has(keyId)) {
+      const oldest = states.keys().next().value;
+      if (oldest !== undefined) states.delete(oldest);
+    }
+    states.set(keyId, state);
+  }
+
+  function stateLive(s: KeyState, orgId: string): boolean {
+    // a key of another org than the token's is no source of it
+    return s.orgId === orgId && !s.revoked && (s.expiresAt === null || clock.now().getTime() < s.expiresAt);
+  }
+
+  async function loadState(orgId: string, keyId: string): Promise<boolean> {
+    const nowMs = clock.now().getTime();
+    const epoch = epochOf(orgId);
+    const [row] = await db.readScoped<KeyStateRow>({ orgId }, keyStateQuery(orgId, keyId));
+    const state: KeyState = { orgId, revoked: !row || row.revoked_at !== null, expiresAt: row ? toMs(row.expires_at) : null, epoch, staleAt: nowMs + ttl };
+    rememberState(keyId, state);
+    return stateLive(state, orgId);
   }
 
   const limiters = new Map<number, RateLimiterAbstract>();
@@ -209,6 +251,7 @@ export function createApiKeyVerifier(deps: { db: Database; clock: Clock; log: Lo
 
   const verifier: ApiKeyAuthenticator & {
     invalidateOrg(orgId: string): void;
+    isLive(orgId: string, keyId: string): boolean | Promise<boolean>;
     flushUsage(): Promise<void>;
     close(): Promise<void>;
     clearCache(): void;
@@ -225,6 +268,23 @@ export function createApiKeyVerifier(deps: { db: Database; clock: Clock; log: Lo
         loading.set(hash, pending);
       }
       return pending.then((e) => judge(e.facts, ip));
+    },
+
+    /**
+     * Whether the key `keyId` of `orgId` still works (not revoked, not expired, not gone): what a token exchanged from
+     * it depends on. Synchronous for a key this instance read within the cache lifetime, with no invalidation since.
+     */
+    isLive(orgId: string, keyId: string): boolean | Promise<boolean> {
+      const hit = states.get(keyId);
+      if (hit && hit.staleAt > clock.now().getTime() && hit.epoch === epochOf(hit.orgId)) return stateLive(hit, orgId);
+      if (!isId("apiKey", keyId) || !isId("org", orgId)) return false;
+      const ref = `${orgId}\u0000${keyId}`;
+      let pending = loadingStates.get(ref);
+      if (!pending) {
+        pending = loadState(orgId, keyId).finally(() => loadingStates.delete(ref));
+        loadingStates.set(ref, pending);
+      }
+      return pending;
     },
 
     /** Every cached key of the org (and every cached unknown secret) is stale from now. */
@@ -246,6 +306,7 @@ export function createApiKeyVerifier(deps: { db: Database; clock: Clock; log: Lo
 
     clearCache(): void {
       cache.clear();
+      states.clear();
     },
   };
   return verifier;

@@ -3,6 +3,7 @@ import { Type } from "typebox";
 import { requireUser } from "../../http/auth.ts";
 import { requireTenant } from "../../http/tenant.ts";
 import { BODY_ERRORS, OrgIdParams, bearerSecurity, errors, NullableTimestamp, Timestamp } from "../../http/schemas.ts";
+import { platformError } from "../../lib/errors.ts";
 import { actorOf } from "../audit/audit.http.ts";
 import type { OrgRow } from "./orgs.repo.ts";
 import type { OrgProfileService } from "./orgs.profile.service.ts";
@@ -33,6 +34,7 @@ const Org = Type.Object({
   address: Type.Union([Address, Type.Null()]),
   contact_email: Type.Union([Type.String(), Type.Null()]),
   contact_phone: Type.Union([Type.String(), Type.Null()]),
+  owner_impersonation: Type.Boolean({ description: "Whether the org's owners may impersonate its members (POST /v1/impersonations); off by default" }),
   created_at: Timestamp("When the organization was created"),
   updated_at: Timestamp("Last profile change"),
   deleted_at: NullableTimestamp("Set while the organization is deleted and restorable"),
@@ -50,6 +52,7 @@ export function toOrg(o: OrgRow) {
     address: (o.address as Record<string, string> | null) ?? null,
     contact_email: o.contactEmail,
     contact_phone: o.contactPhone,
+    owner_impersonation: o.ownerImpersonation,
     created_at: o.createdAt.toISOString(),
     updated_at: o.updatedAt.toISOString(),
     deleted_at: o.deletedAt?.toISOString() ?? null,
@@ -81,7 +84,7 @@ export function orgProfileRoutes(s: { profile: OrgProfileService }): FastifyPlug
         operationId: "updateOrg",
         tags,
         summary: "Change name, slug, address, contact or branding",
-        description: "Audited as org.updated with each changed field before and after.",
+        description: "Audited as org.updated with each changed field before and after. `owner_impersonation` only by an owner.",
         security: bearerSecurity,
         params: OrgIdParams,
         body: Type.Object(
@@ -94,11 +97,18 @@ export function orgProfileRoutes(s: { profile: OrgProfileService }): FastifyPlug
             address: Type.Optional(Type.Union([Address, Type.Null()])),
             contact_email: Type.Optional(Nullable(Type.String({ format: "email", maxLength: 254 }), "Contact address, or null")),
             contact_phone: Type.Optional(Nullable(Type.String({ pattern: "^\\+?[0-9 ()-]{5,32}$" }), "Phone number, or null")),
+            owner_impersonation: Type.Optional(Type.Boolean({ description: "Let owners impersonate members (only an owner may change this)" })),
           },
           { additionalProperties: false, minProperties: 1 },
         ),
         response: { 200: Org, ...errors(...BODY_ERRORS, 401, 403, 404, 409) },
       },
-    }, async (req) => toOrg(await s.profile.updateOrg(requireTenant(req).orgId, req.body, actorOf(req))));
+    }, async (req) => {
+      const tenant = requireTenant(req);
+      if (req.body.owner_impersonation !== undefined && tenant.role !== "owner") {
+        throw platformError("FORBIDDEN", "Only an owner may change owner_impersonation.", { field: "owner_impersonation", extra: { reason: "owner_only" } });
+      }
+      return toOrg(await s.profile.updateOrg(tenant.orgId, req.body, actorOf(req)));
+    });
   };
 }

@@ -18,6 +18,7 @@ export interface OrgProfilePatch {
   address?: Record<string, string> | null;
   contact_email?: string | null;
   contact_phone?: string | null;
+  owner_impersonation?: boolean;
 }
 
 
@@ -30,6 +31,7 @@ const PROFILE_FIELDS: [keyof OrgProfilePatch, keyof OrgRow][] = [
   ["address", "address"],
   ["contact_email", "contactEmail"],
   ["contact_phone", "contactPhone"],
+  ["owner_impersonation", "ownerImpersonation"],
 ];
 
 /** Creating organizations and changing their profile; every change is audited in its own transaction. */

@@ -27,7 +27,7 @@ const TokenBody = Type.Object(
     org_id: Param("token exchange of a signed-in user's access token: the organization whose permissions the new token carries (Plinth extension)", 40),
     claims: Type.Optional(
       Type.Union([Type.String({ maxLength: 2048 }), Type.Object({}, { additionalProperties: true })], {
-        description: "Extra, non-authority claims for the receiving service: a JSON object (in a form, its JSON text). sub, iss, aud, exp, nbf, iat, jti, scope, permissions, roles, org, act, may_act, cnf, sid, client_id and azp are refused (Plinth extension)",
+        description: "Extra, non-authority claims for the receiving service: a JSON object (in a form, its JSON text). sub, iss, aud, exp, nbf, iat, jti, scope, permissions, roles, org, act, may_act, cnf, sid, client_id, azp and key_id are refused (Plinth extension)",
       }),
     ),
   },
@@ -47,7 +47,7 @@ const TokenResponse = Type.Object(
 
 const OAuthErrorBody = Type.Object(
   {
-    error: Type.String({ description: "invalid_request, invalid_client, invalid_grant, unsupported_grant_type, invalid_scope, invalid_target or server_error" }),
+    error: Type.String({ description: "invalid_request, invalid_client, invalid_grant, unsupported_grant_type, invalid_scope, invalid_target, slow_down (429, with Retry-After) or server_error" }),
     error_description: Type.String({ description: "What went wrong, in words" }),
   },
   { description: "An RFC 6749 §5.2 error (this endpoint only; every other route answers problem+json)" },
@@ -71,6 +71,7 @@ function basicCredentials(header: string | undefined): { id: string; secret: str
 
 function sendOAuthError(reply: FastifyReply, e: OAuthError, basic: boolean): FastifyReply {
   if (e.status === 401 && basic) reply.header("www-authenticate", 'Basic realm="plinth", charset="UTF-8"');
+  if (e.retryAfter !== undefined) reply.header("retry-after", String(e.retryAfter));
   return reply.code(e.status).header("cache-control", "no-store").header("pragma", "no-cache").send({ error: e.error, error_description: e.message });
 }
 
@@ -111,10 +112,14 @@ export function oauthRoutes(s: { oauth: OAuthService }): FastifyPluginAsyncTypeb
           `by default, at most ${MAX_ISSUED_TTL_SECONDS} s (and never longer than an access token they were exchanged from), carry sub, org and ` +
           "scope, and are verified offline against /.well-known/jwks.json. Nothing widens authority: asking for a permission the subject lacks is " +
           "invalid_scope. On Plinth's own routes such a token acts within its org and scope only, and a service account's stops when it is " +
-          "disabled. Errors are RFC 6749 §5.2 JSON, not problem+json. Form-encoded or JSON bodies.",
+          "disabled, and one exchanged from an API key stops when the key is revoked (services verifying offline rely on its short life). " +
+          "A token exchanged from an API key carries key_id and never outlives the key. Throttled: repeated failed client authentications " +
+          "lock the client_id and the IP out for growing periods (during which even the right secret is refused), and each client, API key or " +
+          "subject gets at most 60 tokens a minute; both answer 429 slow_down with Retry-After. Errors are RFC 6749 §5.2 JSON, not " +
+          "problem+json. Form-encoded or JSON bodies.",
         consumes: ["application/x-www-form-urlencoded", "application/json"],
         body: TokenBody,
-        response: { 200: TokenResponse, 400: OAuthErrorBody, 401: OAuthErrorBody },
+        response: { 200: TokenResponse, 400: OAuthErrorBody, 401: OAuthErrorBody, 429: OAuthErrorBody },
       },
     }, async (req, reply) => {
       const basic = basicCredentials(req.headers.authorization);

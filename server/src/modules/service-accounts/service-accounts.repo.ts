@@ -95,6 +95,21 @@ export const serviceAccountsRepo = {
     return r;
   },
 
+  /** Revokes (soft) the account's live API keys and ends their secrets now; the revoked keys' ids. */
+  async revokeApiKeys(tx: Executor, orgId: string, serviceAccountId: string, reason: string, now: Date): Promise<string[]> {
+    const at = now.toISOString();
+    const res = (await tx.execute(
+      sql`update api_keys set revoked_at = ${at}::timestamptz, revoked_reason = ${reason}, updated_at = ${at}::timestamptz
+          where org_id = ${orgId} and owner_type = 'service_account' and owner_id = ${serviceAccountId} and revoked_at is null returning id`,
+    )) as unknown as { rows: { id: string }[] };
+    const ids = res.rows.map((r) => r.id);
+    if (ids.length) {
+      await tx.execute(sql`update credential_index set expires_at = ${at}::timestamptz
+          where org_id = ${orgId} and kind = 'api_key' and credential_id in ${ids} and (expires_at is null or expires_at > ${at}::timestamptz)`);
+    }
+    return ids;
+  },
+
   async touchClient(tx: Executor, orgId: string, id: string, now: Date): Promise<void> {
     await tx.update(oauthClients).set({ lastUsedAt: now }).where(and(eq(oauthClients.orgId, orgId), eq(oauthClients.id, id)));
   },

@@ -1,10 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
+import { refuseImpersonation } from "../../http/auth.ts";
 import { requireTenant } from "../../http/tenant.ts";
 import { BODY_ERRORS, OrgIdParams, bearerSecurity, decodeCursor, encodeCursor, errors } from "../../http/schemas.ts";
 import { platformError } from "../../lib/errors.ts";
 import { isId } from "../../lib/ids.ts";
+import type { Clock } from "../../lib/clock.ts";
 import { actorOf } from "../audit/audit.http.ts";
+import { CreateKeyBody, KeyWithSecret, toKey } from "../keys/api-keys.schemas.ts";
 import type { ServiceAccountsService } from "./service-accounts.service.ts";
 import {
   ClientParams,
@@ -28,7 +31,7 @@ const SUBSET = "Its roles must be ones you could grant: their permissions all yo
  * Routes of the org's service accounts: /v1/orgs/:orgId/service-accounts. Reading needs members:read (accounts are
  * the org's principals, listed beside its members); every change needs service-accounts:manage.
  */
-export function serviceAccountsRoutes(s: { serviceAccounts: ServiceAccountsService }): FastifyPluginAsyncTypebox {
+export function serviceAccountsRoutes(s: { serviceAccounts: ServiceAccountsService; clock: Clock }): FastifyPluginAsyncTypebox {
   const tags = ["service-accounts"];
   const sa = s.serviceAccounts;
   return async (app) => {
@@ -99,8 +102,8 @@ export function serviceAccountsRoutes(s: { serviceAccounts: ServiceAccountsServi
       schema: {
         operationId: "disableServiceAccount",
         tags,
-        summary: "Disable a service account: its tokens and clients stop working at once",
-        description: "Soft: the account, its roles and its clients stay, and $enable restores them. Disabling a disabled account changes nothing. Audited as service_account.disabled.",
+        summary: "Disable a service account: its tokens, API keys and clients stop working at once",
+        description: "Soft: the account, its roles, keys and clients stay, and $enable restores them. Disabling a disabled account changes nothing. Audited as service_account.disabled.",
         security: bearerSecurity,
         params: ServiceAccountParams,
         response: { 200: ServiceAccount, ...errors(400, 401, 403, 404) },
@@ -125,8 +128,9 @@ export function serviceAccountsRoutes(s: { serviceAccounts: ServiceAccountsServi
       schema: {
         operationId: "deleteServiceAccount",
         tags,
-        summary: "Delete a service account and its clients",
-        description: "Its tokens stop working at once; the audit trail stays. Audited as service_account.deleted.",
+        summary: "Delete a service account and its clients; its API keys are revoked",
+        description:
+          "Its tokens and keys stop working at once; the audit trail stays. Audited as service_account.deleted, and key.revoked (reason owner_deleted) for each live key.",
         security: bearerSecurity,
         params: ServiceAccountParams,
         response: { 204: Type.Null({ description: "Deleted" }), ...errors(400, 401, 403, 404) },
@@ -134,6 +138,32 @@ export function serviceAccountsRoutes(s: { serviceAccounts: ServiceAccountsServi
     }, async (req, reply) => {
       await sa.delete(requireTenant(req), req.params.serviceAccountId, actorOf(req));
       return reply.code(204).send(null);
+    });
+
+    app.post("/v1/orgs/:orgId/service-accounts/:serviceAccountId/keys", {
+      config: { permission: "service-accounts:manage" },
+      schema: {
+        operationId: "createServiceAccountApiKey",
+        tags,
+        summary: "Create an API key owned by a service account; its secret is in this answer only",
+        description:
+          "The same body as POST /v1/orgs/{orgId}/keys. Needs keys:create as well; the key's roles and permissions must be both yours and the account's " +
+          "(403 naming the first missing). inherit: true acts with the account's permissions as they are at each request: only a signed-in member " +
+          "holding all of them may create one. A disabled account gets none (409). The key acts as the account narrowed to its own permissions, " +
+          "stops while the account is disabled (404) and is revoked when the account is deleted. List, rename, rotate and revoke it under " +
+          "/v1/orgs/{orgId}/keys (revoking also with service-accounts:manage). A service account creates its own keys there, with its token or key. " +
+          "Audited as key.created.",
+        security: bearerSecurity,
+        params: ServiceAccountParams,
+        body: CreateKeyBody,
+        response: { 201: KeyWithSecret, ...errors(...BODY_ERRORS, 401, 403, 404, 409) },
+      },
+    }, async (req, reply) => {
+      refuseImpersonation(req, "create API keys");
+      const principal = req.principal;
+      if (!principal) throw platformError("UNAUTHENTICATED", "Sign in first.");
+      const { row, secret } = await sa.createKey({ membership: requireTenant(req), principal }, req.params.serviceAccountId, req.body, actorOf(req));
+      return reply.code(201).send({ ...toKey(row, s.clock.now()), secret });
     });
 
     app.post("/v1/orgs/:orgId/service-accounts/:serviceAccountId/clients", {
@@ -151,6 +181,7 @@ export function serviceAccountsRoutes(s: { serviceAccounts: ServiceAccountsServi
         response: { 201: OAuthClientWithSecret, ...errors(...BODY_ERRORS, 401, 403, 404, 409) },
       },
     }, async (req, reply) => {
+      refuseImpersonation(req, "create OAuth client credentials");
       const { row, secret } = await sa.createClient(requireTenant(req), req.params.serviceAccountId, req.body.name, actorOf(req));
       return reply.code(201).send({ ...toClient(row), client_secret: secret });
     });

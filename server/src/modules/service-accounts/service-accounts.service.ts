@@ -9,6 +9,8 @@ import type { AccessService, OrgMembership } from "../access/access.service.ts";
 import { ALL_PERMISSIONS, type Permission } from "../access/permissions.ts";
 import type { AuditActor, AuditService } from "../audit/audit.service.ts";
 import { hashSecret, sameHash } from "../keys/api-keys.format.ts";
+import type { ApiKeyRow } from "../keys/api-keys.repo.ts";
+import type { ApiKeysService, CreateKeyInput, KeyCaller } from "../keys/api-keys.service.ts";
 import { serviceAccountsError } from "./service-accounts.errors.ts";
 import { accountRolesQuery, clientAuthQuery, clientIndexQuery, type ClientAuthRow, type OAuthClientRow, type ServiceAccountRow, type ServiceAccountsRepo } from "./service-accounts.repo.ts";
 
@@ -38,9 +40,10 @@ export function createServiceAccountsService(deps: {
   repo: ServiceAccountsRepo;
   audit: Pick<AuditService, "record">;
   access: Pick<AccessService, "rolePermissions" | "invalidate" | "onInvalidate">;
+  apiKeys: Pick<ApiKeysService, "create">;
   cacheTtlMs?: number;
 }) {
-  const { db, clock, repo, audit, access } = deps;
+  const { db, clock, repo, audit, access, apiKeys } = deps;
   const ttl = deps.cacheTtlMs ?? 30_000;
 
   async function permissionsOfRoles(tx: Executor, orgId: string, roles: readonly string[]): Promise<Set<Permission>> {
@@ -182,12 +185,32 @@ export function createServiceAccountsService(deps: {
       });
     },
 
-    /** Hard delete with its clients; the audit trail stays. */
+    /** Hard delete with its clients; its API keys are revoked (the records stay, as does the audit trail). */
     async delete(caller: OrgMembership, id: string, actor: AuditActor): Promise<void> {
       await change(caller.orgId, async (tx) => {
         const row = await load(tx, caller.orgId, id, true);
         await repo.delete(tx, caller.orgId, id);
         await audit.record(tx, actor, { orgId: caller.orgId, action: "service_account.deleted", target: { type: "service_account", id }, diff: { name: [row.name, null], roles: [row.roles, null] } });
+        for (const keyId of await repo.revokeApiKeys(tx, caller.orgId, id, "owner_deleted", clock.now())) {
+          await audit.record(tx, actor, { orgId: caller.orgId, action: "key.revoked", target: { type: "api_key", id: keyId }, diff: { revoked_reason: [null, "owner_deleted"] } });
+        }
+      });
+    },
+
+    /**
+     * An API key owned by the account, made by a member who manages it (keys.service.create checks keys:create and
+     * that the key holds no more than both of them). The account is read and locked in the creating transaction.
+     */
+    createKey(caller: KeyCaller, serviceAccountId: string, input: CreateKeyInput, actor: AuditActor): Promise<{ row: ApiKeyRow; secret: string }> {
+      const orgId = caller.membership.orgId;
+      return apiKeys.create(caller, input, actor, {
+        type: "service_account",
+        id: serviceAccountId,
+        async permissions(tx) {
+          const account = await load(tx, orgId, serviceAccountId, true);
+          if (account.disabledAt) throw serviceAccountsError("SERVICE_ACCOUNT_DISABLED", "The service account is disabled; enable it before giving it keys.");
+          return permissionsOfRoles(tx, orgId, account.roles);
+        },
       });
     },
 

@@ -162,7 +162,7 @@ for (const backend of BACKENDS) {
       assert.equal(payload.sub, sa.id);
       assert.equal(payload.org, orgId);
       assert.equal(payload.client_id, c.client_id);
-      assert.equal(payload.scope, "org:read members:read teams:read roles:read grants:read keys:read conversations:read usage:read");
+      assert.equal(payload.scope, "org:read members:read teams:read roles:read grants:read keys:read service-keys:read conversations:read usage:read");
       assert.equal((payload.exp ?? 0) - (payload.iat ?? 0), 300);
 
       // HTTP Basic and a JSON body work too
@@ -196,12 +196,15 @@ for (const backend of BACKENDS) {
       const ev = (await events()).find((e) => e.action === "service_account.created" && e.targetId === made.json().id);
       assert.equal(ev?.actorType, "service_account");
       assert.equal(ev?.actorId, admin2.id);
-      // an account makes a team without becoming its maintainer (maintainers are people), and cannot own an API key
+      // an account makes a team without becoming its maintainer (maintainers are people), and owns the API keys it makes
       const team = await t.call("POST", `/v1/orgs/${orgId}/teams`, { name: uniqueName("sa-team") }, adminToken.access_token);
       assert.equal(team.statusCode, 201, team.body);
       const teamMembers = await t.call("GET", `/v1/orgs/${orgId}/teams/${team.json().id}/members`, undefined, owner.access_token);
       assert.deepEqual(teamMembers.json().items, []);
-      assertProblem(await t.call("POST", `/v1/orgs/${orgId}/keys`, { name: "sa-key", roles: ["viewer"] }, adminToken.access_token), 403, "KEY_OWNER_NOT_A_USER");
+      const own = await t.call("POST", `/v1/orgs/${orgId}/keys`, { name: "sa-key", roles: ["viewer"] }, adminToken.access_token);
+      assert.equal(own.statusCode, 201, own.body);
+      assert.deepEqual(own.json().owner, { type: "service_account", id: admin2.id });
+      assert.equal(own.json().created_by, admin2.id);
     });
 
     it("refuses a wrong secret, an unknown or revoked client with 401 invalid_client", async () => {

@@ -1,0 +1,305 @@
+/**
+ * bench/keys: what a request authenticated by an API key costs in Plinth, against bare Fastify and against
+ * better-auth's api-key plugin. On a real PostgreSQL, with autocannon in its own process (50 connections, 10 s each,
+ * after a 2 s warm-up), one server process at a time, every request carrying X-API-Key (the bare route ignores it):
+ *
+ *   (a)  a bare Fastify route, GET /v1/bench/ping → {ok:true}                          → the HTTP ceiling
+ *   (k)  the same route under an org in Plinth, GET /v1/orgs/{orgId}/bench/ping (org:read), a viewer key, its facts
+ *        cached by the warm-up: key check, tenant step, permission                     → target k/a ≥ 60 %
+ *   (ba) the bare route behind better-auth's api-key plugin (@better-auth/api-key), as its documentation sets it up
+ *        on a pg.Pool in the same database (its own schema), each request checked by auth.api.verifyApiKey
+ *                                                                                       → target k/ba ≥ 2×
+ *   (o)  Plinth's GET /v1/orgs/{orgId} with the same key: a real org route, which also reads the org in a tenant
+ *        transaction                                                                   → information, no target
+ *   (k-auth, only when asked) the key on Plinth's GET /v1/bench/ping: authentication alone, no tenant step
+ *
+ * better-auth keeps its defaults (the key's SHA-256 stored in its table and read on every verify) but one: its per-key
+ * rate limit, on by default at 10 requests a day, is off, or the bench would measure 429s; the comparison is about the
+ * verify path. Every scenario first shows that its route refuses a wrong key (401) and admits the right one.
+ *
+ * Plinth runs at LOG_LEVEL=warn (no per-request log lines; bare Fastify and better-auth's server log nothing either),
+ * as bench/auth's (b). Knobs: BENCH_CONNECTIONS, BENCH_DURATION, BENCH_WARMUP (seconds), DATABASE_POOL_SIZE (every
+ * server's, default 10), BENCH_SCENARIOS=a,k,ba,o,k-auth (a subset), BENCH_CPU_PROF=<dir> (a V8 CPU profile of each
+ * server). Prints a table and writes bench/results/keys-<timestamp>.json. A missed target is reported (BELOW), not a
+ * failure; a non-2xx answer while measuring is.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+import { newSecret } from "../server/src/modules/keys/api-keys.format.ts";
+import { freePort } from "../server/test/services.ts";
+import { BENCH_DIR, CAN_PIN, createCleanup, envNumber, machine, measure, startBenchDatabase, startServer, type Cleanup, type Measured } from "./lib.ts";
+
+const CONNECTIONS = envNumber("BENCH_CONNECTIONS", 50);
+const DURATION = envNumber("BENCH_DURATION", 10);
+const WARMUP = envNumber("BENCH_WARMUP", 2);
+const LOAD = { connections: CONNECTIONS, durationSec: DURATION, warmupSec: WARMUP };
+const POOL_SIZE = String(envNumber("DATABASE_POOL_SIZE", 10));
+const ONLY = (process.env.BENCH_SCENARIOS || "a,k,ba,o").split(",").map((s) => s.trim());
+
+type Key = "a" | "k" | "ba" | "o" | "k-auth";
+
+interface Scenario extends Measured {
+  key: Key;
+  label: string;
+  /** (ba) only: what one verify did to better-auth's apikey table, from PostgreSQL's statistics. */
+  perRequest?: { rowsUpdated: number; indexScans: number };
+}
+
+async function expectStatus(url: string, status: number, init: RequestInit = {}): Promise<any> {
+  const res = await fetch(url, init);
+  const text = await res.text();
+  if (res.status !== status) throw new Error(`${init.method ?? "GET"} ${url}: expected ${status}, got ${res.status}: ${text.slice(0, 500)}`);
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/** A key of the same shape with one character changed: what a typo or a guess looks like. */
+function tamper(secret: string): string {
+  const last = secret.at(-1);
+  return secret.slice(0, -1) + (last === "A" ? "B" : "A");
+}
+
+/** Shows that a key route refuses what it must (each answer 401) and admits `good` with {ok:true}. */
+async function checkRefusals(url: string, good: string, wrong: string[]): Promise<void> {
+  await expectStatus(url, 401);
+  for (const key of wrong) await expectStatus(url, 401, { headers: { "x-api-key": key } });
+  const ok = await expectStatus(url, 200, { headers: { "x-api-key": good } });
+  if (ok?.ok !== true) throw new Error(`${url} admitted the key but answered ${JSON.stringify(ok)}`);
+}
+
+/**
+ * What one better-auth verify does to its apikey table: PostgreSQL's statistics before and after 200 requests. A
+ * backend reports its counts when it ends (an idle one may hold them for 10 s), so each reading first ends the
+ * better-auth server's idle connections (its pool opens new ones).
+ */
+async function verifyWrites(ownerUrl: string, url: string, key: string): Promise<{ rowsUpdated: number; indexScans: number }> {
+  const owner = new pg.Client({ connectionString: ownerUrl });
+  await owner.connect();
+  try {
+    const read = async () => {
+      await owner.query("select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'bench-better-auth' and state = 'idle'");
+      await new Promise((r) => setTimeout(r, 500));
+      const { rows } = await owner.query("select n_tup_upd, idx_scan from pg_stat_user_tables where schemaname = 'better_auth' and relname = 'apikey'");
+      return { upd: Number(rows[0]?.n_tup_upd ?? 0), idx: Number(rows[0]?.idx_scan ?? 0) };
+    };
+    const n = 200;
+    const before = await read();
+    for (let i = 0; i < n; i++) await expectStatus(url, 200, { headers: { "x-api-key": key } });
+    const after = await read();
+    return { rowsUpdated: (after.upd - before.upd) / n, indexScans: (after.idx - before.idx) / n };
+  } finally {
+    await owner.end();
+  }
+}
+
+async function main(cleanup: Cleanup): Promise<void> {
+  const started = Date.now();
+  const tmp = mkdtempSync(join(tmpdir(), "plinth-bench-"));
+  cleanup.add("temp dir", () => rmSync(tmp, { recursive: true, force: true }));
+  const pgService = await startBenchDatabase(cleanup);
+  const { ownerUrl, appUrl } = pgService;
+  process.stdout.write(`keys bench: ${pgService.version}, ${CONNECTIONS} connections, ${WARMUP} s warm-up + ${DURATION} s per scenario\n`);
+
+  const masterKey = randomBytes(32).toString("base64");
+  const startPlinth = async (log: string) =>
+    startServer(
+      cleanup,
+      "plinth.ts",
+      {
+        PORT: String(await freePort()),
+        PLINTH_PUBLIC_URL: "http://plinth.bench",
+        PLINTH_MASTER_KEY: masterKey,
+        PLINTH_DATA_DIR: join(tmp, "data"),
+        DATABASE_URL: ownerUrl,
+        DATABASE_APP_URL: appUrl,
+        DATABASE_POOL_SIZE: POOL_SIZE,
+        PLINTH_AUTO_MIGRATE: "false",
+        LOG_LEVEL: "warn",
+        REDIS_URL: "", // in-process rate limiting and cache, whatever the caller's environment says
+        SMTP_URL: "",
+      },
+      { stdoutFile: join(tmp, log) },
+    );
+
+  // Setup through Plinth's API, in a process stopped before measuring: a user, an org of theirs, a viewer key in it.
+  let orgId: string;
+  let secret: string;
+  {
+    const server = await startPlinth("plinth-setup.log");
+    const post = (body: unknown, headers: Record<string, string> = {}): RequestInit => ({
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: JSON.stringify(body),
+    });
+    const email = `bench.${Date.now()}@example.com`;
+    const password = `bench passphrase ${randomBytes(6).toString("hex")}`;
+    await expectStatus(`${server.url}/v1/auth/register`, 201, post({ email, password, name: "Bench User" }));
+    const { access_token } = await expectStatus(`${server.url}/v1/auth/login`, 200, post({ email, password }));
+    const bearer = { authorization: `Bearer ${access_token}` };
+    const org = await expectStatus(`${server.url}/v1/orgs`, 201, post({ name: "Bench Org", slug: `bench-${randomBytes(4).toString("hex")}` }, bearer));
+    orgId = org.id;
+    const key = await expectStatus(`${server.url}/v1/orgs/${orgId}/keys`, 201, post({ name: "bench", roles: ["viewer"] }, bearer));
+    secret = key.secret;
+    await server.stop();
+  }
+  const apiKeyHeader = { "x-api-key": secret };
+  // wrong keys for Plinth: a typo (refused by the checksum, no database) and a well-formed unknown key (read, not found)
+  const plinthWrong = [tamper(secret), newSecret()];
+
+  const inPlinth = async (key: Key, label: string, path: string, check: (url: string) => Promise<void>): Promise<Scenario> => {
+    const server = await startPlinth(`plinth-${key}.log`);
+    await check(server.url + path);
+    const m = await measure(cleanup, server, path, { ...LOAD, headers: apiKeyHeader });
+    await server.stop();
+    return { key, label, ...m };
+  };
+
+  const plan: { key: Key; label: string; run: (label: string) => Promise<Scenario> }[] = [
+    {
+      key: "a",
+      label: "bare Fastify route",
+      run: async (label) => {
+        const server = await startServer(cleanup, "bare.ts", {});
+        await expectStatus(`${server.url}/v1/bench/ping`, 200);
+        const m = await measure(cleanup, server, "/v1/bench/ping", { ...LOAD, headers: apiKeyHeader });
+        await server.stop();
+        return { key: "a", label, ...m };
+      },
+    },
+    {
+      key: "k",
+      label: "Plinth org route, API key (warm)",
+      run: (label) => inPlinth("k", label, `/v1/orgs/${orgId}/bench/ping`, (url) => checkRefusals(url, secret, plinthWrong)),
+    },
+    {
+      key: "k-auth",
+      label: "Plinth /v1/bench/ping, API key",
+      run: (label) => inPlinth("k-auth", label, "/v1/bench/ping", (url) => checkRefusals(url, secret, plinthWrong)),
+    },
+    {
+      key: "ba",
+      label: "better-auth verifyApiKey + route",
+      run: async (label) => {
+        const keyFile = join(tmp, "better-auth.key");
+        const server = await startServer(cleanup, "better-auth.ts", { BENCH_PG_URL: ownerUrl, BENCH_BA_KEY_FILE: keyFile, DATABASE_POOL_SIZE: POOL_SIZE });
+        const baKey = readFileSync(keyFile, "utf8");
+        const url = `${server.url}/v1/bench/ping`;
+        await checkRefusals(url, baKey, [tamper(baKey), randomBytes(48).toString("base64url").slice(0, baKey.length)]);
+        const perRequest = await verifyWrites(ownerUrl, url, baKey);
+        const m = await measure(cleanup, server, "/v1/bench/ping", { ...LOAD, headers: { "x-api-key": baKey } });
+        await server.stop();
+        return { key: "ba", label, ...m, perRequest };
+      },
+    },
+    {
+      key: "o",
+      label: "Plinth GET /v1/orgs/{orgId}, API key",
+      run: (label) =>
+        inPlinth("o", label, `/v1/orgs/${orgId}`, async (url) => {
+          await expectStatus(url, 401, { headers: { "x-api-key": plinthWrong[1] } });
+          const org = await expectStatus(url, 200, { headers: apiKeyHeader });
+          if (org.id !== orgId) throw new Error(`GET /v1/orgs/{orgId} answered the wrong org: ${JSON.stringify(org)}`);
+        }),
+    },
+  ];
+  const scenarios: Scenario[] = [];
+  for (const s of plan) {
+    if (!ONLY.includes(s.key)) continue;
+    process.stdout.write(`  (${s.key}) ${s.label} …\n`);
+    scenarios.push(await s.run(s.label));
+  }
+
+  const rps = (key: Key) => scenarios.find((s) => s.key === key)?.result.requestsPerSec;
+  // req/s an idle server could give, from its CPU per request: steadier than req/s when the machine is shared. Not
+  // for (ba), whose cost is largely PostgreSQL's, outside its server process.
+  const cpuRps = (key: Key) => {
+    const us = scenarios.find((s) => s.key === key)?.serverCpuUsPerReq;
+    return us ? 1e6 / us : undefined;
+  };
+  const ratios = [
+    { name: "k/a", top: rps("k"), bottom: rps("a"), target: 0.6, times: false, what: "Plinth's key-authenticated org route vs bare Fastify" },
+    { name: "k/a CPU", top: cpuRps("k"), bottom: cpuRps("a"), target: undefined, times: false, what: "the same from server CPU per request (bare µs / Plinth µs)" },
+    { name: "k/ba", top: rps("k"), bottom: rps("ba"), target: 2, times: true, what: "Plinth's key check vs better-auth's verifyApiKey" },
+    { name: "k-auth/a", top: rps("k-auth"), bottom: rps("a"), target: undefined, times: false, what: "the key check alone (no tenant step) vs bare Fastify" },
+    { name: "o/a", top: rps("o"), bottom: rps("a"), target: undefined, times: false, what: "GET /v1/orgs/{orgId} (a database read) vs bare Fastify" },
+  ]
+    .filter((r) => r.top && r.bottom)
+    .map((r) => {
+      const value = r.top! / r.bottom!;
+      return { name: r.name, value, target: r.target, times: r.times, pass: r.target === undefined ? undefined : value >= r.target, what: r.what };
+    });
+
+  const num = (n: number) => Math.round(n).toLocaleString("en-US");
+  const show = (v: number, times: boolean) => (times ? `${v.toFixed(2)}×` : `${(v * 100).toFixed(1)} %`);
+  const ba = scenarios.find((s) => s.key === "ba");
+  const lines = [
+    "",
+    `Plinth keys bench: ${CONNECTIONS} connections, ${DURATION} s per scenario after ${WARMUP} s warm-up; autocannon in its own process`,
+    `${pgService.version}; Node ${process.version}; ${machine().cpus} CPU(s) ${machine().cpuModel}; ${CAN_PIN ? "server pinned to CPU 0, autocannon to CPU 1" : "no CPU pinning"}`,
+    `Plinth: LOG_LEVEL=warn (no request logging), DATABASE_POOL_SIZE=${POOL_SIZE}, a viewer key by X-API-Key; better-auth: @better-auth/api-key defaults,` +
+      " its per-key rate limit OFF (default 10 requests/day would answer 429)",
+    "",
+    `${"scenario".padEnd(46)}${"req/s".padStart(9)}${"p99 ms".padStart(8)}${"server CPU µs/req".padStart(19)}${"other load".padStart(12)}`,
+    ...scenarios.map(
+      (s) =>
+        `${`(${s.key})`.padEnd(9)}${s.label.padEnd(37)}${num(s.result.requestsPerSec).padStart(9)}${String(s.result.p99Ms).padStart(8)}` +
+        `${(s.serverCpuUsPerReq === undefined ? "-" : s.serverCpuUsPerReq.toFixed(0)).padStart(19)}` +
+        `${(s.foreignCpus === undefined ? "-" : `${s.foreignCpus.toFixed(2)} CPU`).padStart(12)}`,
+    ),
+    "",
+    ...ratios.map(
+      (r) =>
+        `${r.name.padEnd(10)}${show(r.value, r.times).padStart(8)}   ` +
+        `${r.target === undefined ? "(no target)".padEnd(24) : `target ≥ ${show(r.target, r.times).padEnd(8)} ${r.pass ? "PASS " : "BELOW"}`}  ${r.what}`,
+    ),
+  ];
+  if (ba?.perRequest) {
+    lines.push(
+      "",
+      `(ba) per verify (200 of them, from PostgreSQL's statistics): ${ba.perRequest.rowsUpdated.toFixed(2)} apikey rows updated, ${ba.perRequest.indexScans.toFixed(2)} index scans` +
+        " (its server CPU µs/req leaves out PostgreSQL's share)",
+    );
+  }
+  const busy = scenarios.filter((s) => (s.foreignCpus ?? 0) > 0.1);
+  if (busy.length) {
+    lines.push(
+      "",
+      `warning: other processes used the CPU during ${busy.map((s) => `(${s.key})`).join(" ")} ("other load", in cores of ${machine().cpus}):` +
+        " req/s and the ratios are unreliable then; server CPU µs/req much less so",
+    );
+  }
+  process.stdout.write(`${lines.join("\n")}\n`);
+
+  const resultsDir = join(BENCH_DIR, "results");
+  mkdirSync(resultsDir, { recursive: true });
+  const file = join(resultsDir, `keys-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
+  const report = {
+    bench: "keys",
+    at: new Date().toISOString(),
+    settings: { connections: CONNECTIONS, durationSec: DURATION, warmupSec: WARMUP, poolSize: Number(POOL_SIZE), betterAuthRateLimit: "off" },
+    machine: { ...machine(), postgres: pgService.version },
+    scenarios: scenarios.map((s) => ({ key: s.key, label: s.label, ...s.result, serverCpuUsPerReq: s.serverCpuUsPerReq, foreignCpus: s.foreignCpus, perRequest: s.perRequest })),
+    ratios: ratios.map(({ name, value, target, pass }) => ({ name, value, target, pass })),
+    wallSec: (Date.now() - started) / 1000,
+  };
+  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+  process.stdout.write(`\nresults: ${file}  (${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
+}
+
+const cleanup = createCleanup();
+let code = 0;
+try {
+  await main(cleanup);
+} catch (e) {
+  code = cleanup.interrupted ? 130 : 1;
+  if (!cleanup.interrupted) process.stderr.write(`keys bench failed: ${(e as Error).stack ?? e}\n`);
+} finally {
+  await cleanup.run();
+}
+process.exit(code);

@@ -1,0 +1,233 @@
+import { eq } from "drizzle-orm";
+import type { Database, Executor } from "../../db/client.ts";
+import { users } from "../../db/schema/index.ts";
+import type { Clock } from "../../lib/clock.ts";
+import { platformError } from "../../lib/errors.ts";
+import { newId } from "../../lib/ids.ts";
+import { isUniqueViolation } from "../../lib/pg-errors.ts";
+import type { AccessService, OrgMembership } from "../access/access.service.ts";
+import { ALL_PERMISSIONS, BUILT_IN_ROLES, isBuiltInRole, type Permission } from "../access/permissions.ts";
+import type { AuditActor, AuditService } from "../audit/audit.service.ts";
+import { serviceKeysError } from "./service-keys.errors.ts";
+import { toPublicJwk, type PublicJwk } from "./service-keys.jwk.ts";
+import { PLATFORM_ORG, publishedKeysQuery, type KeyOwner, type ServiceKeyRow, type ServiceKeysRepo } from "./service-keys.repo.ts";
+import type { RegisterServiceKeyBody, UpdateServiceKeyBody } from "./service-keys.schemas.ts";
+
+/**
+ * The audit chain of the platform-wide registry. Audit events belong to an org's chain and the platform registry has
+ * no org, so its events form a chain of their own under this id (never an org_… id, so no org route reads it).
+ */
+export const PLATFORM_AUDIT_ORG = "platform";
+
+/** Who manages keys: a member of an org (their membership there), or a platform admin (the platform registry). */
+export type KeyCaller = { kind: "org"; membership: OrgMembership } | { kind: "platform"; userId: string };
+
+export interface JwksOptions {
+  /** A published key set is re-read after this long even without a change (changes elsewhere arrive by the bus). */
+  cacheTtlMs?: number;
+}
+
+const ownerOf = (c: KeyCaller): KeyOwner => (c.kind === "org" ? c.membership.orgId : null);
+const invalid = (field: string, detail: string) => platformError("VALIDATION_FAILED", detail, { field });
+const notFound = (id: string) => serviceKeysError("SERVICE_KEY_NOT_FOUND", `No service key ${id.slice(0, 40)} here.`, { field: "serviceKeyId" });
+
+/**
+ * The service key registry: services' public keys, per org or platform-wide, with the roles their self-signed tokens
+ * act with. Nobody gives a key more than they hold (platform admins: any built-in role). Each change commits with
+ * its audit event and then invalidates the org's (or the platform's) cached facts on every instance, so a revoked
+ * key's tokens stop at the next request anywhere. The JWKS of each org and of the platform is published separately.
+ */
+export function createServiceKeysService(deps: {
+  db: Database;
+  clock: Clock;
+  repo: ServiceKeysRepo;
+  audit: Pick<AuditService, "record">;
+  access: Pick<AccessService, "rolePermissions" | "invalidate">;
+  options?: JwksOptions;
+}) {
+  const { db, clock, repo, audit, access } = deps;
+
+  /** 403 unless the user is a platform admin now (read in the change's transaction, so a demotion holds at once). */
+  async function requirePlatformAdmin(tx: Executor, caller: KeyCaller): Promise<void> {
+    if (caller.kind !== "platform") return;
+    const [u] = await tx.select({ admin: users.isPlatformAdmin }).from(users).where(eq(users.id, caller.userId));
+    if (!u?.admin) throw serviceKeysError("PLATFORM_ADMIN_REQUIRED", "The platform-wide service key registry is for platform admins.");
+  }
+
+  /**
+   * The roles a key may be given: an org's key, built-in or the org's custom roles whose permissions the caller all
+   * holds (403 naming the first it lacks); a platform key, built-in roles only (there is no org to look a custom role
+   * up in).
+   */
+  async function checkRoles(tx: Executor, caller: KeyCaller, roles: readonly string[]): Promise<void> {
+    const wanted = new Set<Permission>();
+    for (const [i, role] of roles.entries()) {
+      if (caller.kind === "platform") {
+        if (!isBuiltInRole(role)) throw invalid(`roles.${i}`, `A platform-wide key takes built-in roles only (${Object.keys(BUILT_IN_ROLES).join(", ")}); ${role} is not one.`);
+        continue;
+      }
+      const perms = await access.rolePermissions(tx, caller.membership.orgId, role);
+      if (!perms) throw invalid(`roles.${i}`, `role ${role} is neither a built-in role nor a custom role of this organization.`);
+      for (const p of perms) wanted.add(p);
+    }
+    if (caller.kind !== "org") return;
+    const missing = ALL_PERMISSIONS.find((p) => wanted.has(p) && !caller.membership.permissions.has(p));
+    if (missing) throw platformError("FORBIDDEN", `The service key would hold ${missing}, which you do not have.`, { extra: { permission: missing } });
+  }
+
+  async function load(tx: Executor, owner: KeyOwner, id: string, lock = false): Promise<ServiceKeyRow> {
+    const row = await repo.findById(tx, owner, id, lock);
+    if (!row) throw notFound(id);
+    return row;
+  }
+
+  /** Commits, then drops the owner's cached keys everywhere (the platform registry's under PLATFORM_ORG). */
+  async function change<T>(caller: KeyCaller, fn: (tx: Executor) => Promise<T>): Promise<T> {
+    const owner = ownerOf(caller);
+    const out = await db.tx({ orgId: owner }, async (tx) => {
+      await requirePlatformAdmin(tx, caller);
+      return fn(tx);
+    });
+    await access.invalidate(owner ?? PLATFORM_ORG);
+    return out;
+  }
+
+  /** The audit event, in the org's chain or (moving the transaction there: its last step) the platform's. */
+  async function record(tx: Executor, caller: KeyCaller, actor: AuditActor, action: string, id: string, diff: Record<string, unknown>): Promise<void> {
+    const owner = ownerOf(caller);
+    if (owner === null) await repo.enterAuditScope(tx, PLATFORM_AUDIT_ORG);
+    await audit.record(tx, actor, { orgId: owner ?? PLATFORM_AUDIT_ORG, action, target: { type: "service_key", id }, diff });
+  }
+
+  // Published key sets per owner ("" the platform's), tagged with an epoch every change of that owner bumps.
+  const ttl = deps.options?.cacheTtlMs ?? 15_000;
+  const epochs = new Map<string, number>();
+  const epochOf = (owner: string) => epochs.get(owner) ?? 0;
+  const published = new Map<string, { keys: { service: string; jwk: PublicJwk }[]; epoch: number; staleAt: number }>();
+  const loading = new Map<string, Promise<{ service: string; jwk: PublicJwk }[]>>();
+
+  async function publishedOf(owner: string): Promise<{ service: string; jwk: PublicJwk }[]> {
+    const nowMs = clock.now().getTime();
+    const hit = published.get(owner);
+    if (hit && hit.epoch === epochOf(owner) && hit.staleAt > nowMs) return hit.keys;
+    let pending = loading.get(owner);
+    if (!pending) {
+      const epoch = epochOf(owner);
+      pending = db
+        .readScoped<{ service: string; public_jwk: PublicJwk; expires_at: string | Date | null }>({ orgId: owner }, publishedKeysQuery(owner, clock.now()))
+        .then((rows) => {
+          const keys = rows.map((r) => ({ service: r.service, jwk: r.public_jwk }));
+          // an expiring key leaves the set when it expires, not a TTL later
+          let staleAt = nowMs + ttl;
+          for (const r of rows) if (r.expires_at !== null) staleAt = Math.min(staleAt, new Date(r.expires_at).getTime());
+          if (published.size >= 10_000) published.delete(published.keys().next().value as string);
+          published.set(owner, { keys, epoch, staleAt });
+          return keys;
+        })
+        .finally(() => loading.delete(owner));
+      loading.set(owner, pending);
+    }
+    return pending;
+  }
+
+  return {
+    async register(caller: KeyCaller, input: RegisterServiceKeyBody, actor: AuditActor): Promise<ServiceKeyRow> {
+      const jwk = await toPublicJwk({ jwk: input.jwk, kid: input.kid, alg: input.alg });
+      const now = clock.now();
+      const expiresAt = input.expires_at ? new Date(input.expires_at) : null;
+      if (expiresAt && expiresAt.getTime() <= now.getTime()) throw invalid("expires_at", "expires_at must be in the future.");
+      const roles = [...new Set(input.roles ?? [])];
+      const owner = ownerOf(caller);
+      try {
+        return await change(caller, async (tx) => {
+          await checkRoles(tx, caller, roles);
+          const row = await repo.insert(tx, {
+            id: newId("serviceKey", now.getTime()),
+            orgId: owner,
+            service: input.service,
+            kid: jwk.kid,
+            alg: jwk.alg,
+            publicJwk: jwk,
+            roles,
+            description: input.description ?? "",
+            expiresAt,
+            createdBy: actor.id,
+            createdAt: now,
+          });
+          await record(tx, caller, actor, "service_key.registered", row.id, {
+            service: [null, row.service],
+            kid: [null, row.kid],
+            alg: [null, row.alg],
+            roles: [null, roles],
+            description: [null, row.description],
+            expires_at: [null, expiresAt?.toISOString() ?? null],
+          });
+          return row;
+        });
+      } catch (e) {
+        if (isUniqueViolation(e)) throw serviceKeysError("SERVICE_KEY_KID_TAKEN", `A service key with kid ${jwk.kid} is already registered (kids are never reused, revoked ones included).`, { field: "kid" });
+        throw e;
+      }
+    },
+
+    list(caller: KeyCaller, opts: { service?: string; includeRevoked: boolean; after?: string; limit: number }): Promise<ServiceKeyRow[]> {
+      return db.tx({ orgId: ownerOf(caller) }, async (tx) => {
+        await requirePlatformAdmin(tx, caller);
+        return repo.list(tx, ownerOf(caller), opts);
+      });
+    },
+
+    get(caller: KeyCaller, id: string): Promise<ServiceKeyRow> {
+      return db.tx({ orgId: ownerOf(caller) }, async (tx) => {
+        await requirePlatformAdmin(tx, caller);
+        return load(tx, ownerOf(caller), id);
+      });
+    },
+
+    /** New roles take effect on the key's next token, on every instance. */
+    async update(caller: KeyCaller, id: string, input: UpdateServiceKeyBody, actor: AuditActor): Promise<ServiceKeyRow> {
+      const owner = ownerOf(caller);
+      return change(caller, async (tx) => {
+        const row = await load(tx, owner, id, true);
+        if (row.revokedAt) throw serviceKeysError("SERVICE_KEY_REVOKED", "The service key is revoked; it cannot be changed. Register a new one.");
+        const next = { description: input.description ?? row.description, roles: input.roles ? [...new Set(input.roles)] : row.roles };
+        if (input.roles) await checkRoles(tx, caller, next.roles);
+        const diff: Record<string, [unknown, unknown]> = {};
+        if (next.description !== row.description) diff.description = [row.description, next.description];
+        if (next.roles.join("\u0000") !== row.roles.join("\u0000")) diff.roles = [row.roles, next.roles];
+        if (!Object.keys(diff).length) return row;
+        const updated = await repo.update(tx, owner, id, next);
+        await record(tx, caller, actor, "service_key.updated", id, diff);
+        return updated;
+      });
+    },
+
+    /** Soft: the record stays, its tokens stop at the next request anywhere, it leaves the JWKS. Idempotent. */
+    async revoke(caller: KeyCaller, id: string, actor: AuditActor): Promise<ServiceKeyRow> {
+      const owner = ownerOf(caller);
+      return change(caller, async (tx) => {
+        const row = await load(tx, owner, id, true);
+        if (row.revokedAt) return row;
+        const updated = await repo.revoke(tx, owner, row, actor.id, clock.now());
+        await record(tx, caller, actor, "service_key.revoked", id, { revoked: [false, true], kid: row.kid, service: row.service });
+        return updated;
+      });
+    },
+
+    /**
+     * The published key set: the platform-wide registry's active keys, or one org's (`org`), optionally of one
+     * service. Never both at once, and never naming the org of a key: tenants' keys are separate trust domains.
+     */
+    async jwks(org: string | undefined, service?: string): Promise<{ keys: PublicJwk[] }> {
+      const keys = await publishedOf(org ?? PLATFORM_ORG);
+      return { keys: keys.filter((k) => service === undefined || k.service === service).map((k) => k.jwk) };
+    },
+
+    /** The owner's keys changed (here or on another instance): its published set is re-read on the next request. */
+    invalidateJwks(owner: string): void {
+      epochs.set(owner, epochOf(owner) + 1);
+    },
+  };
+}
+
+export type ServiceKeysService = ReturnType<typeof createServiceKeysService>;
