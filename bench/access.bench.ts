@@ -19,6 +19,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PerformanceObserver } from "node:perf_hooks";
 import pg from "pg";
 import { openPostgres } from "../server/src/db/client.ts";
 import { systemClock } from "../server/src/lib/clock.ts";
@@ -205,14 +206,22 @@ async function engineBench(appUrl: string, s: Seeded): Promise<EngineResult> {
       await one(c);
     }
     const lat: number[] = [];
+    const startedAt: number[] = [];
+    const gcs: { start: number; ms: number; kind: number }[] = [];
+    const gcWatch = process.env.BENCH_TRACE ? new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) gcs.push({ start: e.startTime, ms: e.duration, kind: ((e as PerformanceEntry & { detail?: { kind: number } }).detail?.kind ?? 0) });
+    }) : undefined;
+    gcWatch?.observe({ entryTypes: ["gc"] });
     let allowed = 0;
     const t0 = process.hrtime.bigint();
     for (const c of checks) {
       access.clearCache();
+      startedAt.push(performance.now());
       const a = process.hrtime.bigint();
       if (await one(c)) allowed++;
       lat.push(Number(process.hrtime.bigint() - a) / 1000);
     }
+    gcWatch?.disconnect();
     const uncachedSec = Number(process.hrtime.bigint() - t0) / 1e9;
     if (process.env.BENCH_TRACE) {
       const slow = lat.map((l, i) => [i, Math.round(l)]).filter(([, l]) => l > 2000);
@@ -226,6 +235,20 @@ async function engineBench(appUrl: string, s: Seeded): Promise<EngineResult> {
         again.push(`${i}:${Math.round(Number(process.hrtime.bigint() - a) / 1000)}`);
       }
       process.stdout.write(`the same checks re-run (index:µs): ${again.join(" ")}\n`);
+      // which slow checks had a garbage collection inside them
+      const inGc = slow.filter(([i]) => gcs.some((g) => g.start < startedAt[i] + lat[i] / 1000 && g.start + g.ms > startedAt[i]));
+      // the floor under an uncached check: readScoped of a statement that reads nothing
+      const floor: number[] = [];
+      const { sql } = await import("drizzle-orm");
+      for (let i = 0; i < 2000; i++) {
+        const a = process.hrtime.bigint();
+        await db.readScoped({ orgId: s.orgId }, sql`select ${i}::int as n`);
+        floor.push(Number(process.hrtime.bigint() - a) / 1000);
+      }
+      floor.sort((a, b) => a - b);
+      process.stdout.write(`readScoped of 'select $1': p50 ${pct(floor, 50).toFixed(0)} µs p99 ${pct(floor, 99).toFixed(0)} µs\n`);
+      process.stdout.write(`slow checks at ms since start: ${slow.map(([i]) => (startedAt[i] - startedAt[0]).toFixed(0)).join(" ")}\n`);
+      process.stdout.write(`GCs during the measured pass: ${gcs.length} (${gcs.map((g) => `${g.kind}:${g.ms.toFixed(2)}ms`).join(" ")}); slow checks overlapping one: ${inGc.length} of ${slow.length}\n`);
     }
     lat.sort((a, b) => a - b);
     const uncached = { checks: checks.length, perSec: checks.length / uncachedSec, p50Us: pct(lat, 50), p90Us: pct(lat, 90), p99Us: pct(lat, 99), maxUs: lat[lat.length - 1], allowed };

@@ -109,6 +109,11 @@ export async function openPostgres(opts: PostgresOptions): Promise<Database> {
     // an idle client died (server restart); the pool replaces it on next use
   });
   const app = drizzlePg(appPool, { schema }) as unknown as Executor;
+  // readScoped's own connections: read-only at the session level (nothing else runs on them), with the tenant as a
+  // session setting that each read checks and sets before its statement
+  const scopedPool = new pg.Pool({ connectionString: opts.appUrl, max: opts.poolSize, options: "-c default_transaction_read_only=on" });
+  scopedPool.on("error", () => {});
+  const sessionScope = new WeakMap<pg.PoolClient, string>();
   const dialect = new PgDialect();
   const owner = (): Executor => {
     // One connection: the migration advisory lock is session-level, so lock, migrate and unlock must share it.
@@ -128,31 +133,32 @@ export async function openPostgres(opts: PostgresOptions): Promise<Database> {
     read: (fn) => fn(app),
     readScoped: async <T>(scope: TxScope, query: SQL) => {
       const q = dialect.sqlToQuery(query);
-      const client = await appPool.connect();
-      let r: pg.QueryResult;
+      const client = await scopedPool.connect();
       try {
-        // two round trips before the rows are back, not four: BEGIN and the tenant in one simple-protocol message
-        // (the values quoted by the driver's escapeLiteral), then the prepared statement
-        await client.query(
-          `BEGIN READ ONLY; select set_config('app.org_id', ${client.escapeLiteral(scope.orgId ?? "")}, true), set_config('app.user_id', ${client.escapeLiteral(scope.userId ?? "")}, true)`,
-        );
-        r = await client.query({ name: statementName(q.sql), text: q.sql, values: q.params as unknown[] });
-      } catch (e) {
-        // a failed statement leaves the transaction aborted on this connection: end it before the pool reuses it
-        await client.query("ROLLBACK").catch(() => {});
+        // the tenant is a session setting on these connections, set only when it changes: a read for the org the
+        // connection last served is one round trip (the prepared statement, in its own read-only transaction)
+        const want = `${scope.orgId ?? ""}\u0000${scope.userId ?? ""}`;
+        if (sessionScope.get(client) !== want) {
+          sessionScope.delete(client);
+          await client.query({ name: "plinth_session_scope", text: "select set_config('app.org_id', $1, false), set_config('app.user_id', $2, false)", values: [scope.orgId ?? "", scope.userId ?? ""] });
+          sessionScope.set(client, want);
+        }
+        const r = await client.query({ name: statementName(q.sql), text: q.sql, values: q.params as unknown[] });
         client.release();
+        return r.rows as T[];
+      } catch (e) {
+        // a connection whose state is in doubt is closed, not reused
+        sessionScope.delete(client);
+        client.release(e instanceof Error ? e : new Error(String(e)));
         throw e;
       }
-      // the read is done: the caller has its rows while COMMIT ends the transaction, and only then is the connection
-      // back in the pool (a connection that cannot commit is discarded, not reused)
-      client.query("COMMIT").then(() => client.release(), (e: Error) => client.release(e));
-      return r.rows as T[];
     },
     ping: async () => {
       await appPool.query("select 1");
     },
     close: async () => {
       await appPool.end();
+      await scopedPool.end();
       await ownerPool?.end();
     },
   };

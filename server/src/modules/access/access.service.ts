@@ -78,28 +78,51 @@ interface Cached<T> {
   staleAt: number;
 }
 
-/** Bounded map that forgets its oldest entries first (Map keeps insertion order). */
+/**
+ * Bounded two-level map (org, then member or object) that forgets the oldest entries first (Maps keep insertion
+ * order). Two levels rather than one joined key: a lookup hashes strings it was handed (whose hashes V8 keeps) instead
+ * of building and hashing a new joined string on every check. `tag` tells apart entries whose inner keys could meet
+ * (an object's type).
+ */
 class BoundedCache<T> {
-  private readonly map = new Map<string, Cached<T>>();
+  private readonly byOrg = new Map<string, Map<string, Cached<T> & { tag?: string }>>();
   private readonly max: number;
+  private count = 0;
   constructor(max: number) {
     this.max = max;
   }
-  get(key: string): Cached<T> | undefined {
-    return this.map.get(key);
+  get(orgId: string, key: string, tag?: string): Cached<T> | undefined {
+    const e = this.byOrg.get(orgId)?.get(key);
+    return e && e.tag === tag ? e : undefined;
   }
-  set(key: string, entry: Cached<T>): void {
-    if (this.map.size >= this.max) {
-      const oldest = this.map.keys().next().value;
-      if (oldest !== undefined) this.map.delete(oldest);
+  set(orgId: string, key: string, entry: Cached<T>, tag?: string): void {
+    let inner = this.byOrg.get(orgId);
+    if (!inner) this.byOrg.set(orgId, (inner = new Map()));
+    if (!inner.has(key)) {
+      if (this.count >= this.max) this.evictOldest();
+      this.count++;
     }
-    this.map.set(key, entry);
+    inner.set(key, tag === undefined ? entry : { ...entry, tag });
+  }
+  private evictOldest(): void {
+    for (const [orgId, inner] of this.byOrg) {
+      const oldest = inner.keys().next();
+      if (oldest.done) {
+        this.byOrg.delete(orgId);
+        continue;
+      }
+      inner.delete(oldest.value);
+      this.count--;
+      if (!inner.size) this.byOrg.delete(orgId);
+      return;
+    }
   }
   clear(): void {
-    this.map.clear();
+    this.byOrg.clear();
+    this.count = 0;
   }
   get size(): number {
-    return this.map.size;
+    return this.count;
   }
 }
 
@@ -207,52 +230,60 @@ export function createAccessService(deps: { db: Database; clock: Clock; options?
     return { facts: { grants, teamPath: row.path ?? undefined }, staleAt };
   }
 
-  function decidePermission(m: OrgMembership, permission: Permission): Decision {
-    const steps: DecisionStep[] = [{ kind: "membership", detail: `member of ${m.orgId} with role ${m.role}` }];
+  /**
+   * The decision, and with `trace` the steps that led to it (for explain, the check API's reasons, and grant limits).
+   * Without, no step is built: `steps?.push(…)` does not even evaluate its argument, so the hot path (every request's
+   * permission, every resource check) makes no strings.
+   */
+  /** The steps of an untraced decision: none. */
+  const NO_STEPS: DecisionStep[] = Object.freeze([]) as unknown as DecisionStep[];
+
+  function decidePermission(m: OrgMembership, permission: Permission, trace = false): Decision {
+    const steps: DecisionStep[] | undefined = trace ? [{ kind: "membership", detail: `member of ${m.orgId} with role ${m.role}` }] : undefined;
     if (m.rolePermissions.has(permission)) {
-      steps.push({ kind: "role", detail: `role ${m.role} grants ${permission}` });
-      return { allowed: true, permission, steps };
+      steps?.push({ kind: "role", detail: `role ${m.role} grants ${permission}` });
+      return { allowed: true, permission, steps: steps ?? NO_STEPS };
     }
-    steps.push({ kind: "role", detail: `role ${m.role} does not grant ${permission}` });
+    steps?.push({ kind: "role", detail: `role ${m.role} does not grant ${permission}` });
     const peer = m.peer.find((p) => p.permission === permission);
     if (peer) {
-      steps.push({
+      steps?.push({
         kind: "peer_grant",
         detail: `peer grant of ${permission} from ${peer.grantedBy ?? "a former member"}${peer.expiresAt ? ` until ${peer.expiresAt.toISOString()}` : ""}`,
         grant_id: peer.grantId,
       });
-      return { allowed: true, permission, steps };
+      return { allowed: true, permission, steps: steps ?? NO_STEPS };
     }
-    return { allowed: false, permission, steps };
+    return { allowed: false, permission, steps: steps ?? NO_STEPS };
   }
 
-  function decideRelation(m: OrgMembership, relation: Relation, object: ObjectRef, facts: ObjectFacts): Decision {
-    const steps: DecisionStep[] = [{ kind: "membership", detail: `member of ${m.orgId} with role ${m.role}` }];
-    const done = (allowed: boolean): Decision => ({ allowed, permission: relation, steps });
+  function decideRelation(m: OrgMembership, relation: Relation, object: ObjectRef, facts: ObjectFacts, trace = false): Decision {
+    const steps: DecisionStep[] | undefined = trace ? [{ kind: "membership", detail: `member of ${m.orgId} with role ${m.role}` }] : undefined;
+    const done = (allowed: boolean): Decision => ({ allowed, permission: relation, steps: steps ?? NO_STEPS });
     if (object.type === "team" && !facts.teamPath) {
-      steps.push({ kind: "default", detail: `no team ${object.id} in this organization` });
+      steps?.push({ kind: "default", detail: `no team ${object.id} in this organization` });
       return done(false);
     }
     for (const p of permissionsFor(object.type, relation)) {
-      const d = decidePermission(m, p);
+      const d = decidePermission(m, p, trace);
       if (d.allowed) {
-        steps.push(...d.steps.slice(1));
-        steps.push({ kind: "role", detail: `${p} covers ${relation} on every ${object.type} of the organization` });
+        steps?.push(...d.steps.slice(1));
+        steps?.push({ kind: "role", detail: `${p} covers ${relation} on every ${object.type} of the organization` });
         return done(true);
       }
     }
     if (m.permissionsOnly) {
-      steps.push({ kind: "default", detail: `this credential holds only its own permissions; grants to its owner do not reach it` });
+      steps?.push({ kind: "default", detail: `this credential holds only its own permissions; grants to its owner do not reach it` });
       return done(false);
     }
     if (object.type === "team" && facts.teamPath) {
       for (const t of m.teams) {
         if (t.role === "maintainer" && facts.teamPath.includes(t.teamId) && includes("admin", relation)) {
-          steps.push({ kind: "maintainer", detail: t.teamId === object.id ? `maintainer of team ${t.teamId}` : `maintainer of ${t.teamId}, an ancestor of team ${object.id}` });
+          steps?.push({ kind: "maintainer", detail: t.teamId === object.id ? `maintainer of team ${t.teamId}` : `maintainer of ${t.teamId}, an ancestor of team ${object.id}` });
           return done(true);
         }
         if (t.teamId === object.id && includes("read", relation)) {
-          steps.push({ kind: "team", detail: `member of team ${object.id}` });
+          steps?.push({ kind: "team", detail: `member of team ${object.id}` });
           return done(true);
         }
       }
@@ -266,78 +297,74 @@ export function createAccessService(deps: { db: Database; clock: Clock; options?
         via = direct ? `team ${g.subjectId}, which you are in` : `team ${g.subjectId}, above a team you are in`;
       } else if (g.subjectType === "org" && g.subjectId === m.orgId) via = "every member of the organization";
       if (!via) continue;
-      steps.push({
+      steps?.push({
         kind: "grant",
         detail: `${g.relation} on ${object.type} ${object.id} granted to ${via}${g.relation !== relation ? ` (${g.relation} includes ${relation})` : ""}${g.expiresAt ? ` until ${g.expiresAt.toISOString()}` : ""}`,
         grant_id: g.id,
       });
       return done(true);
     }
-    steps.push({ kind: "default", detail: `no role permission, team or grant gives ${relation} on ${object.type} ${object.id}` });
+    steps?.push({ kind: "default", detail: `no role permission, team or grant gives ${relation} on ${object.type} ${object.id}` });
     return done(false);
   }
 
   const service = {
     /** The user's membership in a live org, or undefined (a stranger, or a deleted org: the caller answers 404). */
     async membership(orgId: string, userId: string): Promise<OrgMembership | undefined> {
-      const key = `${orgId}\u0000${userId}`;
       const nowMs = clock.now().getTime();
-      const hit = memberships.get(key);
+      const hit = memberships.get(orgId, userId);
       if (fresh(hit, orgId, nowMs)) return hit.value ?? undefined;
       const epoch = epochOf(orgId); // taken before reading: an invalidation during the read leaves the entry stale
       const now = new Date(nowMs);
-      const [row] = await db.readScoped<MembershipRow>({ orgId, userId }, membershipQuery(orgId, userId, now));
+      const [row] = await db.readScoped<MembershipRow>({ orgId }, membershipQuery(orgId, userId, now));
       const { m, staleAt } = toMembership(orgId, userId, row, now);
-      memberships.set(key, { value: m, epoch, staleAt });
+      memberships.set(orgId, userId, { value: m, epoch, staleAt });
       return m ?? undefined;
     },
 
     /** May the member do `permission` (org-wide)? Role, then peer grants. */
-    decide(m: OrgMembership, permission: Permission): Decision {
-      return decidePermission(m, permission);
+    decide(m: OrgMembership, permission: Permission, trace = false): Decision {
+      return decidePermission(m, permission, trace);
     },
 
     /** May the member hold `relation` on one resource? RBAC, teams, then relationship grants. */
-    async check(m: OrgMembership, relation: Relation, object: ObjectRef): Promise<Decision> {
-      const key = `${m.orgId}\u0000${object.type}\u0000${object.id}`;
+    async check(m: OrgMembership, relation: Relation, object: ObjectRef, trace = false): Promise<Decision> {
       const nowMs = clock.now().getTime();
-      let hit = objects.get(key);
+      let hit = objects.get(m.orgId, object.id, object.type);
       if (!fresh(hit, m.orgId, nowMs)) {
         const epoch = epochOf(m.orgId);
         const now = new Date(nowMs);
         const [row] = await db.readScoped<ObjectRow>({ orgId: m.orgId }, objectQuery(m.orgId, object, now));
         const { facts, staleAt } = toObject(row, now);
         hit = { value: facts, epoch, staleAt };
-        objects.set(key, hit);
+        objects.set(m.orgId, object.id, hit, object.type);
       }
-      return decideRelation(m, relation, object, hit.value);
+      return decideRelation(m, relation, object, hit.value, trace);
     },
 
     /**
      * `check` for a user given by id (the check API, other services): when neither the membership nor the object is
      * cached, both are read in one transaction. A stranger (or a deleted org) gets undefined.
      */
-    async checkUser(orgId: string, userId: string, relation: Relation, object: ObjectRef): Promise<Decision | undefined> {
-      const mKey = `${orgId}\u0000${userId}`;
-      const oKey = `${orgId}\u0000${object.type}\u0000${object.id}`;
+    async checkUser(orgId: string, userId: string, relation: Relation, object: ObjectRef, trace = false): Promise<Decision | undefined> {
       const nowMs = clock.now().getTime();
-      const mHit = memberships.get(mKey);
-      const oHit = objects.get(oKey);
+      const mHit = memberships.get(orgId, userId);
+      const oHit = objects.get(orgId, object.id, object.type);
       if (!fresh(mHit, orgId, nowMs) && !fresh(oHit, orgId, nowMs)) {
         const epoch = epochOf(orgId);
         const now = new Date(nowMs);
         // both in one statement (one round trip on PostgreSQL)
         const [row] = await db.readScoped<{ m: MembershipRow | null; o: ObjectRow }>(
-          { orgId, userId },
+          { orgId },
           sql`select (select row_to_json(x) from (${membershipQuery(orgId, userId, now)}) x) as m, (select row_to_json(y) from (${objectQuery(orgId, object, now)}) y) as o`,
         );
         const both = { m: toMembership(orgId, userId, row.m ?? undefined, now), o: toObject(row.o, now) };
-        memberships.set(mKey, { value: both.m.m, epoch, staleAt: both.m.staleAt });
-        objects.set(oKey, { value: both.o.facts, epoch, staleAt: both.o.staleAt });
-        return both.m.m ? decideRelation(both.m.m, relation, object, both.o.facts) : undefined;
+        memberships.set(orgId, userId, { value: both.m.m, epoch, staleAt: both.m.staleAt });
+        objects.set(orgId, object.id, { value: both.o.facts, epoch, staleAt: both.o.staleAt }, object.type);
+        return both.m.m ? decideRelation(both.m.m, relation, object, both.o.facts, trace) : undefined;
       }
       const m = await service.membership(orgId, userId);
-      return m ? service.check(m, relation, object) : undefined;
+      return m ? service.check(m, relation, object, trace) : undefined;
     },
 
     /** Throws 403 naming the permission unless the member holds it (org-wide, or on `object` when given). */
