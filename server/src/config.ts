@@ -136,7 +136,7 @@ export const CONFIG_VARIABLES = [
   ["PLINTH_DATA_DIR", "./.plinth", "embedded database, key file, blobs"],
   ["DATABASE_URL", "(embedded PGlite)", "PostgreSQL URL of the table owner (migrations)"],
   ["DATABASE_APP_URL", "derived", "PostgreSQL URL the server's requests use (role plinth_app)"],
-  ["DATABASE_POOL_SIZE", "10", "connections per instance"],
+  ["DATABASE_POOL_SIZE", "10", "connections per pool per instance: request transactions and the access engine's read-only reads each have a pool this size (up to twice this many connections)"],
   ["REDIS_URL", "(in-process)", "Redis/Valkey for rate limits shared across instances"],
   ["PLINTH_MASTER_KEY", "(key file in embedded mode)", "32 bytes base64; wraps signing keys"],
   ["PLINTH_JWT_ALG", "EdDSA", "EdDSA or ES256"],
