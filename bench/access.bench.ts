@@ -16,7 +16,7 @@
  * Prints a table and writes bench/results/access-<timestamp>.json. A missed target is reported (BELOW), not a failure.
  */
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PerformanceObserver } from "node:perf_hooks";
@@ -28,10 +28,10 @@ import { createAccessService } from "../server/src/modules/access/access.service
 import { RELATIONS, type ObjectType, type Relation } from "../server/src/modules/access/relations.ts";
 import { freePort } from "../server/test/services.ts";
 import {
-  BENCH_DIR,
   CAN_PIN,
   cannon,
-  createCleanup,
+  runBench,
+  writeResults,
   envNumber,
   machine,
   startServer,
@@ -383,24 +383,7 @@ async function main(cleanup: Cleanup): Promise<void> {
     }
   }
   process.stdout.write(`${lines.join("\n")}\n`);
-  const resultsDir = join(BENCH_DIR, "results");
-  mkdirSync(resultsDir, { recursive: true });
-  const file = join(resultsDir, `access-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
-  writeFileSync(
-    file,
-    `${JSON.stringify({ bench: "access", at: new Date().toISOString(), machine: { ...machine(), postgres: pgService.version }, seeded: s.counts, engine, http: http.map((h) => ({ key: h.key, label: h.label, ...h.m.result, serverCpuUsPerReq: h.m.serverCpuUsPerReq, foreignCpus: h.m.foreignCpus })), targets, wallSec: (Date.now() - started) / 1000 }, null, 2)}\n`,
-  );
-  process.stdout.write(`\nresults: ${file}  (${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
+  writeResults("access", { machine: { ...machine(), postgres: pgService.version }, seeded: s.counts, engine, http: http.map((h) => ({ key: h.key, label: h.label, ...h.m.result, serverCpuUsPerReq: h.m.serverCpuUsPerReq, foreignCpus: h.m.foreignCpus })), targets }, started);
 }
 
-const cleanup = createCleanup();
-let code = 0;
-try {
-  await main(cleanup);
-} catch (e) {
-  code = cleanup.interrupted ? 130 : 1;
-  if (!cleanup.interrupted) process.stderr.write(`access bench failed: ${(e as Error).stack ?? e}\n`);
-} finally {
-  await cleanup.run();
-}
-process.exit(code);
+await runBench("access", main);

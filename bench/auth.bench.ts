@@ -24,14 +24,14 @@
  * Prints a table and writes bench/results/auth-<timestamp>.json. A missed target is reported (BELOW), not a failure.
  */
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../server/test/services.ts";
 import {
-  BENCH_DIR,
   cannon,
-  createCleanup,
+  runBench,
+  writeResults,
   envNumber,
   machine,
   startServer,
@@ -247,30 +247,12 @@ async function main(cleanup: Cleanup): Promise<void> {
   }
   process.stdout.write(`${lines.join("\n")}\n`);
 
-  const resultsDir = join(BENCH_DIR, "results");
-  mkdirSync(resultsDir, { recursive: true });
-  const file = join(resultsDir, `auth-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
-  const report = {
-    bench: "auth",
-    at: new Date().toISOString(),
+  writeResults("auth", {
     settings: { connections: CONNECTIONS, durationSec: DURATION, warmupSec: WARMUP, logLevel: LOG_LEVEL, poolSize: Number(POOL_SIZE), jwtAlg: JWT_ALG },
     machine: { ...machine(), postgres: pgService.version },
     scenarios: scenarios.map((s) => ({ key: s.key, label: s.label, logLevel: s.logLevel, ...s.result, serverCpuUsPerReq: s.serverCpuUsPerReq, foreignCpus: s.foreignCpus, logLines: s.logLines })),
     ratios: ratios.map(({ name, value, target, pass }) => ({ name, value, target, pass })),
-    wallSec: (Date.now() - started) / 1000,
-  };
-  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
-  process.stdout.write(`\nresults: ${file}  (${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
+  }, started);
 }
 
-const cleanup = createCleanup();
-let code = 0;
-try {
-  await main(cleanup);
-} catch (e) {
-  code = cleanup.interrupted ? 130 : 1;
-  if (!cleanup.interrupted) process.stderr.write(`auth bench failed: ${(e as Error).stack ?? e}\n`);
-} finally {
-  await cleanup.run();
-}
-process.exit(code);
+await runBench("auth", main);

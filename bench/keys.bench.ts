@@ -24,13 +24,13 @@
  * failure; a non-2xx answer while measuring is.
  */
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { newSecret } from "../server/src/modules/keys/api-keys.format.ts";
 import { freePort } from "../server/test/services.ts";
-import { BENCH_DIR, CAN_PIN, createCleanup, envNumber, machine, measure, startBenchDatabase, startServer, type Cleanup, type Measured } from "./lib.ts";
+import { CAN_PIN, runBench, writeResults, envNumber, machine, measure, startBenchDatabase, startServer, type Cleanup, type Measured } from "./lib.ts";
 
 const CONNECTIONS = envNumber("BENCH_CONNECTIONS", 50);
 const DURATION = envNumber("BENCH_DURATION", 10);
@@ -276,30 +276,12 @@ async function main(cleanup: Cleanup): Promise<void> {
   }
   process.stdout.write(`${lines.join("\n")}\n`);
 
-  const resultsDir = join(BENCH_DIR, "results");
-  mkdirSync(resultsDir, { recursive: true });
-  const file = join(resultsDir, `keys-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
-  const report = {
-    bench: "keys",
-    at: new Date().toISOString(),
+  writeResults("keys", {
     settings: { connections: CONNECTIONS, durationSec: DURATION, warmupSec: WARMUP, poolSize: Number(POOL_SIZE), betterAuthRateLimit: "off" },
     machine: { ...machine(), postgres: pgService.version },
     scenarios: scenarios.map((s) => ({ key: s.key, label: s.label, ...s.result, serverCpuUsPerReq: s.serverCpuUsPerReq, foreignCpus: s.foreignCpus, perRequest: s.perRequest })),
     ratios: ratios.map(({ name, value, target, pass }) => ({ name, value, target, pass })),
-    wallSec: (Date.now() - started) / 1000,
-  };
-  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
-  process.stdout.write(`\nresults: ${file}  (${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
+  }, started);
 }
 
-const cleanup = createCleanup();
-let code = 0;
-try {
-  await main(cleanup);
-} catch (e) {
-  code = cleanup.interrupted ? 130 : 1;
-  if (!cleanup.interrupted) process.stderr.write(`keys bench failed: ${(e as Error).stack ?? e}\n`);
-} finally {
-  await cleanup.run();
-}
-process.exit(code);
+await runBench("keys", main);

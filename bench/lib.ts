@@ -4,7 +4,7 @@
  * when a step fails or the bench is interrupted.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { closeSync, openSync, readdirSync, readFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -347,4 +347,28 @@ export async function startBenchDatabase(cleanup: Cleanup): Promise<{ version: s
     await migrator.close();
   }
   return { version: pgService.version, ownerUrl, appUrl };
+}
+
+/** Writes a bench's report to bench/results/<name>-<time>.json and says where, with the run's wall time. */
+export function writeResults(name: string, report: object, started: number): void {
+  const dir = join(BENCH_DIR, "results");
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${name}-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
+  writeFileSync(file, `${JSON.stringify({ bench: name, at: new Date().toISOString(), ...report, wallSec: (Date.now() - started) / 1000 }, null, 2)}\n`);
+  process.stdout.write(`\nresults: ${file}  (${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
+}
+
+/** Runs a bench's main with cleanup of everything it started, and exits: 0, 1 on failure, 130 when interrupted. */
+export async function runBench(name: string, main: (cleanup: Cleanup) => Promise<void>): Promise<never> {
+  const cleanup = createCleanup();
+  let code = 0;
+  try {
+    await main(cleanup);
+  } catch (e) {
+    code = cleanup.interrupted ? 130 : 1;
+    if (!cleanup.interrupted) process.stderr.write(`${name} bench failed: ${(e as Error).stack ?? e}\n`);
+  } finally {
+    await cleanup.run();
+  }
+  process.exit(code);
 }

@@ -91,6 +91,9 @@ export function keyScope(row: Pick<AuthRow, "roles" | "permissions" | "custom">)
 
 const refuse = (reason: KeyRefusal, detail: string): AppError => apiKeysError("INVALID_API_KEY", detail, { extra: { reason } });
 const MALFORMED = refuse("malformed", "The API key is malformed: expected plk_live_ followed by 38 letters and digits.");
+/** How many presented secrets' hashes are remembered (all forgotten at once when full). */
+const MAX_REMEMBERED_HASHES = 10_000;
+
 const BAD_CHECKSUM = refuse("bad_checksum", "The API key's checksum does not match: it was mistyped or truncated.");
 
 /**
@@ -249,6 +252,13 @@ export function createApiKeyVerifier(deps: { db: Database; clock: Clock; log: Lo
   const timer = setInterval(() => void verifier.flushUsage(), deps.options?.flushIntervalMs ?? 5_000);
   timer.unref();
 
+  /**
+   * The hashes of secrets presented recently, so a key in steady use is not hashed on every request (sha256 is the
+   * largest single cost of the warm path). Process memory only, bounded; what a secret may do is still decided by the
+   * cached facts under its hash, which revocation and expiry invalidate.
+   */
+  const hashes = new Map<string, string>();
+
   const verifier: ApiKeyAuthenticator & {
     invalidateOrg(orgId: string): void;
     isLive(orgId: string, keyId: string): boolean | Promise<boolean>;
@@ -257,10 +267,21 @@ export function createApiKeyVerifier(deps: { db: Database; clock: Clock; log: Lo
     clearCache(): void;
   } = {
     authenticate(secret, ip) {
+      // a secret whose hash is cached was well-formed when it was read: the format check is for the others, which
+      // it refuses before any database read
+      const remembered = hashes.get(secret);
+      const hash = remembered ?? hashSecret(secret);
+      const hit = cache.get(hash);
+      if (hit && hit.facts && hit.staleAt > clock.now().getTime() && hit.epoch === epochOf(hit.facts.orgId)) {
+        // remembered only for a secret that is a key: made-up secrets cannot crowd out the real ones
+        if (remembered === undefined) {
+          if (hashes.size >= MAX_REMEMBERED_HASHES) hashes.clear();
+          hashes.set(secret, hash);
+        }
+        return judge(hit.facts, ip);
+      }
       const format = checkFormat(secret);
       if (format !== "ok") return format === "malformed" ? MALFORMED : BAD_CHECKSUM;
-      const hash = hashSecret(secret);
-      const hit = cache.get(hash);
       if (hit && hit.staleAt > clock.now().getTime() && hit.epoch === epochOf(hit.facts?.orgId ?? NO_ORG)) return judge(hit.facts, ip);
       let pending = loading.get(hash);
       if (!pending) {
@@ -307,6 +328,7 @@ export function createApiKeyVerifier(deps: { db: Database; clock: Clock; log: Lo
     clearCache(): void {
       cache.clear();
       states.clear();
+      hashes.clear();
     },
   };
   return verifier;
