@@ -14,7 +14,8 @@ import { installProblemHandlers, sendProblem } from "./http/problem.ts";
 import { Problem } from "./http/schemas.ts";
 import { platformError } from "./lib/errors.ts";
 import { newId } from "./lib/ids.ts";
-import { withLazyRequestLoggers } from "./logger.ts";
+import type { Bindings } from "pino";
+import { lazyRequestLogger, withLazyRequestLoggers } from "./logger.ts";
 import { identitySchemas } from "./modules/identity/identity.routes.ts";
 import { opsRoutes } from "./modules/ops/ops.routes.ts";
 
@@ -36,8 +37,13 @@ function newAjv(coerceTypes: false | "array"): Ajv {
 
 /** The Fastify shell: plugins, error handling, OpenAPI, and every module's routes. Tests build it the same way. */
 export async function buildApp(deps: Deps): Promise<FastifyInstance> {
+  // Fastify logs every request at info. Below that level (LOG_LEVEL=warn, error, …) it runs without a logger of its
+  // own, which spares every request its response listeners and log calls; request.log still writes through ours.
+  const requestLogging = deps.log.isLevelEnabled("info");
   const app = Fastify({
-    loggerInstance: withLazyRequestLoggers(deps.log) as FastifyBaseLogger,
+    ...(requestLogging
+      ? { loggerInstance: withLazyRequestLoggers(deps.log) as FastifyBaseLogger }
+      : { childLoggerFactory: (_logger: FastifyBaseLogger, bindings: Bindings) => lazyRequestLogger(deps.log, bindings) as FastifyBaseLogger }),
     trustProxy: deps.config.trustProxy,
     bodyLimit: 1024 * 1024,
     requestIdHeader: false,
@@ -63,6 +69,7 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   installInputGuard(app);
   // callback style: an async hook would cost every request a promise and a microtask for one header
   app.addHook("onRequest", (request, reply, done) => {
+    request.startedAt = performance.now();
     reply.header("x-request-id", request.id);
     done();
   });

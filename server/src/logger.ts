@@ -98,6 +98,11 @@ class LazyRequestLogger {
   silent(): void {}
 }
 
+/** A request's logger that becomes a real pino child of `parent` only when a line is written (Fastify's childLoggerFactory). */
+export function lazyRequestLogger(parent: Logger, bindings: Bindings): Logger {
+  return new LazyRequestLogger(parent, bindings) as unknown as Logger;
+}
+
 /**
  * The logger to hand Fastify as its `loggerInstance`: `log` itself (a pino logger made with Object.create, as pino makes
  * its children), except that the child it makes for each request is lazy unless the route sets its own level or
