@@ -31,6 +31,9 @@ import {
   CAN_PIN,
   cannon,
   runBench,
+  num,
+  scenarioHeader,
+  scenarioRow,
   writeResults,
   envNumber,
   machine,
@@ -350,7 +353,6 @@ async function main(cleanup: Cleanup): Promise<void> {
   }
   await owner.end();
 
-  const num = (n: number) => Math.round(n).toLocaleString("en-US");
   const verdict = (ok: boolean) => (ok ? "PASS " : "BELOW");
   const lines = ["", `Plinth access bench — ${pgService.version}; Node ${process.version}; ${machine().cpus} CPU(s) ${machine().cpuModel}; ${CAN_PIN ? "HTTP servers pinned to CPU 0, autocannon to CPU 1" : "no CPU pinning"}`];
   const targets: { name: string; value: number; target: number; pass: boolean }[] = [];
@@ -367,13 +369,8 @@ async function main(cleanup: Cleanup): Promise<void> {
     );
   }
   if (http.length) {
-    lines.push("", `${"HTTP".padEnd(54)}${"req/s".padStart(9)}${"p99 ms".padStart(8)}${"server CPU µs/req".padStart(19)}${"other load".padStart(12)}`);
-    for (const h of http) {
-      lines.push(
-        `(${h.key}) ${h.label.padEnd(50)}${num(h.m.result.requestsPerSec).padStart(9)}${String(h.m.result.p99Ms).padStart(8)}` +
-          `${(h.m.serverCpuUsPerReq === undefined ? "-" : h.m.serverCpuUsPerReq.toFixed(0)).padStart(19)}${(h.m.foreignCpus === undefined ? "-" : `${h.m.foreignCpus.toFixed(2)} CPU`).padStart(12)}`,
-      );
-    }
+    lines.push("", scenarioHeader("HTTP", 54));
+    for (const h of http) lines.push(scenarioRow(h.key, h.label, h.m, 54, 4));
     const t = http.find((h) => h.key === "t");
     const p = http.find((h) => h.key === "p");
     if (t && p) {

@@ -31,6 +31,9 @@ import { freePort } from "../server/test/services.ts";
 import {
   cannon,
   runBench,
+  scenarioHeader,
+  scenarioRow,
+  ratioRow,
   writeResults,
   envNumber,
   machine,
@@ -214,7 +217,6 @@ async function main(cleanup: Cleanup): Promise<void> {
       return { name, value, target, pass: target === undefined ? undefined : value >= target, what };
     });
 
-  const num = (n: number) => Math.round(n).toLocaleString("en-US");
   const pct = (n: number) => `${(n * 100).toFixed(1)} %`;
   const lines = [
     "",
@@ -223,19 +225,10 @@ async function main(cleanup: Cleanup): Promise<void> {
     `Plinth (b, d): LOG_LEVEL=${LOG_LEVEL}, so request logging is ${logsRequests(LOG_LEVEL) ? "ON (Fastify's 2 lines per request, stdout → file)" : "OFF"}` +
       `; DATABASE_POOL_SIZE=${POOL_SIZE}; ${JWT_ALG} tokens; job worker on`,
     "",
-    `${"scenario".padEnd(46)}${"req/s".padStart(9)}${"p99 ms".padStart(8)}${"server CPU µs/req".padStart(19)}${"other load".padStart(12)}`,
-    ...scenarios.map(
-      (s) =>
-        `${`(${s.key})`.padEnd(8)}${s.label.padEnd(38)}${num(s.result.requestsPerSec).padStart(9)}${String(s.result.p99Ms).padStart(8)}` +
-        `${(s.serverCpuUsPerReq === undefined ? "-" : s.serverCpuUsPerReq.toFixed(0)).padStart(19)}` +
-        `${(s.foreignCpus === undefined ? "-" : `${s.foreignCpus.toFixed(2)} CPU`).padStart(12)}`,
-    ),
+    scenarioHeader("scenario", 46),
+    ...scenarios.map((s) => scenarioRow(s.key, s.label, s, 46, 8)),
     "",
-    ...ratios.map(
-      (r) =>
-        `${r.name.padEnd(10)}${pct(r.value).padStart(8)}   ` +
-        `${r.target === undefined ? "(no target)".padEnd(24) : `target ≥ ${pct(r.target).padEnd(8)} ${r.pass ? "PASS " : "BELOW"}`}  ${r.what}`,
-    ),
+    ...ratios.map((r) => ratioRow(r, pct)),
   ];
   const busy = scenarios.filter((s) => (s.foreignCpus ?? 0) > 0.1);
   if (busy.length) {

@@ -30,7 +30,7 @@ import { join } from "node:path";
 import pg from "pg";
 import { newSecret } from "../server/src/modules/keys/api-keys.format.ts";
 import { freePort } from "../server/test/services.ts";
-import { CAN_PIN, runBench, writeResults, envNumber, machine, measure, startBenchDatabase, startServer, type Cleanup, type Measured } from "./lib.ts";
+import { CAN_PIN, runBench, writeResults, scenarioHeader, scenarioRow, ratioRow, envNumber, machine, measure, startBenchDatabase, startServer, type Cleanup, type Measured } from "./lib.ts";
 
 const CONNECTIONS = envNumber("BENCH_CONNECTIONS", 50);
 const DURATION = envNumber("BENCH_DURATION", 10);
@@ -235,7 +235,6 @@ async function main(cleanup: Cleanup): Promise<void> {
       return { name: r.name, value, target: r.target, times: r.times, pass: r.target === undefined ? undefined : value >= r.target, what: r.what };
     });
 
-  const num = (n: number) => Math.round(n).toLocaleString("en-US");
   const show = (v: number, times: boolean) => (times ? `${v.toFixed(2)}×` : `${(v * 100).toFixed(1)} %`);
   const ba = scenarios.find((s) => s.key === "ba");
   const lines = [
@@ -245,19 +244,10 @@ async function main(cleanup: Cleanup): Promise<void> {
     `Plinth: LOG_LEVEL=warn (no request logging), DATABASE_POOL_SIZE=${POOL_SIZE}, a viewer key by X-API-Key; better-auth: @better-auth/api-key defaults,` +
       " its per-key rate limit OFF (default 10 requests/day would answer 429)",
     "",
-    `${"scenario".padEnd(46)}${"req/s".padStart(9)}${"p99 ms".padStart(8)}${"server CPU µs/req".padStart(19)}${"other load".padStart(12)}`,
-    ...scenarios.map(
-      (s) =>
-        `${`(${s.key})`.padEnd(9)}${s.label.padEnd(37)}${num(s.result.requestsPerSec).padStart(9)}${String(s.result.p99Ms).padStart(8)}` +
-        `${(s.serverCpuUsPerReq === undefined ? "-" : s.serverCpuUsPerReq.toFixed(0)).padStart(19)}` +
-        `${(s.foreignCpus === undefined ? "-" : `${s.foreignCpus.toFixed(2)} CPU`).padStart(12)}`,
-    ),
+    scenarioHeader("scenario", 46),
+    ...scenarios.map((s) => scenarioRow(s.key, s.label, s, 46, 9)),
     "",
-    ...ratios.map(
-      (r) =>
-        `${r.name.padEnd(10)}${show(r.value, r.times).padStart(8)}   ` +
-        `${r.target === undefined ? "(no target)".padEnd(24) : `target ≥ ${show(r.target, r.times).padEnd(8)} ${r.pass ? "PASS " : "BELOW"}`}  ${r.what}`,
-    ),
+    ...ratios.map((r) => ratioRow(r, (v) => show(v, r.times))),
   ];
   if (ba?.perRequest) {
     lines.push(

@@ -372,3 +372,28 @@ export async function runBench(name: string, main: (cleanup: Cleanup) => Promise
   }
   process.exit(code);
 }
+
+/** 12,345: a whole number with thousands separators, for the printed tables. */
+export const num = (n: number) => Math.round(n).toLocaleString("en-US");
+
+/** The header of an HTTP scenario table, its first column `width` wide. */
+export function scenarioHeader(first: string, width: number): string {
+  return `${first.padEnd(width)}${"req/s".padStart(9)}${"p99 ms".padStart(8)}${"server CPU µs/req".padStart(19)}${"other load".padStart(12)}`;
+}
+
+/** One measured HTTP scenario as a table row: `(key) label`, padded to `width`, then its figures. */
+export function scenarioRow(key: string, label: string, m: Pick<Measured, "result" | "serverCpuUsPerReq" | "foreignCpus">, width: number, keyWidth: number): string {
+  return (
+    `${`(${key})`.padEnd(keyWidth)}${label.padEnd(width - keyWidth)}${num(m.result.requestsPerSec).padStart(9)}${String(m.result.p99Ms).padStart(8)}` +
+    `${(m.serverCpuUsPerReq === undefined ? "-" : m.serverCpuUsPerReq.toFixed(0)).padStart(19)}` +
+    `${(m.foreignCpus === undefined ? "-" : `${m.foreignCpus.toFixed(2)} CPU`).padStart(12)}`
+  );
+}
+
+/** One ratio as a table row: its value, its target and verdict (or "(no target)"), and what it compares. */
+export function ratioRow(r: { name: string; value: number; target?: number; pass?: boolean; what: string }, show: (v: number) => string): string {
+  return (
+    `${r.name.padEnd(10)}${show(r.value).padStart(8)}   ` +
+    `${r.target === undefined ? "(no target)".padEnd(24) : `target ≥ ${show(r.target).padEnd(8)} ${r.pass ? "PASS " : "BELOW"}`}  ${r.what}`
+  );
+}
