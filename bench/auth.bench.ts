@@ -31,6 +31,7 @@ import { freePort } from "../server/test/services.ts";
 import {
   cannon,
   runBench,
+  busyWarning,
   scenarioHeader,
   scenarioRow,
   ratioRow,
@@ -230,14 +231,7 @@ async function main(cleanup: Cleanup): Promise<void> {
     "",
     ...ratios.map((r) => ratioRow(r, pct)),
   ];
-  const busy = scenarios.filter((s) => (s.foreignCpus ?? 0) > 0.1);
-  if (busy.length) {
-    lines.push(
-      "",
-      `warning: other processes used the CPU during ${busy.map((s) => `(${s.key})`).join(" ")} ("other load", in cores of ${machine().cpus}):` +
-        " req/s and the ratios are unreliable then; server CPU µs/req much less so",
-    );
-  }
+  lines.push(...busyWarning(scenarios));
   process.stdout.write(`${lines.join("\n")}\n`);
 
   writeResults("auth", {

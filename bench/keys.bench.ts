@@ -30,7 +30,7 @@ import { join } from "node:path";
 import pg from "pg";
 import { newSecret } from "../server/src/modules/keys/api-keys.format.ts";
 import { freePort } from "../server/test/services.ts";
-import { CAN_PIN, runBench, writeResults, scenarioHeader, scenarioRow, ratioRow, envNumber, machine, measure, startBenchDatabase, startServer, type Cleanup, type Measured } from "./lib.ts";
+import { CAN_PIN, runBench, writeResults, busyWarning, scenarioHeader, scenarioRow, ratioRow, envNumber, machine, measure, startBenchDatabase, startServer, type Cleanup, type Measured } from "./lib.ts";
 
 const CONNECTIONS = envNumber("BENCH_CONNECTIONS", 50);
 const DURATION = envNumber("BENCH_DURATION", 10);
@@ -256,14 +256,7 @@ async function main(cleanup: Cleanup): Promise<void> {
         " (its server CPU µs/req leaves out PostgreSQL's share)",
     );
   }
-  const busy = scenarios.filter((s) => (s.foreignCpus ?? 0) > 0.1);
-  if (busy.length) {
-    lines.push(
-      "",
-      `warning: other processes used the CPU during ${busy.map((s) => `(${s.key})`).join(" ")} ("other load", in cores of ${machine().cpus}):` +
-        " req/s and the ratios are unreliable then; server CPU µs/req much less so",
-    );
-  }
+  lines.push(...busyWarning(scenarios));
   process.stdout.write(`${lines.join("\n")}\n`);
 
   writeResults("keys", {

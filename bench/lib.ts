@@ -397,3 +397,14 @@ export function ratioRow(r: { name: string; value: number; target?: number; pass
     `${r.target === undefined ? "(no target)".padEnd(24) : `target ≥ ${show(r.target).padEnd(8)} ${r.pass ? "PASS " : "BELOW"}`}  ${r.what}`
   );
 }
+
+/** The lines warning that other processes competed for the CPU during some scenarios (none when nothing did). */
+export function busyWarning(scenarios: { key: string; foreignCpus?: number }[]): string[] {
+  const busy = scenarios.filter((s) => (s.foreignCpus ?? 0) > 0.1);
+  if (!busy.length) return [];
+  return [
+    "",
+    `warning: other processes used the CPU during ${busy.map((s) => `(${s.key})`).join(" ")} ("other load", in cores of ${machine().cpus}):` +
+      " req/s and the ratios are unreliable then; server CPU µs/req much less so",
+  ];
+}
