@@ -144,6 +144,12 @@ export async function startServer(
   return { name: script, port, url: `http://127.0.0.1:${port}`, pid: child.pid!, stop };
 }
 
+/** A request other than a plain GET: its method and body (`[<id>]` in the body becomes a fresh id per request). */
+export interface RequestShape {
+  method?: "GET" | "POST" | "PATCH" | "PUT" | "DELETE";
+  body?: string;
+}
+
 export interface CannonResult {
   requestsPerSec: number;
   p50Ms: number;
@@ -160,10 +166,13 @@ export interface CannonResult {
 export async function cannon(
   cleanup: Cleanup,
   url: string,
-  opts: { connections: number; durationSec: number; headers?: Record<string, string> },
+  opts: { connections: number; durationSec: number; headers?: Record<string, string> } & RequestShape,
 ): Promise<CannonResult> {
   const args = [AUTOCANNON, "-j", "-n", "-c", String(opts.connections), "-d", String(opts.durationSec)];
   for (const [k, v] of Object.entries(opts.headers ?? {})) args.push("-H", `${k}=${v}`);
+  if (opts.method) args.push("-m", opts.method);
+  if (opts.body !== undefined) args.push("-b", opts.body);
+  if (opts.body?.includes("[<id>]")) args.push("-I"); // autocannon puts a fresh id in each request's body
   args.push(url);
   const [cmd, pre] = pinned("load");
   const child = spawn(cmd, [...pre, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
@@ -229,15 +238,17 @@ interface ProcSnapshot {
   machineBusyMs: number;
   /** CPU time of this process's children it has reaped (autocannon), from /proc/self/stat. */
   reapedMs: number;
-  procs: Map<number, { ppid: number; cpuMs: number }>;
+  procs: Map<number, { ppid: number; cpuMs: number; comm: string }>;
 }
 
-function statCpuMs(stat: string): { ppid: number; cpuMs: number; reapedMs: number } {
+function statCpuMs(stat: string): { ppid: number; cpuMs: number; reapedMs: number; comm: string } {
+  const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
   const f = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // from field 3 (state) on: the name may hold spaces
   return {
     ppid: Number(f[1]),
     cpuMs: ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK, // utime, stime
     reapedMs: ((Number(f[13]) + Number(f[14])) * 1000) / CLK_TCK, // cutime, cstime
+    comm,
   };
 }
 
@@ -247,12 +258,12 @@ function snapshotProcs(): ProcSnapshot | undefined {
     // user nice system idle iowait irq softirq steal …: busy is everything but idle and iowait
     const machineBusyMs = ((cpu.slice(0, 8).reduce((a, b) => a + b, 0) - cpu[3] - cpu[4]) * 1000) / CLK_TCK;
     const reapedMs = statCpuMs(readFileSync("/proc/self/stat", "utf8")).reapedMs;
-    const procs = new Map<number, { ppid: number; cpuMs: number }>();
+    const procs = new Map<number, { ppid: number; cpuMs: number; comm: string }>();
     for (const name of readdirSync("/proc")) {
       if (!/^\d+$/.test(name)) continue;
       try {
-        const { ppid, cpuMs } = statCpuMs(readFileSync(`/proc/${name}/stat`, "utf8"));
-        procs.set(Number(name), { ppid, cpuMs });
+        const { ppid, cpuMs, comm } = statCpuMs(readFileSync(`/proc/${name}/stat`, "utf8"));
+        procs.set(Number(name), { ppid, cpuMs, comm });
       } catch {
         // gone meanwhile
       }
@@ -266,9 +277,10 @@ function snapshotProcs(): ProcSnapshot | undefined {
 /**
  * Measures the CPU used *outside* this bench while `fn` runs (the whole machine's busy time minus this process, its
  * descendants and the children it reaped), in CPUs (1.0 = one core busy all along): other work the figures
- * competed with. Short-lived processes count too. undefined where /proc is missing.
+ * competed with. Short-lived processes count too. undefined where /proc is missing. Also the CPU time (ms) our
+ * own PostgreSQL's processes used meanwhile (those of the bench's descendants named `postgres`).
  */
-export async function withForeignCpu<T>(fn: () => Promise<T>): Promise<{ value: T; foreignCpus?: number }> {
+export async function withForeignCpu<T>(fn: () => Promise<T>): Promise<{ value: T; foreignCpus?: number; postgresMs?: number }> {
   const before = snapshotProcs();
   const value = await fn();
   const after = snapshotProcs();
@@ -281,12 +293,16 @@ export async function withForeignCpu<T>(fn: () => Promise<T>): Promise<{ value: 
     }
   }
   let oursMs = after.reapedMs - before.reapedMs;
+  let postgresMs = 0;
   for (const pid of ours) {
     const a = after.procs.get(pid);
-    if (a) oursMs += a.cpuMs - (before.procs.get(pid)?.cpuMs ?? 0);
+    if (!a) continue;
+    const used = a.cpuMs - (before.procs.get(pid)?.cpuMs ?? 0);
+    oursMs += used;
+    if (a.comm === "postgres") postgresMs += used;
   }
   const foreignMs = after.machineBusyMs - before.machineBusyMs - oursMs;
-  return { value, foreignCpus: Math.max(0, foreignMs) / (after.at - before.at) };
+  return { value, foreignCpus: Math.max(0, foreignMs) / (after.at - before.at), postgresMs };
 }
 
 export function machine() {
@@ -308,6 +324,8 @@ export interface Measured {
   serverCpuUsPerReq?: number;
   /** CPU used meanwhile by processes outside the bench, in cores: other load competing for the machine. */
   foreignCpus?: number;
+  /** CPU time the bench's own PostgreSQL spent per request (all its processes), in µs. */
+  dbCpuUsPerReq?: number;
 }
 
 /** A warm-up run (discarded), then the measured run, with the server's CPU time and the machine's other load. */
@@ -315,15 +333,16 @@ export async function measure(
   cleanup: Cleanup,
   server: RunningServer,
   path: string,
-  opts: { connections: number; durationSec: number; warmupSec: number; headers?: Record<string, string> },
+  opts: { connections: number; durationSec: number; warmupSec: number; headers?: Record<string, string> } & RequestShape,
 ): Promise<Measured> {
-  const { connections, headers } = opts;
-  await cannon(cleanup, server.url + path, { connections, durationSec: opts.warmupSec, headers });
+  const { connections, headers, method, body } = opts;
+  await cannon(cleanup, server.url + path, { connections, durationSec: opts.warmupSec, headers, method, body });
   const cpu0 = cpuTimeMs(server.pid);
-  const { value: result, foreignCpus } = await withForeignCpu(() => cannon(cleanup, server.url + path, { connections, durationSec: opts.durationSec, headers }));
+  const { value: result, foreignCpus, postgresMs } = await withForeignCpu(() => cannon(cleanup, server.url + path, { connections, durationSec: opts.durationSec, headers, method, body }));
   const cpu1 = cpuTimeMs(server.pid);
   const serverCpuUsPerReq = cpu0 !== undefined && cpu1 !== undefined && result.total ? ((cpu1 - cpu0) * 1000) / result.total : undefined;
-  return { result, serverCpuUsPerReq, foreignCpus };
+  const dbCpuUsPerReq = postgresMs !== undefined && result.total ? (postgresMs * 1000) / result.total : undefined;
+  return { result, serverCpuUsPerReq, foreignCpus, dbCpuUsPerReq };
 }
 
 /**
@@ -377,15 +396,23 @@ export async function runBench(name: string, main: (cleanup: Cleanup) => Promise
 export const num = (n: number) => Math.round(n).toLocaleString("en-US");
 
 /** The header of an HTTP scenario table, its first column `width` wide. */
-export function scenarioHeader(first: string, width: number): string {
-  return `${first.padEnd(width)}${"req/s".padStart(9)}${"p99 ms".padStart(8)}${"server CPU µs/req".padStart(19)}${"other load".padStart(12)}`;
+export function scenarioHeader(first: string, width: number, opts: { db?: boolean } = {}): string {
+  return `${first.padEnd(width)}${"req/s".padStart(9)}${"p99 ms".padStart(8)}${"server CPU µs/req".padStart(19)}${opts.db ? "db CPU µs/req".padStart(15) : ""}${"other load".padStart(12)}`;
 }
 
 /** One measured HTTP scenario as a table row: `(key) label`, padded to `width`, then its figures. */
-export function scenarioRow(key: string, label: string, m: Pick<Measured, "result" | "serverCpuUsPerReq" | "foreignCpus">, width: number, keyWidth: number): string {
+export function scenarioRow(
+  key: string,
+  label: string,
+  m: Pick<Measured, "result" | "serverCpuUsPerReq" | "foreignCpus" | "dbCpuUsPerReq">,
+  width: number,
+  keyWidth: number,
+  opts: { db?: boolean } = {},
+): string {
   return (
     `${`(${key})`.padEnd(keyWidth)}${label.padEnd(width - keyWidth)}${num(m.result.requestsPerSec).padStart(9)}${String(m.result.p99Ms).padStart(8)}` +
     `${(m.serverCpuUsPerReq === undefined ? "-" : m.serverCpuUsPerReq.toFixed(0)).padStart(19)}` +
+    `${opts.db ? (m.dbCpuUsPerReq === undefined ? "-" : m.dbCpuUsPerReq.toFixed(0)).padStart(15) : ""}` +
     `${(m.foreignCpus === undefined ? "-" : `${m.foreignCpus.toFixed(2)} CPU`).padStart(12)}`
   );
 }

@@ -5,6 +5,7 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { Ajv } from "ajv";
 import addFormats from "ajv-formats";
 import type { Deps } from "./deps.ts";
+import { AccessLogController } from "./http/access-log.ts";
 import { installAuth } from "./http/auth.ts";
 import { installInputGuard } from "./http/input-guard.ts";
 import { installTenant } from "./http/tenant.ts";
@@ -37,12 +38,13 @@ function newAjv(coerceTypes: false | "array"): Ajv {
 
 /** The Fastify shell: plugins, error handling, OpenAPI, and every module's routes. Tests build it the same way. */
 export async function buildApp(deps: Deps): Promise<FastifyInstance> {
-  // Fastify logs every request at info. Below that level (LOG_LEVEL=warn, error, …) it runs without a logger of its
-  // own, which spares every request its response listeners and log calls; request.log still writes through ours.
+  // At info and below every request writes one access line when its response has been sent (AccessLogController).
+  // Above info (LOG_LEVEL=warn, error, …) Fastify runs without a logger of its own, which spares every request its
+  // response listeners; request.log (errors) still writes through ours.
   const requestLogging = deps.log.isLevelEnabled("info");
   const app = Fastify({
     ...(requestLogging
-      ? { loggerInstance: withLazyRequestLoggers(deps.log) as FastifyBaseLogger }
+      ? { loggerInstance: withLazyRequestLoggers(deps.log) as FastifyBaseLogger, logController: new AccessLogController(deps.log) }
       : { childLoggerFactory: (_logger: FastifyBaseLogger, bindings: Bindings) => lazyRequestLogger(deps.log, bindings) as FastifyBaseLogger }),
     trustProxy: deps.config.trustProxy,
     bodyLimit: 1024 * 1024,
@@ -89,8 +91,15 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   await app.register(swaggerUi, { routePrefix: "/docs", uiConfig: { deepLinking: true } });
   app.get("/openapi.json", { config: { auth: "none" }, schema: { hide: true } }, async () => app.swagger());
 
-  installAuth(app, deps.keys, deps.apiKeys.verifier, deps.impersonation.checker, deps.serviceKeys.verifier);
-  installTenant(app, deps.access, deps.serviceAccounts.memberships, deps.apiKeys.verifier, deps.serviceKeys.verifier);
+  installAuth(app, {
+    keys: deps.keys,
+    apiKeys: deps.apiKeys.verifier,
+    impersonations: deps.impersonation.checker,
+    serviceTokens: deps.serviceKeys.verifier,
+    revokedSessions: deps.identity.revocations,
+    failures: deps.credentialFailures,
+  });
+  installTenant(app, deps.access, deps.principals);
   await app.register(opsRoutes({ db: deps.db, metrics }));
   await app.register(authPagesRoutes());
   for (const plugin of deps.routes) await app.register(plugin);

@@ -14,7 +14,8 @@ describe("configuration", () => {
     assert.equal(c.redis.kind, "absent");
     assert.equal(c.mail.kind, "outbox");
     assert.equal(c.jwt.accessTtlSeconds, 900);
-    assert.equal(c.jwt.alg, "EdDSA");
+    assert.equal(c.jwt.alg, "ES256", "the alg the widest set of verifiers accepts");
+    assert.equal(loadConfig({ PLINTH_JWT_ALG: "EdDSA" }, "/srv/plinth").jwt.alg, "EdDSA", "EdDSA stays an option");
   });
 
   it("reads PostgreSQL, Redis and SMTP settings", () => {
@@ -45,6 +46,7 @@ describe("configuration", () => {
     ["PLINTH_JWT_ALG", { PLINTH_JWT_ALG: "HS256" }],
     ["PLINTH_ACCESS_TOKEN_TTL", { PLINTH_ACCESS_TOKEN_TTL: "5" }],
     ["LOG_LEVEL", { LOG_LEVEL: "loud" }],
+    ["LOG_FORMAT", { LOG_FORMAT: "colourful" }],
     ["TRUST_PROXY", { TRUST_PROXY: "maybe" }],
     ["PLINTH_PUBLIC_URL", { PLINTH_PUBLIC_URL: "ftp://x" }],
     ["MAIL_FROM", { MAIL_FROM: "nobody" }],

@@ -13,9 +13,15 @@ export interface Config {
   redis: { kind: "absent" } | { kind: "configured"; url: string };
   /** Base64 of 32 bytes, or absent: the embedded mode then keeps a generated key file in the data dir. */
   masterKey?: Buffer;
+  /**
+   * `alg` is what new signing keys use. ES256 by default: the widest set of verifiers accepts it (jsonwebtoken +
+   * jwks-rsa, the most used Node stack, and many API gateways refuse EdDSA). Existing keys keep their own alg.
+   */
   jwt: { issuer: string; audience: string; alg: "EdDSA" | "ES256"; accessTtlSeconds: number; refreshTtlSeconds: number };
   mail: { kind: "smtp"; url: string; from: string } | { kind: "outbox"; from: string };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  /** `pretty`: readable lines for a person at a terminal; `json`: one JSON object a line, for a log collector. */
+  logFormat: "json" | "pretty";
   trustProxy: boolean;
   /** Run migrations when `serve` starts (default on; turn off when a deploy step runs `plinth migrate`). */
   autoMigrate: boolean;
@@ -75,7 +81,11 @@ function enumVar<T extends string>(env: Env, name: string, allowed: readonly T[]
   return raw as T;
 }
 
-export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config {
+/**
+ * `stdoutIsTTY` decides LOG_FORMAT's default (readable lines at a terminal, JSON otherwise); it is a parameter so
+ * that the parse stays a function of its inputs.
+ */
+export function loadConfig(env: Env = process.env, cwd = process.cwd(), stdoutIsTTY = process.stdout.isTTY === true): Config {
   const port = intVar(env, "PORT", 8080, 1, 65535);
   const host = env.HOST || "127.0.0.1";
   const publicUrl = (urlVar(env, "PLINTH_PUBLIC_URL", ["http:", "https:"]) ?? `http://localhost:${port}`).replace(/\/$/, "");
@@ -116,12 +126,13 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     jwt: {
       issuer: publicUrl,
       audience: env.PLINTH_JWT_AUDIENCE || "plinth",
-      alg: enumVar(env, "PLINTH_JWT_ALG", ["EdDSA", "ES256"] as const, "EdDSA"),
+      alg: enumVar(env, "PLINTH_JWT_ALG", ["ES256", "EdDSA"] as const, "ES256"),
       accessTtlSeconds: accessTtl,
       refreshTtlSeconds: refreshTtl,
     },
     mail: smtpUrl ? { kind: "smtp", url: smtpUrl, from } : { kind: "outbox", from },
     logLevel: enumVar(env, "LOG_LEVEL", ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const, "info"),
+    logFormat: enumVar(env, "LOG_FORMAT", ["json", "pretty"] as const, stdoutIsTTY ? "pretty" : "json"),
     trustProxy: boolVar(env, "TRUST_PROXY", false),
     autoMigrate: boolVar(env, "PLINTH_AUTO_MIGRATE", true),
     runWorker: boolVar(env, "PLINTH_RUN_WORKER", true),
@@ -139,13 +150,14 @@ export const CONFIG_VARIABLES = [
   ["DATABASE_POOL_SIZE", "10", "connections per pool per instance: request transactions and the access engine's read-only reads each have a pool this size (up to twice this many connections)"],
   ["REDIS_URL", "(in-process)", "Redis/Valkey for rate limits shared across instances"],
   ["PLINTH_MASTER_KEY", "(key file in embedded mode)", "32 bytes base64; wraps signing keys"],
-  ["PLINTH_JWT_ALG", "EdDSA", "EdDSA or ES256"],
+  ["PLINTH_JWT_ALG", "ES256", "ES256 or EdDSA: the alg of new signing keys (existing keys keep theirs until rotated)"],
   ["PLINTH_JWT_AUDIENCE", "plinth", "aud of access tokens"],
   ["PLINTH_ACCESS_TOKEN_TTL", "900", "seconds"],
   ["PLINTH_REFRESH_TOKEN_TTL", "2592000", "seconds"],
   ["SMTP_URL", "(dev outbox)", "smtp:// or smtps:// with credentials"],
   ["MAIL_FROM", "Plinth <no-reply@localhost>", "sender of mail"],
   ["LOG_LEVEL", "info", "pino level"],
+  ["LOG_FORMAT", "pretty on a terminal, else json", "json or pretty (readable lines)"],
   ["TRUST_PROXY", "false", "honour X-Forwarded-For behind a load balancer"],
   ["PLINTH_AUTO_MIGRATE", "true", "migrate when serve starts"],
   ["PLINTH_RUN_WORKER", "true", "run the job worker inside serve"],

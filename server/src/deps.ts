@@ -8,9 +8,10 @@ import { migrate } from "./db/migrate.ts";
 import { createJobQueue, type JobQueue } from "./jobs/queue.ts";
 import { systemClock, type Clock } from "./lib/clock.ts";
 import { deriveKey } from "./lib/crypto.ts";
-import type { LimiterStore } from "./limits/throttle.ts";
-import { createLogger } from "./logger.ts";
+import { createThrottle, type LimiterStore, type Throttle } from "./limits/throttle.ts";
+import { createServerLogger } from "./logger.ts";
 import { createMailer, type Mailer } from "./mail/mailer.ts";
+import { createBus, type Bus } from "./pubsub/bus.ts";
 import { DEFAULT_ABUSE_RULES, type AbuseRules } from "./modules/identity/abuse.ts";
 import * as access from "./modules/access/index.ts";
 import * as audit from "./modules/audit/index.ts";
@@ -32,12 +33,16 @@ export interface Deps {
   jobs: JobQueue;
   mailer: Mailer;
   redis?: Redis;
+  bus: Bus;
+  /** Failed credentials per client IP on authenticated routes (the auth hook). */
+  credentialFailures: Throttle;
   keys: ReturnType<typeof keys.wire>["service"];
   apiKeys: ReturnType<typeof keys.wire>["apiKeys"];
   orgs: ReturnType<typeof orgs.wire>["service"];
   orgProfile: ReturnType<typeof orgs.wire>["profile"];
   orgLifecycle: ReturnType<typeof orgs.wire>["lifecycle"];
   access: Awaited<ReturnType<typeof access.wire>>["service"];
+  principals: Awaited<ReturnType<typeof access.wire>>["principals"];
   audit: ReturnType<typeof audit.wire>["service"];
   identity: ReturnType<typeof identity.wire>["service"];
   teams: ReturnType<typeof teams.wire>["service"];
@@ -95,7 +100,7 @@ export function resolveMasterKey(config: Config, log: Logger): Buffer {
 
 /** The composition root: database → platform ports → modules. */
 export async function createDeps(config: Config, overrides: DepsOverrides = {}): Promise<Deps> {
-  const log = overrides.log ?? createLogger(config.logLevel);
+  const log = overrides.log ?? createServerLogger(config);
   const clock = overrides.clock ?? systemClock;
   const masterKey = resolveMasterKey(config, log);
   let release = () => {};
@@ -120,9 +125,10 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     const jobs = createJobQueue({ db, clock, log });
     const mailer = createMailer({ config: config.mail, db, log, logBodies: config.database.kind === "embedded" });
     const au = audit.wire({ db, clock });
-    const ac = await access.wire({ db, clock, log, redis, audit: au.service });
-    closers.push(ac.close);
-    const k = keys.wire({ db, clock, log, masterKey, jwt: config.jwt, accessTtlSeconds: config.jwt.accessTtlSeconds, access: ac.service, audit: au.service, limiterStore });
+    const bus = await createBus({ redis, log });
+    closers.push(bus.close);
+    const ac = await access.wire({ db, clock, bus, audit: au.service });
+    const k = keys.wire({ db, clock, log, masterKey, jwt: config.jwt, accessTtlSeconds: config.jwt.accessTtlSeconds, access: ac.service, principals: ac.principals, audit: au.service, limiterStore });
     closers.push(k.close); // writes the API key usage counted since the last batch
     const created = await k.service.ensureActiveKey();
     if (created.created) log.info("generated the first token-signing key");
@@ -140,13 +146,21 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       publicUrl: config.publicUrl,
       accessTtlSeconds: config.jwt.accessTtlSeconds,
       refreshTtlSeconds: config.jwt.refreshTtlSeconds,
+      bus,
+      maxTokenTtlSeconds: Math.max(config.jwt.accessTtlSeconds, 3600),
     });
+    closers.push(id.close);
+    await id.start();
     const tm = teams.wire({ db, clock, audit: au.service, access: ac.service });
-    const mb = members.wire({ db, clock, audit: au.service, access: ac.service });
-    const inv = invitations.wire({ db, clock, audit: au.service, access: ac.service, jobs, mailer, identity: id.service.identity, publicUrl: config.publicUrl });
     const sa = serviceAccounts.wire({ db, clock, audit: au.service, access: ac.service, keys: k.service, apiKeys: k.apiKeys.verifier, apiKeyService: k.apiKeys, limiterStore, issuer: config.jwt.issuer, publicUrl: config.publicUrl });
     const svk = serviceKeys.wire({ db, clock, log, jwt: config.jwt, access: ac.service, audit: au.service });
     closers.push(svk.close); // writes the service keys' last use counted since the last batch
+    // a removal ends or lists the member's rows through the modules owning them; revoked sessions stop after the commit
+    const memberOwners = { sessions: id.service.sessions, keys: k.apiKeys.owners, clients: sa.service, serviceKeys: svk.serviceKeys.makers };
+    const mb = members.wire({ db, clock, audit: au.service, access: ac.service, owners: memberOwners, onSessionsRevoked: (ids) => id.service.sessions.revoked(ids) });
+    const inv = invitations.wire({ db, clock, audit: au.service, access: ac.service, jobs, mailer, identity: id.service.identity, members: mb.service.members, teams: tm.service.members, publicUrl: config.publicUrl });
+    // what each kind of principal may do is answered in one place (access/principal.ts), from these modules' facts
+    ac.principals.setSources({ serviceAccounts: sa.service.memberships, clients: sa.service.clients, sourceKeys: k.apiKeys.verifier, services: svk.serviceKeys.verifier });
     const imp = impersonation.wire({ db, clock, keys: k.service, access: ac.service, audit: au.service });
     const ownDb = db;
     return {
@@ -157,12 +171,15 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       jobs,
       mailer,
       redis,
+      bus,
+      credentialFailures: createThrottle(limiterStore, "credentialFailuresPerIp", (overrides.abuseRules ?? DEFAULT_ABUSE_RULES).credentialFailuresPerIp),
       keys: k.service,
       apiKeys: k.apiKeys,
       orgs: o.service,
       orgProfile: o.profile,
       orgLifecycle: o.lifecycle,
       access: ac.service,
+      principals: ac.principals,
       audit: au.service,
       identity: id.service,
       teams: tm.service,

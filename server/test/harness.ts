@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from "fastify";
+import { sql } from "drizzle-orm";
 import pg from "pg";
 import type { Logger } from "pino";
 import { buildApp } from "../src/app.ts";
@@ -98,6 +99,7 @@ export const TEST_ABUSE_RULES: AbuseRules = {
   registerPerIp: { ...DEFAULT_ABUSE_RULES.registerPerIp, points: 100_000 },
   registerPerEmail: { ...DEFAULT_ABUSE_RULES.registerPerEmail, points: 100_000 },
   emailPerIp: { ...DEFAULT_ABUSE_RULES.emailPerIp, points: 100_000 },
+  credentialFailuresPerIp: { ...DEFAULT_ABUSE_RULES.credentialFailuresPerIp, points: 100_000 },
 };
 
 export interface TestAppOptions {
@@ -223,11 +225,65 @@ export function problemOf(res: LightMyRequestResponse): { code: string; status: 
   return p;
 }
 
-/** A 400 VALIDATION_FAILED whose `errors` (or `field`) name exactly `field`. */
-export function assertFieldError(res: LightMyRequestResponse, field: string): void {
+/** A 400 (VALIDATION_FAILED unless `code` says otherwise) whose `errors` (or `field`) name exactly `field`. */
+export function assertFieldError(res: LightMyRequestResponse, field: string, code = "VALIDATION_FAILED"): void {
   assert.equal(res.statusCode, 400, res.body);
   const p = problemOf(res);
-  assert.equal(p.code, "VALIDATION_FAILED");
+  assert.equal(p.code, code, res.body);
   const fields = [...(p.errors ?? []).map((e) => e.field), p.field];
   assert.ok(fields.includes(field), `expected an error naming ${field}: ${res.body}`);
+}
+
+export type Problem = ReturnType<typeof problemOf> & Record<string, unknown>;
+
+/**
+ * Asserts `res` is a problem+json answer with this status and code, and returns the document. `expect` is the field
+ * at fault (the problem's `field`), or members the document must have, compared deeply (`{ permission: "keys:create" }`).
+ */
+export function assertProblem(res: LightMyRequestResponse, status: number, code: string, expect?: string | Record<string, unknown>): Problem {
+  assert.equal(res.statusCode, status, res.body);
+  const p = problemOf(res) as Problem;
+  assert.equal(p.code, code, res.body);
+  const members = typeof expect === "string" ? { field: expect } : (expect ?? {});
+  for (const [k, v] of Object.entries(members)) assert.deepEqual(p[k], v, `${k} in ${res.body}`);
+  return p;
+}
+
+export function uniqueSlug(tag = "org"): string {
+  return `${tag}-${randomBytes(5).toString("hex")}`;
+}
+
+/** Creates an organization through the API; `owner` becomes its owner. Returns its id. */
+export async function makeOrg(t: TestApp, owner: TestUser, name = "Test Org", slug = uniqueSlug()): Promise<string> {
+  const res = await t.call("POST", "/v1/orgs", { name, slug }, owner.access_token);
+  if (res.statusCode !== 201) throw new Error(`create org failed: ${res.statusCode} ${res.body}`);
+  return res.json().id as string;
+}
+
+/**
+ * Makes `user` a member of `orgId` with `role` (or changes their role) directly in the table, as an accepted
+ * invitation would, and drops the org's cached access so the next request sees it.
+ */
+export async function addMember(t: TestApp, orgId: string, user: { id: string }, role: string): Promise<void> {
+  await t.db.owner.execute(
+    sql`insert into memberships (org_id, user_id, role) values (${orgId}, ${user.id}, ${role}) on conflict (org_id, user_id) do update set role = excluded.role`,
+  );
+  await t.deps.access.invalidate(orgId);
+}
+
+export interface TestKey {
+  id: string;
+  name: string;
+  secret: string;
+}
+
+/**
+ * Creates an API key in `orgId` as `by` (a user, or any bearer credential); asserts 201. The name is unique unless
+ * the body gives one; a body that names no roles, permissions or inherit gets roles ["viewer"].
+ */
+export async function makeKey(t: TestApp, orgId: string, by: TestUser | string, body: Record<string, unknown> = {}): Promise<TestKey> {
+  const grants = "roles" in body || "permissions" in body || "inherit" in body ? {} : { roles: ["viewer"] };
+  const res = await t.call("POST", `/v1/orgs/${orgId}/keys`, { name: `k-${randomBytes(4).toString("hex")}`, ...grants, ...body }, typeof by === "string" ? by : by.access_token);
+  assert.equal(res.statusCode, 201, res.body);
+  return res.json() as TestKey;
 }

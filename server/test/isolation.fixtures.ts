@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { sql } from "drizzle-orm";
-import { encodeCursor } from "../src/http/schemas.ts";
+import { encodeCursor } from "../src/lib/pagination.ts";
 import { newId } from "../src/lib/ids.ts";
 import { signUp, uniqueEmail, type TestApp, type TestUser } from "./harness.ts";
 

@@ -13,7 +13,7 @@ import { sql } from "drizzle-orm";
 import type { LightMyRequestResponse } from "fastify";
 import { newId } from "../src/lib/ids.ts";
 import { BUILT_IN_ROLES, isPermission, type BuiltInRole, type Permission } from "../src/modules/access/permissions.ts";
-import { BACKENDS, createTestApp, problemOf, signUp, type TestApp, type TestUser } from "./harness.ts";
+import { BACKENDS, addMember, createTestApp, makeOrg, problemOf, signUp, type TestApp, type TestUser } from "./harness.ts";
 import { fakeId, idSlots, leaked, missingLike, seedTenant, tenantState, valuesFor, withValue, type IdSlot, type Schema, type Tenant } from "./isolation.fixtures.ts";
 
 /** What a body may need to know about the org it is sent to. */
@@ -93,6 +93,8 @@ interface Operation {
   operationId?: string;
   security?: unknown;
   "x-permission"?: string;
+  "x-mints-authority"?: boolean;
+  "x-person-only"?: boolean;
   parameters?: { in: string; name: string; required?: boolean; schema?: Schema }[];
   requestBody?: { content?: Record<string, { schema?: Schema }> };
   responses?: Record<string, unknown>;
@@ -238,14 +240,9 @@ for (const backend of BACKENDS) {
     /** Org A with the owner (its creator) and one member of each other built-in role. */
     async function orgWithRoles(): Promise<string> {
       const slug = `tenant-a-${randomBytes(5).toString("hex")}`;
-      const res = await t.call("POST", "/v1/orgs", { name: "Tenant A", slug }, owner.access_token);
-      assert.equal(res.statusCode, 201, res.body);
-      const id = res.json().id as string;
+      const id = await makeOrg(t, owner, "Tenant A", slug);
       slugs.set(id, slug);
-      for (const role of ROLES.filter((r) => r !== "owner")) {
-        await t.db.owner.execute(sql`insert into memberships (org_id, user_id, role) values (${id}, ${members[role].id}, ${role})`);
-      }
-      await t.deps.access.invalidate(id);
+      for (const role of ROLES.filter((r) => r !== "owner")) await addMember(t, id, members[role], role);
       return id;
     }
     /** Everything an outsider could have changed: the profile, every tenant table, the audit chain. */
@@ -278,9 +275,7 @@ for (const backend of BACKENDS) {
       orgA = await orgWithRoles();
       // org B: the stranger's, with a profile and audit history of its own
       const slugB = `tenant-b-${randomBytes(5).toString("hex")}`;
-      const b = await t.call("POST", "/v1/orgs", { name: "Tenant B", slug: slugB }, stranger.access_token);
-      assert.equal(b.statusCode, 201, b.body);
-      orgB = b.json().id;
+      orgB = await makeOrg(t, stranger, "Tenant B", slugB);
       slugs.set(orgB, slugB);
       for (const display_name of ["B one", "B two"]) assert.equal((await t.call("PATCH", `/v1/orgs/${orgB}`, { display_name }, stranger.access_token)).statusCode, 200);
       B = await seedTenant(t, orgB, stranger, "B");
@@ -374,6 +369,63 @@ for (const backend of BACKENDS) {
           }
         }
       }
+    });
+
+    it("an impersonation token gets 403 (reason impersonation) on every operation that hands out lasting authority, and changes nothing", async () => {
+      const minting = ops.filter((o) => o.op["x-mints-authority"]);
+      assert.ok(minting.length >= 10, `only ${minting.length} operations say x-mints-authority`);
+      const root = await signUp(t, "Platform admin");
+      await t.db.owner.execute(sql`update users set is_platform_admin = true where id = ${root.id}`);
+      const imp = await t.call("POST", "/v1/impersonations", { user_id: owner.id, org_id: orgA, reason: "isolation suite", expires_in: 600 }, root.access_token);
+      assert.equal(imp.statusCode, 201, imp.body);
+      const asOwner = { ...owner, access_token: imp.json().access_token as string };
+      const before = await snapshot(orgA);
+      for (const o of minting) {
+        const res = await t.call(o.method, o.path.replace(":orgId", orgA), bodyAs(o, orgA, owner), asOwner.access_token);
+        assert.equal(res.statusCode, 403, `${o.key} through an impersonation: ${res.body}`);
+        assert.equal((problemOf(res) as { reason?: string }).reason, "impersonation", o.key);
+      }
+      assert.deepEqual(await snapshot(orgA), before);
+    });
+
+    it("on every operation that acts on the person, API keys (inheriting or narrowed) and exchanged tokens get 403 person_only", async () => {
+      const personal = ops.filter((o) => o.op["x-person-only"]);
+      assert.ok(personal.length >= 1, "no operation says x-person-only");
+      const key = async (body: Record<string, unknown>) => {
+        const res = await t.call("POST", `/v1/orgs/${orgA}/keys`, { name: `iso-${randomBytes(4).toString("hex")}`, ...body }, members.developer.access_token);
+        assert.equal(res.statusCode, 201, res.body);
+        return res.json().secret as string;
+      };
+      const narrowed = await key({ roles: ["viewer"] });
+      const exchanged = await t.inject({
+        method: "POST",
+        url: "/v1/oauth/token",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        payload: new URLSearchParams({ grant_type: "urn:ietf:params:oauth:grant-type:token-exchange", subject_token: narrowed, subject_token_type: "urn:plinth:api-key" }).toString(),
+      });
+      assert.equal(exchanged.statusCode, 200, exchanged.body);
+      const credentials: [string, string][] = [["a narrowed key", narrowed], ["an exchanged token", exchanged.json().access_token as string]];
+      for (const o of personal) {
+        for (const [what, secret] of credentials) {
+          const res = await t.call(o.method, o.path.replace(":orgId", orgA), bodyAs(o, orgA, members.developer), secret);
+          assert.equal(res.statusCode, 403, `${o.key} with ${what}: ${res.body}`);
+          assert.equal((problemOf(res) as { reason?: string }).reason, "person_only", `${o.key} with ${what}`);
+        }
+      }
+      const still = await t.call("GET", `/v1/orgs/${orgA}/members/${members.developer.id}`, undefined, owner.access_token);
+      assert.equal(still.statusCode, 200, "the developer is still a member");
+    });
+
+    it("a key narrowed to org:read gets 403 naming the permission on every operation that needs another one", async () => {
+      const res = await t.call("POST", `/v1/orgs/${orgA}/keys`, { name: `iso-${randomBytes(4).toString("hex")}`, permissions: ["org:read"] }, owner.access_token);
+      assert.equal(res.statusCode, 201, res.body);
+      const secret = res.json().secret as string;
+      const before = await snapshot(orgA);
+      for (const o of ops.filter((x) => x.permission !== "org:read" && !x.op["x-person-only"])) {
+        const r = await t.call(o.method, o.path.replace(":orgId", orgA), bodyAs(o, orgA, owner), secret);
+        assert.equal(r.statusCode, 403, `${o.key} with an org:read key: ${r.body}`);
+      }
+      assert.deepEqual(await snapshot(orgA), before);
     });
 
     it("malformed org ids answer 404 or 400, never 5xx", async () => {

@@ -6,7 +6,8 @@ import { createDeps, type Deps } from "../deps.ts";
 import { auditHeads, mailOutbox, orgs } from "../db/schema/index.ts";
 import { createLogger } from "../logger.ts";
 import { identityRepo } from "../modules/identity/identity.repo.ts";
-import { hashPassword, normalizeEmail, passwordProblem } from "../modules/identity/passwords.ts";
+import { hashPassword, passwordProblem } from "../modules/identity/passwords.ts";
+import { normalizeEmail } from "../lib/email.ts";
 import { newId } from "../lib/ids.ts";
 import { KEY_RELOAD_INTERVAL_MS } from "../modules/keys/signing-keys.ts";
 
@@ -30,8 +31,9 @@ export async function migrateCommand(config: Config): Promise<void> {
 
 export async function createUser(config: Config, input: { email: string; name?: string; password?: string; admin: boolean }): Promise<void> {
   await withDeps(config, async (deps) => {
-    const email = normalizeEmail(input.email);
-    if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(email)) throw new Error(`--email: "${input.email}" is not an email address`);
+    const checked = normalizeEmail(input.email);
+    if (!checked.ok) throw new Error(`--email: the email address ${checked.reason}`);
+    const email = checked.email;
     const generated = input.password === undefined;
     const password = input.password ?? randomBytes(18).toString("base64url");
     const problem = passwordProblem(password, email);

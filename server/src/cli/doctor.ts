@@ -82,6 +82,9 @@ export async function doctor(env: Record<string, string | undefined>): Promise<n
         else {
           await keys.ensureActiveKey(); // loads and decrypts every published key
           say({ ok: true, what: "signing keys", detail: `${active.length} signing, ${list.filter((k) => k.supersededAt && !k.retiredAt).length} published for rotation; private keys decrypt with the master key` });
+          // an upgraded deployment keeps signing with its old key's alg until it rotates (PLINTH_JWT_ALG names new keys' alg)
+          const other = active.filter((k) => k.alg !== config.jwt.alg).map((k) => k.alg);
+          if (other.length) say({ ok: "warn", what: "signing keys", detail: `tokens are signed with ${other.join(", ")}, not PLINTH_JWT_ALG=${config.jwt.alg}: run plinth keys rotate to switch` });
         }
       } catch (e) {
         say({ ok: false, what: "signing keys", detail: `cannot decrypt with this master key (${(e as Error).message}): is PLINTH_MASTER_KEY the one the keys were made with?` });

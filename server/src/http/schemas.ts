@@ -18,6 +18,7 @@ export const Problem = Type.Object(
     ),
     reason: Type.Optional(Type.String({ description: "Why a token was refused (expired, bad_signature, …)" })),
     permission: Type.Optional(Type.String({ description: "The permission the caller's role lacks (403)" })),
+    missing: Type.Optional(Type.Array(Type.String(), { description: "Every permission the caller lacks for what it asked to create or re-issue, in catalog order (403; the first is `permission`)" })),
     instance: Type.String({ description: "The request path" }),
     request_id: Type.String({ description: "Echo of x-request-id; quote it when reporting a problem" }),
   },

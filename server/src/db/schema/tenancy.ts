@@ -83,7 +83,11 @@ export const invitations = pgTable(
     role: text("role").notNull(),
     teamIds: text("team_ids").array().notNull().default(sql`'{}'::text[]`),
     tokenHash: text("token_hash"),
+    /** The person who invited (null when a service account or registered service did, or the person is gone). */
     invitedBy: text("invited_by").references(() => users.id, { onDelete: "set null" }),
+    /** Who invited, of any principal kind: `user` (usr_…), `service_account` (sa_…) or `service` (svk_…, a service key's registration). */
+    invitedByType: text("invited_by_type").notNull().default("user"),
+    invitedById: text("invited_by_id"),
     expiresAt: ts("expires_at").notNull(),
     sentCount: integer("sent_count").notNull().default(0),
     lastSentAt: ts("last_sent_at"),

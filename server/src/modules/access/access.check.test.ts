@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { sql } from "drizzle-orm";
 import { createManualClock } from "../../lib/clock.ts";
 import { newId } from "../../lib/ids.ts";
-import { BACKENDS, createTestApp, problemOf, signUp, type TestApp, type TestUser, assertFieldError } from "../../../test/harness.ts";
+import { BACKENDS, addMember, assertFieldError, createTestApp, makeOrg, problemOf, signUp, uniqueSlug, type TestApp, type TestUser } from "../../../test/harness.ts";
 
 const objectId = (prefix: string) => newId("request").replace("req_", `${prefix}_`);
 const doc = () => ({ type: "document", id: objectId("doc") });
@@ -38,13 +37,9 @@ for (const backend of BACKENDS) {
     before(async () => {
       t = await createTestApp({ backend, worker: false, clock });
       [owner, dev, maint, member, guest] = await Promise.all(["Owner", "Dev", "Maint", "Member", "Guest"].map((n) => signUp(t, n)));
-      const res = await t.call("POST", "/v1/orgs", { name: "Checks", slug: `checks-${randomBytes(5).toString("hex")}` }, owner.access_token);
-      assert.equal(res.statusCode, 201, res.body);
-      orgId = res.json().id;
+      orgId = await makeOrg(t, owner, "Checks", uniqueSlug("checks"));
       await t.db.owner.execute(sql`insert into custom_roles (id, org_id, name, permissions) values (${newId("role")}, ${orgId}, 'guest', ARRAY['org:read']::text[])`);
-      for (const [u, role] of [[dev, "developer"], [maint, "viewer"], [member, "viewer"], [guest, "guest"]] as const) {
-        await t.db.owner.execute(sql`insert into memberships (org_id, user_id, role) values (${orgId}, ${u.id}, ${role})`);
-      }
+      for (const [u, role] of [[dev, "developer"], [maint, "viewer"], [member, "viewer"], [guest, "guest"]] as const) await addMember(t, orgId, u, role);
       [root, mid, leaf] = [newId("team"), newId("team"), newId("team")];
       await t.db.owner.execute(sql`insert into teams (id, org_id, name, path) values (${root}, ${orgId}, 'Root', ARRAY[${root}]::text[])`);
       await t.db.owner.execute(sql`insert into teams (id, org_id, name, parent_id, path) values (${mid}, ${orgId}, 'Mid', ${root}, ARRAY[${root}, ${mid}]::text[])`);

@@ -2,7 +2,8 @@ import { sql } from "drizzle-orm";
 import type { Database, Executor } from "../../db/client.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { platformError } from "../../lib/errors.ts";
-import { BUILT_IN_ROLES, isBuiltInRole, isPermission, type Permission } from "./permissions.ts";
+import { builtInRolePermissions, permissionsOfRole } from "./authority.ts";
+import { isPermission, type Permission } from "./permissions.ts";
 import { includes, permissionsFor, type ObjectType, type Relation } from "./relations.ts";
 
 /** One step on the path to a decision, so `explain` can show why. */
@@ -133,10 +134,6 @@ export interface AccessOptions {
   maxObjects?: number;
 }
 
-const ROLE_PERMS = new Map<string, ReadonlySet<Permission>>(
-  Object.entries(BUILT_IN_ROLES).map(([name, r]) => [name, new Set<Permission>(r.permissions)]),
-);
-
 /**
  * The authorization engine: one place decides whether a principal may do something in an org.
  *
@@ -188,7 +185,8 @@ export function createAccessService(deps: { db: Database; clock: Clock; options?
             where g.org_id = m.org_id and g.kind = 'peer' and g.subject_type = 'user' and g.subject_id = m.user_id
               and (g.expires_at is null or g.expires_at > ${now.toISOString()}::timestamptz)) as peer
         from memberships m join orgs o on o.id = m.org_id
-        where m.org_id = ${orgId} and m.user_id = ${userId} and o.deleted_at is null`;
+        where m.org_id = ${orgId} and m.user_id = ${userId} and o.deleted_at is null
+          and not exists (select 1 from users u where u.id = m.user_id and u.disabled_at is not null)`;
 
   /** An object's live share grants and, for a team, its ancestry: always one row. */
   const objectQuery = (orgId: string, object: ObjectRef, now: Date) => sql`
@@ -202,12 +200,14 @@ export function createAccessService(deps: { db: Database; clock: Clock; options?
   function toMembership(orgId: string, userId: string, row: MembershipRow | undefined, now: Date): { m: OrgMembership | null; staleAt: number } {
     let staleAt = now.getTime() + ttl;
     if (!row) return { m: null, staleAt };
-    const rolePermissions = ROLE_PERMS.get(row.role) ?? new Set<Permission>((row.custom ?? []).filter(isPermission));
+    const builtIn = builtInRolePermissions(row.role);
+    const rolePermissions = builtIn.size ? builtIn : new Set<Permission>((row.custom ?? []).filter(isPermission));
     const peer: PeerPermission[] = [];
     for (const g of row.peer) {
       if (!isPermission(g.p)) continue;
       // a peer grant lasts only while its grantor is a member whose role still holds the permission: never more
-      if (!(ROLE_PERMS.get(g.byRole) ?? new Set(g.byCustom ?? [])).has(g.p)) continue;
+      const byBuiltIn = builtInRolePermissions(g.byRole);
+      if (!(byBuiltIn.size ? byBuiltIn.has(g.p) : (g.byCustom ?? []).includes(g.p))) continue;
       const expiresAt = g.exp ? new Date(g.exp) : null;
       if (expiresAt) staleAt = Math.min(staleAt, expiresAt.getTime());
       peer.push({ grantId: g.id, permission: g.p, grantedBy: g.by, expiresAt });
@@ -377,10 +377,22 @@ export function createAccessService(deps: { db: Database; clock: Clock; options?
     },
 
     /** The permissions of a role in an org: built-in, or the org's custom role (undefined when there is none). */
-    async rolePermissions(ex: Executor, orgId: string, role: string): Promise<ReadonlySet<Permission> | undefined> {
-      if (isBuiltInRole(role)) return ROLE_PERMS.get(role);
-      const custom = await customRolePermissions(ex, orgId, role);
-      return custom ? new Set(custom) : undefined;
+    rolePermissions(ex: Executor, orgId: string, role: string): Promise<ReadonlySet<Permission> | undefined> {
+      return permissionsOfRole(ex, orgId, role, customRolePermissions);
+    },
+
+    /**
+     * What a list of roles gives together (a key's, a service account's, a service key's roles): 400 naming
+     * `roles.<i>` for a name that is neither a built-in role nor a custom role of the org.
+     */
+    async permissionsOfRoles(ex: Executor, orgId: string, roles: readonly string[], field = "roles"): Promise<Set<Permission>> {
+      const out = new Set<Permission>();
+      for (const [i, role] of roles.entries()) {
+        const perms = await permissionsOfRole(ex, orgId, role, customRolePermissions);
+        if (!perms) throw platformError("VALIDATION_FAILED", `role ${role} is neither a built-in role nor a custom role of this organization.`, { field: `${field}.${i}` });
+        for (const p of perms) out.add(p);
+      }
+      return out;
     },
 
     /**
@@ -415,9 +427,6 @@ export function createAccessService(deps: { db: Database; clock: Clock; options?
       objects.clear();
     },
 
-    permissionsOf(role: string): ReadonlySet<Permission> {
-      return ROLE_PERMS.get(role) ?? new Set();
-    },
   };
   return service;
 }

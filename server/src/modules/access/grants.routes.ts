@@ -1,11 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
-import { BODY_ERRORS, Cursor, OrgIdParams, bearerSecurity, decodeCursor, encodeCursor, errors, Limit } from "../../http/schemas.ts";
-import { requireTenant } from "../../http/tenant.ts";
+import { BODY_ERRORS, OrgIdParams, bearerSecurity, errors } from "../../http/schemas.ts";
+import { Page, idCursor, page, pageQuery, pageRequest } from "../../lib/pagination.ts";
+import { requireTenant } from "./request.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { platformError } from "../../lib/errors.ts";
-import { idPattern, isId, type IdKind } from "../../lib/ids.ts";
-import { actorOf } from "../audit/audit.http.ts";
+import { idPattern } from "../../lib/ids.ts";
+import { actorOf } from "./request.ts";
 import {
   Check,
   CheckSubject,
@@ -29,21 +30,6 @@ import type { CheckInput, GrantsService } from "./grants.service.ts";
 import type { Permission } from "./permissions.ts";
 import { OBJECT_TYPES, type ObjectType, type Relation } from "./relations.ts";
 
-const page = <T extends ReturnType<typeof Type.Object>>(item: T) =>
-  Type.Object({ items: Type.Array(item), next_cursor: Type.Union([Type.String(), Type.Null()], { description: "Pass as cursor for the next page" }) });
-
-/** The id a cursor carries, or 400 naming cursor. */
-function cursorId(cursor: string | undefined, kind: IdKind): string | undefined {
-  const id = decodeCursor(cursor);
-  if (id !== undefined && !isId(kind, id)) throw platformError("VALIDATION_FAILED", "cursor is not a next_cursor of this list.", { field: "cursor" });
-  return id;
-}
-
-function pageOf<R extends { id: string }, T>(rows: R[], limit: number, map: (r: R) => T) {
-  const items = rows.slice(0, limit);
-  return { items: items.map(map), next_cursor: rows.length > limit ? encodeCursor(items[items.length - 1].id) : null };
-}
-
 /** A check is a permission, or a relation with an object: exactly one of the two shapes (400 naming what is amiss). */
 function toCheck(c: { permission?: Permission; relation?: Relation; object?: { type: ObjectType; id: string } }, prefix: string): CheckInput {
   if (c.permission && !c.relation && !c.object) return { permission: c.permission };
@@ -60,7 +46,7 @@ export function grantsRoutes(s: { grants: GrantsService; clock: Clock }): Fastif
   const { grants, clock } = s;
   return async (app) => {
     app.post("/v1/orgs/:orgId/grants", {
-      config: { permission: "grants:manage", resourceCheck: true },
+      config: { mintsAuthority: true, permission: "grants:manage", resourceCheck: true },
       schema: {
         operationId: "createGrant",
         tags: ["grants"],
@@ -99,24 +85,23 @@ export function grantsRoutes(s: { grants: GrantsService; clock: Clock }): Fastif
             object_id: Type.Optional(Type.String({ pattern: "^[a-z]+_[0-9a-hjkmnp-tv-z]{26}$", description: "Only grants on this resource" })),
             kind: Type.Optional(Type.Enum(["share", "peer"], { description: "share or peer" })),
             include_expired: Type.Optional(Type.Boolean({ default: false, description: "Also grants that have stopped counting" })),
-            cursor: Type.Optional(Cursor),
-            limit: Type.Optional(Limit),
+            ...pageQuery,
           },
           { additionalProperties: false },
         ),
-        response: { 200: page(Grant), ...errors(400, 401, 403, 404) },
+        response: { 200: Page(Grant), ...errors(400, 401, 403, 404) },
       },
     }, async (req) => {
       const q = req.query;
-      const limit = q.limit ?? 50;
+      const { limit, fetch, cursor } = pageRequest(q, idCursor("grant"));
       const now = clock.now();
       const rows = await grants.listGrants(
         requireTenant(req).orgId,
         { kind: q.kind, subjectType: q.subject_type, subjectId: q.subject_id, objectType: q.object_type, objectId: q.object_id, liveAt: q.include_expired ? undefined : now },
-        limit + 1,
-        cursorId(q.cursor, "grant"),
+        fetch,
+        cursor,
       );
-      return pageOf(rows, limit, (g) => toGrant(g, now));
+      return page(rows, limit, (g) => g.id, (g) => toGrant(g, now));
     });
 
     app.get("/v1/orgs/:orgId/grants/:grantId", {
@@ -141,7 +126,7 @@ export function grantsRoutes(s: { grants: GrantsService; clock: Clock }): Fastif
     });
 
     app.post("/v1/orgs/:orgId/peer-grants", {
-      config: { permission: "org:read" },
+      config: { mintsAuthority: true, permission: "org:read" },
       schema: {
         operationId: "createPeerGrants",
         tags: ["grants"],
@@ -180,19 +165,18 @@ export function grantsRoutes(s: { grants: GrantsService; clock: Clock }): Fastif
           {
             direction: Type.Optional(Type.Enum(["given", "received"], { description: "Only those you gave, or only those you received (default: both)" })),
             include_expired: Type.Optional(Type.Boolean({ default: false, description: "Also grants that have stopped counting" })),
-            cursor: Type.Optional(Cursor),
-            limit: Type.Optional(Limit),
+            ...pageQuery,
           },
           { additionalProperties: false },
         ),
-        response: { 200: page(PeerGrant), ...errors(400, 401, 403, 404) },
+        response: { 200: Page(PeerGrant), ...errors(400, 401, 403, 404) },
       },
     }, async (req) => {
       const q = req.query;
-      const limit = q.limit ?? 50;
-      const rows = await grants.listPeerGrants(requireTenant(req), q.direction, q.include_expired ?? false, limit + 1, cursorId(q.cursor, "grant"));
+      const { limit, fetch, cursor } = pageRequest(q, idCursor("grant"));
+      const rows = await grants.listPeerGrants(requireTenant(req), q.direction, q.include_expired ?? false, fetch, cursor);
       const now = clock.now();
-      return pageOf(rows, limit, (g) => toPeerGrant(g, now));
+      return page(rows, limit, (g) => g.id, (g) => toPeerGrant(g, now));
     });
 
     app.delete("/v1/orgs/:orgId/peer-grants/:grantId", {
@@ -249,18 +233,17 @@ export function grantsRoutes(s: { grants: GrantsService; clock: Clock }): Fastif
           {
             role: Type.Optional(Type.Enum(["incoming", "outgoing"], { description: "incoming: you are asked; outgoing: you asked (default: both)" })),
             status: Type.Optional(Type.Enum(["pending", "approved", "denied", "cancelled"])),
-            cursor: Type.Optional(Cursor),
-            limit: Type.Optional(Limit),
+            ...pageQuery,
           },
           { additionalProperties: false },
         ),
-        response: { 200: page(GrantRequest), ...errors(400, 401, 403, 404) },
+        response: { 200: Page(GrantRequest), ...errors(400, 401, 403, 404) },
       },
     }, async (req) => {
       const q = req.query;
-      const limit = q.limit ?? 50;
-      const rows = await grants.listGrantRequests(requireTenant(req), q.role, q.status, limit + 1, cursorId(q.cursor, "grantRequest"));
-      return pageOf(rows, limit, toGrantRequest);
+      const { limit, fetch, cursor } = pageRequest(q, idCursor("grantRequest"));
+      const rows = await grants.listGrantRequests(requireTenant(req), q.role, q.status, fetch, cursor);
+      return page(rows, limit, (r) => r.id, toGrantRequest);
     });
 
     app.get("/v1/orgs/:orgId/grant-requests/:requestId", {
@@ -276,7 +259,7 @@ export function grantsRoutes(s: { grants: GrantsService; clock: Clock }): Fastif
     }, async (req) => toGrantRequest(await grants.getGrantRequest(requireTenant(req), req.params.requestId)));
 
     app.post("/v1/orgs/:orgId/grant-requests/:requestId/approve", {
-      config: { permission: "org:read" },
+      config: { mintsAuthority: true, permission: "org:read" },
       schema: {
         operationId: "approveGrantRequest",
         tags: ["grants"],

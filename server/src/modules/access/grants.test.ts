@@ -1,17 +1,8 @@
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { sql } from "drizzle-orm";
-import type { LightMyRequestResponse } from "fastify";
 import { newId } from "../../lib/ids.ts";
-import { BACKENDS, createTestApp, problemOf, signUp, type TestApp, type TestUser, assertFieldError } from "../../../test/harness.ts";
-
-function assertForbidden(res: LightMyRequestResponse, permission: string): void {
-  assert.equal(res.statusCode, 403, res.body);
-  const p = problemOf(res) as ReturnType<typeof problemOf> & { permission?: string };
-  assert.equal(p.code, "FORBIDDEN");
-  assert.equal(p.permission, permission, res.body);
-}
+import { BACKENDS, addMember, assertFieldError, assertProblem, createTestApp, makeOrg, problemOf, signUp, uniqueSlug, type TestApp, type TestUser } from "../../../test/harness.ts";
 
 const doc = () => ({ type: "document", id: newId("request").replace("req_", "doc_") });
 const inDays = (d: number) => new Date(Date.now() + d * 86_400_000).toISOString();
@@ -43,19 +34,14 @@ for (const backend of BACKENDS) {
     before(async () => {
       t = await createTestApp({ backend, worker: false });
       [alice, bob, carol, dave, eve] = await Promise.all(["Alice", "Bob", "Carol", "Dave", "Eve"].map((n) => signUp(t, n)));
-      const res = await t.call("POST", "/v1/orgs", { name: "Grants", slug: `grants-${randomBytes(5).toString("hex")}` }, alice.access_token);
-      assert.equal(res.statusCode, 201, res.body);
-      orgId = res.json().id;
-      for (const [u, role] of [[bob, "developer"], [carol, "viewer"], [dave, "viewer"]] as const) {
-        await t.db.owner.execute(sql`insert into memberships (org_id, user_id, role) values (${orgId}, ${u.id}, ${role})`);
-      }
+      orgId = await makeOrg(t, alice, "Grants", uniqueSlug("grants"));
+      for (const [u, role] of [[bob, "developer"], [carol, "viewer"], [dave, "viewer"]] as const) await addMember(t, orgId, u, role);
       team = newId("team");
       subTeam = newId("team");
       await t.db.owner.execute(sql`insert into teams (id, org_id, name, path) values (${team}, ${orgId}, 'Platform', ARRAY[${team}]::text[])`);
       await t.db.owner.execute(sql`insert into teams (id, org_id, name, parent_id, path) values (${subTeam}, ${orgId}, 'Runtime', ${team}, ARRAY[${team}, ${subTeam}]::text[])`);
       await t.db.owner.execute(sql`insert into team_members (team_id, org_id, user_id, role) values (${subTeam}, ${orgId}, ${carol.id}, 'member')`);
-      const other = await t.call("POST", "/v1/orgs", { name: "Other", slug: `other-${randomBytes(5).toString("hex")}` }, dave.access_token);
-      otherOrg = other.json().id;
+      otherOrg = await makeOrg(t, dave, "Other", uniqueSlug("other"));
       foreignTeam = newId("team");
       await t.db.owner.execute(sql`insert into teams (id, org_id, name, path) values (${foreignTeam}, ${otherOrg}, 'Foreign', ARRAY[${foreignTeam}]::text[])`);
       await t.deps.access.invalidate(orgId);
@@ -145,20 +131,20 @@ for (const backend of BACKENDS) {
     it("without grants:manage, a member shares only with share on the object, and only what they hold themselves", async () => {
       const d = doc();
       const before = await grantCount();
-      assertForbidden(await share(bob, { subject: { type: "user", id: carol.id }, relation: "read", object: d }), "grants:manage");
+      assertProblem(await share(bob, { subject: { type: "user", id: carol.id }, relation: "read", object: d }), 403, "FORBIDDEN", { permission: "grants:manage" });
       assert.equal((await share(alice, { subject: { type: "user", id: bob.id }, relation: "share", object: d })).statusCode, 201);
       const read = await share(bob, { subject: { type: "user", id: carol.id }, relation: "read", object: d });
       assert.equal(read.statusCode, 201, "share includes read");
       assert.equal(read.json().granted_by, bob.id);
-      assertForbidden(await share(bob, { subject: { type: "user", id: carol.id }, relation: "write", object: d }), "grants:manage");
-      assertForbidden(await share(bob, { subject: { type: "user", id: carol.id }, relation: "admin", object: d }), "grants:manage");
+      assertProblem(await share(bob, { subject: { type: "user", id: carol.id }, relation: "write", object: d }), 403, "FORBIDDEN", { permission: "grants:manage" });
+      assertProblem(await share(bob, { subject: { type: "user", id: carol.id }, relation: "admin", object: d }), 403, "FORBIDDEN", { permission: "grants:manage" });
       const owner = await share(bob, { subject: { type: "user", id: carol.id }, relation: "owner", object: d });
-      assertForbidden(owner, "grants:manage");
+      assertProblem(owner, 403, "FORBIDDEN", { permission: "grants:manage" });
       assert.match(problemOf(owner).detail, /owner/);
       assert.equal((await share(alice, { subject: { type: "user", id: bob.id }, relation: "write", object: d })).statusCode, 201);
       assert.equal((await share(bob, { subject: { type: "user", id: carol.id }, relation: "write", object: d })).statusCode, 201, "now bob holds write");
       // carol holds read and write but not share: she cannot pass them on
-      assertForbidden(await share(carol, { subject: { type: "user", id: dave.id }, relation: "read", object: d }), "grants:manage");
+      assertProblem(await share(carol, { subject: { type: "user", id: dave.id }, relation: "read", object: d }), 403, "FORBIDDEN", { permission: "grants:manage" });
       assert.equal(await grantCount(), before + 4);
     });
 
@@ -240,10 +226,10 @@ for (const backend of BACKENDS) {
       const d = doc();
       const g = (await share(alice, { subject: { type: "user", id: carol.id }, relation: "write", object: d })).json();
       assert.equal(await allowed(carol, { relation: "write", object: d }), true);
-      assertForbidden(await call(carol, "DELETE", `/grants/${g.id}`), "grants:manage");
-      assertForbidden(await call(bob, "DELETE", `/grants/${g.id}`), "grants:manage");
+      assertProblem(await call(carol, "DELETE", `/grants/${g.id}`), 403, "FORBIDDEN", { permission: "grants:manage" });
+      assertProblem(await call(bob, "DELETE", `/grants/${g.id}`), 403, "FORBIDDEN", { permission: "grants:manage" });
       assert.equal((await share(alice, { subject: { type: "user", id: bob.id }, relation: "share", object: d })).statusCode, 201);
-      assertForbidden(await call(bob, "DELETE", `/grants/${g.id}`), "grants:manage"); // share, but not write
+      assertProblem(await call(bob, "DELETE", `/grants/${g.id}`), 403, "FORBIDDEN", { permission: "grants:manage" }); // share, but not write
       const r = (await share(bob, { subject: { type: "user", id: dave.id }, relation: "read", object: d })).json();
       assert.equal((await call(bob, "DELETE", `/grants/${r.id}`)).statusCode, 204, "bob could give it, so bob may take it back");
       const del = await call(alice, "DELETE", `/grants/${g.id}`);
@@ -255,7 +241,7 @@ for (const backend of BACKENDS) {
       const again = await call(alice, "DELETE", `/grants/${g.id}`);
       assert.equal(again.statusCode, 404);
       assert.equal(problemOf(again).code, "GRANT_NOT_FOUND");
-      assertForbidden(await call(carol, "DELETE", `/grants/${newId("grant")}`), "grants:manage");
+      assertProblem(await call(carol, "DELETE", `/grants/${newId("grant")}`), 403, "FORBIDDEN", { permission: "grants:manage" });
       assertFieldError(await call(alice, "DELETE", "/grants/team_x"), "grantId");
     });
 
@@ -287,10 +273,7 @@ for (const backend of BACKENDS) {
 
       it("a peer grant counts only while its grantor's role still holds the permission: demoting the grantor ends it", async () => {
         const [gina, hal] = await Promise.all([signUp(t, "Gina"), signUp(t, "Hal")]);
-        for (const [u, role] of [[gina, "developer"], [hal, "viewer"]] as const) {
-          await t.db.owner.execute(sql`insert into memberships (org_id, user_id, role) values (${orgId}, ${u.id}, ${role})`);
-        }
-        await t.deps.access.invalidate(orgId);
+        for (const [u, role] of [[gina, "developer"], [hal, "viewer"]] as const) await addMember(t, orgId, u, role);
         const res = await call(gina, "POST", "/peer-grants", { grantee_id: hal.id, permissions: ["secrets:write"] });
         assert.equal(res.statusCode, 201, res.body);
         assert.equal(await allowed(hal, { permission: "secrets:write" }), true);
@@ -306,10 +289,10 @@ for (const backend of BACKENDS) {
       });
 
       it("only what the grantor's ROLE gives: not more, and not peer grants they received", async () => {
-        assertForbidden(await call(bob, "POST", "/peer-grants", { grantee_id: dave.id, permissions: ["secrets:read", "members:remove"] }), "members:remove");
+        assertProblem(await call(bob, "POST", "/peer-grants", { grantee_id: dave.id, permissions: ["secrets:read", "members:remove"] }), 403, "FORBIDDEN", { permission: "members:remove" });
         // carol received secrets:read from bob above: she cannot pass it on
         assert.equal(await allowed(carol, { permission: "secrets:read" }), true);
-        assertForbidden(await call(carol, "POST", "/peer-grants", { grantee_id: dave.id, permissions: ["secrets:read"] }), "secrets:read");
+        assertProblem(await call(carol, "POST", "/peer-grants", { grantee_id: dave.id, permissions: ["secrets:read"] }), 403, "FORBIDDEN", { permission: "secrets:read" });
         assert.equal(await allowed(dave, { permission: "secrets:read" }), false);
       });
 
@@ -344,8 +327,8 @@ for (const backend of BACKENDS) {
       it("revoked by its grantor or by grants:manage, at once and audited; others get 403", async () => {
         const [g] = (await call(bob, "POST", "/peer-grants", { grantee_id: dave.id, permissions: ["secrets:write"] })).json().items;
         assert.equal(await allowed(dave, { permission: "secrets:write" }), true);
-        assertForbidden(await call(dave, "DELETE", `/peer-grants/${g.id}`), "grants:manage");
-        assertForbidden(await call(carol, "DELETE", `/grants/${g.id}`), "grants:manage");
+        assertProblem(await call(dave, "DELETE", `/peer-grants/${g.id}`), 403, "FORBIDDEN", { permission: "grants:manage" });
+        assertProblem(await call(carol, "DELETE", `/grants/${g.id}`), 403, "FORBIDDEN", { permission: "grants:manage" });
         assert.equal((await call(bob, "DELETE", `/peer-grants/${g.id}`)).statusCode, 204);
         assert.equal(await allowed(dave, { permission: "secrets:write" }), false);
         const [ev] = await events("peer_grant.revoked");
@@ -379,8 +362,8 @@ for (const backend of BACKENDS) {
         assert.ok(!(await call(dave, "GET", "/grant-requests?role=incoming")).json().items.some((x: { id: string }) => x.id === r.id));
         assert.deepEqual((await call(dave, "GET", `/grant-requests/${r.id}`)).json(), r);
 
-        assertForbidden(await call(dave, "POST", `/grant-requests/${r.id}/approve`, {}), "grants:manage");
-        assertForbidden(await call(alice, "POST", `/grant-requests/${r.id}/approve`, {}), "grants:manage");
+        assertProblem(await call(dave, "POST", `/grant-requests/${r.id}/approve`, {}), 403, "FORBIDDEN", { permission: "grants:manage" });
+        assertProblem(await call(alice, "POST", `/grant-requests/${r.id}/approve`, {}), 403, "FORBIDDEN", { permission: "grants:manage" });
         assertFieldError(await call(bob, "POST", `/grant-requests/${r.id}/approve`, { permissions: ["conversations:write", "secrets:read"] }), "permissions");
         assertFieldError(await call(bob, "POST", `/grant-requests/${r.id}/approve`, { expires_at: inDays(3) }), "expires_at");
         assertFieldError(await call(bob, "POST", `/grant-requests/${r.id}/approve`, { expires_at: "2001-01-01T00:00:00Z" }), "expires_at");
@@ -427,7 +410,7 @@ for (const backend of BACKENDS) {
 
       it("deny with a reason, audited; cancel by the requester only", async () => {
         const r = (await ask(carol, { grantor_id: bob.id, permissions: ["keys:create"] })).json();
-        assertForbidden(await call(carol, "POST", `/grant-requests/${r.id}/deny`, {}), "grants:manage");
+        assertProblem(await call(carol, "POST", `/grant-requests/${r.id}/deny`, {}), 403, "FORBIDDEN", { permission: "grants:manage" });
         const denied = await call(bob, "POST", `/grant-requests/${r.id}/deny`, { reason: "ask the admins" });
         assert.equal(denied.statusCode, 200, denied.body);
         assert.equal(denied.json().status, "denied");
@@ -436,7 +419,7 @@ for (const backend of BACKENDS) {
         assert.equal(await allowed(carol, { permission: "keys:create" }), false);
 
         const c = (await ask(carol, { grantor_id: bob.id, permissions: ["keys:create"] })).json();
-        assertForbidden(await call(bob, "POST", `/grant-requests/${c.id}/cancel`), "grants:manage");
+        assertProblem(await call(bob, "POST", `/grant-requests/${c.id}/cancel`), 403, "FORBIDDEN", { permission: "grants:manage" });
         const cancelled = await call(carol, "POST", `/grant-requests/${c.id}/cancel`);
         assert.equal(cancelled.statusCode, 200, cancelled.body);
         assert.equal(cancelled.json().status, "cancelled");
@@ -453,7 +436,7 @@ for (const backend of BACKENDS) {
         await t.db.owner.execute(sql`update memberships set role = 'viewer' where org_id = ${orgId} and user_id = ${bob.id}`);
         await t.deps.access.invalidate(orgId);
         try {
-          assertForbidden(await call(bob, "POST", `/grant-requests/${r.id}/approve`, {}), "secrets:write");
+          assertProblem(await call(bob, "POST", `/grant-requests/${r.id}/approve`, {}), 403, "FORBIDDEN", { permission: "secrets:write" });
         } finally {
           await t.db.owner.execute(sql`update memberships set role = 'developer' where org_id = ${orgId} and user_id = ${bob.id}`);
           await t.deps.access.invalidate(orgId);

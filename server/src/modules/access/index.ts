@@ -1,5 +1,3 @@
-import type { Redis } from "ioredis";
-import type { Logger } from "pino";
 import type { Database } from "../../db/client.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { accessRoutes } from "./access.routes.ts";
@@ -7,12 +5,16 @@ import type { AuditService } from "../audit/audit.service.ts";
 import { grantsRoutes } from "./grants.routes.ts";
 import { createGrantsService } from "./grants.service.ts";
 import { createAccessService, type AccessOptions } from "./access.service.ts";
-import { createInvalidationBus } from "./invalidation.ts";
+import { createPrincipals } from "./principal.ts";
+import type { Bus } from "../../pubsub/bus.ts";
 
 /** Access: permissions, roles and the authorization engine, with its cross-instance cache invalidation. */
-export async function wire(deps: { db: Database; clock: Clock; log: Logger; redis?: Redis; audit: AuditService; options?: AccessOptions }) {
+export async function wire(deps: { db: Database; clock: Clock; bus: Bus; audit: AuditService; options?: AccessOptions }) {
   const access = createAccessService(deps);
-  const bus = await createInvalidationBus({ redis: deps.redis, log: deps.log, onInvalidate: (orgId) => access.invalidateLocal(orgId) });
-  access.setPublisher((orgId) => bus.publish(orgId));
-  return { service: access, routes: [accessRoutes(), grantsRoutes({ grants: createGrantsService({ ...deps, access }), clock: deps.clock })], close: () => bus.close() };
+  // another instance changed an org's access facts: drop them here before it answers
+  const invalidations = deps.bus.channel<string>("access", (orgId) => {
+    if (typeof orgId === "string") access.invalidateLocal(orgId);
+  });
+  access.setPublisher((orgId) => invalidations.publish(orgId));
+  return { service: access, principals: createPrincipals(access), routes: [accessRoutes(), grantsRoutes({ grants: createGrantsService({ ...deps, access }), clock: deps.clock })] };
 }

@@ -1,9 +1,9 @@
 import { Readable } from "node:stream";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
-import { requireTenant } from "../../http/tenant.ts";
-import { OrgIdParams, bearerSecurity, Cursor, decodeCursor, encodeCursor, errors, Limit, Timestamp } from "../../http/schemas.ts";
-import { platformError } from "../../lib/errors.ts";
+import { requireTenant } from "../access/request.ts";
+import { OrgIdParams, bearerSecurity, errors, Timestamp } from "../../http/schemas.ts";
+import { Page, page, pageQuery, pageRequest } from "../../lib/pagination.ts";
 import type { AuditRow } from "./audit.repo.ts";
 import type { AuditService } from "./audit.service.ts";
 
@@ -60,23 +60,21 @@ export function auditRoutes(s: { audit: AuditService }): FastifyPluginAsyncTypeb
         summary: "The org's audit log, newest first",
         security: bearerSecurity,
         params: OrgIdParams,
-        querystring: Type.Object({ ...Filters, cursor: Type.Optional(Cursor), limit: Type.Optional(Limit) }, { additionalProperties: false }),
-        response: { 200: Type.Object({ items: Type.Array(AuditEvent), next_cursor: Type.Union([Type.String(), Type.Null()]) }), ...errors(400, 401, 403, 404) },
+        querystring: Type.Object({ ...Filters, ...pageQuery }, { additionalProperties: false }),
+        response: { 200: Page(AuditEvent), ...errors(400, 401, 403, 404) },
       },
     }, async (req) => {
       const { orgId } = requireTenant(req);
       const q = req.query;
-      const limit = q.limit ?? 50;
-      const cursor = decodeCursor(q.cursor);
-      if (cursor !== undefined && !/^\d{1,15}$/.test(cursor)) throw platformError("VALIDATION_FAILED", "cursor is not a next_cursor of this list.", { field: "cursor" });
+      // the cursor is the last event's seq
+      const { limit, fetch, cursor } = pageRequest(q, (key) => (/^\d{1,15}$/.test(key) ? Number(key) : undefined));
       const rows = await s.audit.list(
         orgId,
         { actorId: q.actor, action: q.action, targetType: q.target_type, targetId: q.target_id, from: q.from ? new Date(q.from) : undefined, to: q.to ? new Date(q.to) : undefined },
-        limit + 1,
-        cursor === undefined ? undefined : Number(cursor),
+        fetch,
+        cursor,
       );
-      const page = rows.slice(0, limit);
-      return { items: page.map(toEvent), next_cursor: rows.length > limit ? encodeCursor(String(page[page.length - 1].seq)) : null };
+      return page(rows, limit, (e) => String(e.seq), toEvent);
     });
 
     app.get("/v1/orgs/:orgId/audit/export", {

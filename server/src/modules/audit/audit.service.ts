@@ -2,7 +2,7 @@ import type { Database, Executor } from "../../db/client.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { newId } from "../../lib/ids.ts";
 import type { AuditFilter, AuditRepo, AuditRow } from "./audit.repo.ts";
-import { eventHash, GENESIS_HASH } from "./chain.ts";
+import { eventBodyParts, eventHash, GENESIS_HASH } from "./chain.ts";
 
 /** Who did it and from where: built from the request's principal and metadata. */
 export interface AuditActor {
@@ -10,6 +10,8 @@ export interface AuditActor {
   type: "user" | "api_key" | "service_account" | "service" | "system";
   id: string | null;
   impersonatorId?: string | null;
+  /** The API key a token was exchanged from, when the action came through such a token. */
+  keyId?: string | null;
   ip?: string | null;
   userAgent?: string | null;
   requestId?: string | null;
@@ -31,13 +33,16 @@ export type VerifyResult = { ok: true; events: number } | { ok: false; events: n
 export function createAuditService(deps: { db: Database; repo: AuditRepo; clock: Clock }) {
   const { db, repo, clock } = deps;
   return {
+    /**
+     * Appends an event to the org's chain as the transaction's last statement, sent with its COMMIT (db.atCommit):
+     * an audited change costs one round trip more than the change alone, and the chain's head is locked only while
+     * the commit runs. The event id is known at once; the row exists once `db.tx` has committed.
+     */
     async record(tx: Executor, actor: AuditActor, entry: AuditEntry): Promise<string> {
-      const head = await repo.lockHead(tx, entry.orgId);
       const now = clock.now();
-      const row = {
+      const event = {
         id: newId("auditEvent", now.getTime()),
         orgId: entry.orgId,
-        seq: (head?.seq ?? 0) + 1,
         action: entry.action,
         actorType: actor.type,
         actorId: actor.id,
@@ -49,23 +54,21 @@ export function createAuditService(deps: { db: Database; repo: AuditRepo; clock:
         requestId: actor.requestId ?? null,
         diff: entry.diff ?? {},
         createdAt: now,
-        prevHash: head?.hash ?? GENESIS_HASH,
       };
-      const hash = eventHash(row);
-      await repo.insert(tx, { ...row, hash });
-      await repo.setHead(tx, entry.orgId, row.seq, hash);
-      return row.id;
+      const { before, after } = eventBodyParts(event);
+      await db.atCommit(tx, repo.appendStatement({ ...event, bodyBefore: before, bodyAfter: after }));
+      return event.id;
     },
 
     list(orgId: string, filter: AuditFilter, limit: number, beforeSeq?: number): Promise<AuditRow[]> {
-      return db.tx({ orgId }, (tx) => repo.list(tx, orgId, filter, limit, beforeSeq));
+      return db.read({ orgId }, (ex) => repo.list(ex, orgId, filter, limit, beforeSeq));
     },
 
     /** Every event of the org, oldest first, in batches (for export). */
     async *all(orgId: string, batch = 500): AsyncGenerator<AuditRow> {
       let after = 0;
       for (;;) {
-        const rows = await db.tx({ orgId }, (tx) => repo.chainFrom(tx, orgId, after, batch));
+        const rows = await db.read({ orgId }, (ex) => repo.chainFrom(ex, orgId, after, batch));
         for (const r of rows) yield r;
         if (rows.length < batch) return;
         after = rows[rows.length - 1].seq;
@@ -89,7 +92,7 @@ export function createAuditService(deps: { db: Database; repo: AuditRepo; clock:
         prev = e.hash;
         expectedSeq++;
       }
-      const head = await db.tx({ orgId }, (tx) => repo.head(tx, orgId));
+      const head = await db.read({ orgId }, (ex) => repo.head(ex, orgId));
       const lastSeq = expectedSeq - 1;
       if ((head?.seq ?? 0) !== lastSeq || (head && head.hash !== prev)) {
         const missing = { seq: lastSeq + 1, id: "(missing)", reason: `the chain ends at event #${lastSeq} but its anchored head is #${head?.seq ?? 0}: events were removed from the end` };

@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { sql } from "drizzle-orm";
 import type { LightMyRequestResponse } from "fastify";
-import { BACKENDS, createTestApp, problemOf, signUp, type TestApp, type TestUser } from "../../../test/harness.ts";
+import { BACKENDS, addMember, createTestApp, makeOrg, problemOf, signUp, uniqueSlug, type TestApp, type TestUser } from "../../../test/harness.ts";
 import { loadConfig } from "../../config.ts";
 import { openPglite } from "../../db/client.ts";
 import { createDeps } from "../../deps.ts";
@@ -62,10 +62,9 @@ for (const backend of BACKENDS) {
     const items = async (query = "") => ((await list(query)).json().items as ApiEvent[]);
     /** A fresh org of the owner with `patches` audited changes after its creation. */
     async function orgWith(patches: number): Promise<string> {
-      const res = await t.call("POST", "/v1/orgs", { name: "Chain", slug: `chain-${Math.random().toString(36).slice(2, 12)}` }, owner.access_token);
-      assert.equal(res.statusCode, 201, res.body);
-      for (let i = 0; i < patches; i++) assert.equal((await patch(res.json().id, { display_name: `v${i}` })).statusCode, 200);
-      return res.json().id;
+      const orgId = await makeOrg(t, owner, "Chain", uniqueSlug("chain"));
+      for (let i = 0; i < patches; i++) assert.equal((await patch(orgId, { display_name: `v${i}` })).statusCode, 200);
+      return orgId;
     }
 
     before(async () => {
@@ -76,7 +75,7 @@ for (const backend of BACKENDS) {
       assert.equal(created.statusCode, 201, created.body);
       org = created.json().id;
       history.push({ res: created, actor: () => owner.id, action: "org.created", diff: { name: [null, "Audited"], slug: [null, created.json().slug] } });
-      await t.db.owner.execute(sql`insert into memberships (org_id, user_id, role) values (${org}, ${admin.id}, 'admin')`);
+      await addMember(t, org, admin, "admin");
       const steps: [TestUser, Record<string, unknown>, Record<string, unknown>, Record<string, string>][] = [
         [owner, { display_name: "Acme" }, { display_name: [null, "Acme"] }, { "x-request-id": "req-patch-2" }],
         [admin, { primary_color: "#112233", contact_phone: "+1 555 0100" }, { primary_color: [null, "#112233"], contact_phone: [null, "+1 555 0100"] }, {}],

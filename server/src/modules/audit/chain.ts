@@ -32,11 +32,17 @@ export interface ChainedFields {
   prevHash: string;
 }
 
-export function eventHash(e: ChainedFields): string {
+/**
+ * An event's canonical body split around its seq: `before + seq + after` is the text its hash covers (after the
+ * previous hash and a newline). Split so that PostgreSQL can put in the seq it assigns under the chain's lock and
+ * hash the event there (audit.repo's append), with this same text.
+ */
+export function eventBodyParts(e: Omit<ChainedFields, "seq" | "prevHash">): { before: string; after: string } {
+  const SEQ = -1; // canonicalJson writes a number as is; the body's keys are sorted, seq between request_id and target_id
   const body = canonicalJson({
     id: e.id,
     org_id: e.orgId,
-    seq: e.seq,
+    seq: SEQ,
     action: e.action,
     actor_type: e.actorType,
     actor_id: e.actorId,
@@ -49,5 +55,14 @@ export function eventHash(e: ChainedFields): string {
     diff: e.diff,
     created_at: e.createdAt.toISOString(),
   });
-  return createHash("sha256").update(`${e.prevHash}\n${body}`).digest("hex");
+  // the top-level seq follows request_id's value, which is a JSON string or null: no key inside diff comes after it
+  const marker = `,"seq":${SEQ},"target_id":`;
+  const at = body.lastIndexOf(marker);
+  if (at < 0) throw new Error("canonical event body without its seq");
+  return { before: body.slice(0, at + ',"seq":'.length), after: body.slice(at + `,"seq":${SEQ}`.length) };
+}
+
+export function eventHash(e: ChainedFields): string {
+  const { before, after } = eventBodyParts(e);
+  return createHash("sha256").update(`${e.prevHash}\n${before}${e.seq}${after}`).digest("hex");
 }

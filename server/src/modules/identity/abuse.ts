@@ -10,6 +10,8 @@ export interface AbuseRules {
   registerPerEmail: ThrottleRule;
   emailPerIp: ThrottleRule;
   emailPerAccount: ThrottleRule;
+  /** Failed credentials (bad tokens, unknown keys) on authenticated routes, per client IP. */
+  credentialFailuresPerIp: ThrottleRule;
 }
 
 export const DEFAULT_ABUSE_RULES: AbuseRules = {
@@ -21,6 +23,8 @@ export const DEFAULT_ABUSE_RULES: AbuseRules = {
   // password-reset and magic-link requests
   emailPerIp: { points: 30, windowSeconds: 3600, baseBlockSeconds: 300, maxBlockSeconds: 86_400 },
   emailPerAccount: { points: 5, windowSeconds: 900, baseBlockSeconds: 300, maxBlockSeconds: 3600 },
+  // random checksum-valid keys or random-kid JWTs: 100 failures a minute per IP, then 60 s, 120 s … up to an hour
+  credentialFailuresPerIp: { points: 100, windowSeconds: 60, baseBlockSeconds: 60, maxBlockSeconds: 3600 },
 };
 
 export type AbuseThrottles = Record<keyof AbuseRules, Throttle>;

@@ -1,13 +1,14 @@
 import type { Database } from "../../db/client.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { randomToken, sha256 } from "../../lib/crypto.ts";
+import { canonicalEmail, requireEmail } from "../../lib/email.ts";
 import type { JobPayload, JobQueue } from "../../jobs/queue.ts";
 import type { Mailer } from "../../mail/mailer.ts";
 import { countOrRefuse, type AbuseThrottles } from "./abuse.ts";
 import { identityError } from "./identity.errors.ts";
-import type { EmailTokenPurpose, IdentityRepo, RequestMeta } from "./identity.repo.ts";
+import type { EmailTokenPurpose, IdentityRepo, RequestMeta, UserRow } from "./identity.repo.ts";
 import { EMAIL_JOB } from "./identity.service.ts";
-import { hashPassword, normalizeEmail, passwordProblem } from "./passwords.ts";
+import { hashPassword, passwordProblem } from "./passwords.ts";
 import type { SessionsService, TokenPair } from "./sessions.service.ts";
 import { renderEmail } from "./emails.ts";
 
@@ -27,7 +28,7 @@ const PURPOSES: EmailTokenPurpose[] = ["verify_email", "reset_password", "magic_
 export function createEmailFlowsService(deps: {
   db: Database;
   repo: IdentityRepo;
-  sessions: Pick<SessionsService, "startSession" | "issue">;
+  sessions: Pick<SessionsService, "startSession" | "issue" | "revoked">;
   jobs: Pick<JobQueue, "enqueue" | "kick" | "register">;
   mailer: Pick<Mailer, "send">;
   throttles: AbuseThrottles;
@@ -63,13 +64,13 @@ export function createEmailFlowsService(deps: {
   }
   jobs.register(EMAIL_JOB, sendEmail);
 
-  async function enqueueFor(email: string, purpose: EmailTokenPurpose, meta: RequestMeta): Promise<void> {
-    const normalized = normalizeEmail(email);
+  /** `email` is canonical (lib/email.ts); `known` is the account when the caller already has it (resend). */
+  async function enqueueFor(email: string, purpose: EmailTokenPurpose, meta: RequestMeta, known?: UserRow): Promise<void> {
     await countOrRefuse([
       [th.emailPerIp, meta.ip],
-      [th.emailPerAccount, `${purpose}:${normalized.toLowerCase()}`],
+      [th.emailPerAccount, `${purpose}:${email}`],
     ]);
-    const user = await db.read((r) => repo.findUserByEmail(r, normalized));
+    const user = known ?? (await db.read((r) => repo.findUserByEmail(r, email)));
     // Unknown addresses get the same answer and no mail, so the endpoint does not reveal who has an account.
     if (!user || user.disabledAt) return;
     await db.tx({ userId: user.id }, (tx) => jobs.enqueue(tx, EMAIL_JOB, { purpose, userId: user.id }));
@@ -85,7 +86,7 @@ export function createEmailFlowsService(deps: {
       const user = await db.read((r) => repo.findUserById(r, userId));
       if (!user) throw identityError("USER_NOT_FOUND", "This account no longer exists.");
       if (user.emailVerifiedAt) throw identityError("EMAIL_ALREADY_VERIFIED", "This email address is already verified.");
-      await enqueueFor(user.email, "verify_email", meta);
+      await enqueueFor(canonicalEmail(user.email), "verify_email", meta, user);
     },
 
     async verifyEmail(token: string): Promise<void> {
@@ -101,7 +102,7 @@ export function createEmailFlowsService(deps: {
       if (!ok) throw badToken();
     },
 
-    requestPasswordReset: (email: string, meta: RequestMeta) => enqueueFor(email, "reset_password", meta),
+    requestPasswordReset: async (email: string, meta: RequestMeta) => enqueueFor(requireEmail(email), "reset_password", meta),
 
     /** Sets the new password, spends the token and signs out every session. */
     async confirmPasswordReset(input: { token: string; new_password: string }, meta: RequestMeta): Promise<void> {
@@ -112,18 +113,19 @@ export function createEmailFlowsService(deps: {
       if (problem) throw identityError("WEAK_PASSWORD", `The password ${problem}.`, { field: "new_password" });
       const passwordHash = await hashPassword(input.new_password);
       const now = clock.now();
-      const ok = await db.tx({ userId: live.userId }, async (tx) => {
+      const revoked = await db.tx({ userId: live.userId }, async (tx) => {
         const row = await repo.consumeEmailToken(tx, hash, "reset_password", now);
-        if (!row) return false; // a concurrent use won
+        if (!row) return undefined; // a concurrent use won
         await repo.setPasswordHash(tx, row.userId, passwordHash, now);
-        const n = await repo.revokeUserSessions(tx, row.userId, "password_reset", now);
-        await repo.insertSecurityEvent(tx, { userId: row.userId, kind: "password_reset", detail: { revoked_sessions: n }, meta, now });
-        return true;
+        const ids = await repo.revokeUserSessions(tx, row.userId, "password_reset", now);
+        await repo.insertSecurityEvent(tx, { userId: row.userId, kind: "password_reset", detail: { revoked_sessions: ids.length }, meta, now });
+        return ids;
       });
-      if (!ok) throw badToken();
+      if (!revoked) throw badToken();
+      await sessions.revoked(revoked);
     },
 
-    requestMagicLink: (email: string, meta: RequestMeta) => enqueueFor(email, "magic_link", meta),
+    requestMagicLink: async (email: string, meta: RequestMeta) => enqueueFor(requireEmail(email), "magic_link", meta),
 
     /** Signs in with a magic link; the link also proves the address, so it verifies the email. */
     async consumeMagicLink(token: string, meta: RequestMeta): Promise<TokenPair> {

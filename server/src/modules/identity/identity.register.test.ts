@@ -17,7 +17,7 @@ for (const backend of BACKENDS) {
       assert.equal(res.statusCode, 201, res.body);
       const user = res.json();
       assert.match(user.id, /^usr_[0-9a-z]{26}$/);
-      assert.equal(user.email, `${local}@example.org`);
+      assert.equal(user.email, `${local.toLowerCase()}@example.org`, "stored in the one canonical form: lower-cased");
       assert.equal(user.name, "Ada");
       assert.equal(user.email_verified, false);
       assert.equal("password" in user, false);

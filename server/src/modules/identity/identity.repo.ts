@@ -23,18 +23,23 @@ const findUserByIdQueries = new WeakMap<Executor, { execute(values: { id: string
 
 /** Queries for users, credentials, sessions and emailed tokens. Every function takes the executor it runs on. */
 export const identityRepo = {
+  /**
+   * `email` is the canonical form (lib/email.ts), which is what is stored. lower() stays on the column only: it is
+   * what the users_email_key index holds, and it finds rows stored before addresses were made canonical (those kept
+   * the case of their local part).
+   */
   async findUserByEmail(ex: Executor, email: string): Promise<UserRow | undefined> {
-    const [row] = await ex.select().from(users).where(sql`lower(${users.email}) = lower(${email})`).limit(1);
+    const [row] = await ex.select().from(users).where(sql`lower(${users.email}) = ${email}`).limit(1);
     return row;
   },
 
-  /** The account and its password hash in one query: a sign-in costs the same queries whether the email exists or not. */
+  /** The account and its password hash in one query: a sign-in costs the same queries whether the email exists or not. `email` is canonical. */
   async findLoginByEmail(ex: Executor, email: string): Promise<{ user: UserRow; hash: string | null } | undefined> {
     const [row] = await ex
       .select({ user: users, hash: passwordCredentials.hash })
       .from(users)
       .leftJoin(passwordCredentials, eq(passwordCredentials.userId, users.id))
-      .where(sql`lower(${users.email}) = lower(${email})`)
+      .where(sql`lower(${users.email}) = ${email}`)
       .limit(1);
     return row;
   },
@@ -116,18 +121,34 @@ export const identityRepo = {
     return row;
   },
 
-  async revokeSession(tx: Executor, id: string, reason: string, now: Date): Promise<void> {
-    await tx.update(sessions).set({ revokedAt: now, revokedReason: reason }).where(and(eq(sessions.id, id), isNull(sessions.revokedAt)));
+  /** Revokes a live session; its id when it was live (for the revocation set), none otherwise. */
+  async revokeSession(tx: Executor, id: string, reason: string, now: Date): Promise<string[]> {
+    const rows = await tx
+      .update(sessions)
+      .set({ revokedAt: now, revokedReason: reason })
+      .where(and(eq(sessions.id, id), isNull(sessions.revokedAt)))
+      .returning({ id: sessions.id });
+    return rows.map((r) => r.id);
   },
 
-  /** Revokes every live session of a user, except `keep` when given. Returns how many. */
-  async revokeUserSessions(tx: Executor, userId: string, reason: string, now: Date, keep?: string): Promise<number> {
+  /** Revokes every live session of a user, except `keep` when given. Returns their ids. */
+  async revokeUserSessions(tx: Executor, userId: string, reason: string, now: Date, keep?: string): Promise<string[]> {
     const rows = await tx
       .update(sessions)
       .set({ revokedAt: now, revokedReason: reason })
       .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt), keep ? ne(sessions.id, keep) : undefined))
       .returning({ id: sessions.id });
-    return rows.length;
+    return rows.map((r) => r.id);
+  },
+
+  /** Revokes a user's live sessions opened for one org (an org sign-in, SSO). Returns their ids. */
+  async revokeOrgSessions(tx: Executor, userId: string, orgId: string, reason: string, now: Date): Promise<string[]> {
+    const rows = await tx
+      .update(sessions)
+      .set({ revokedAt: now, revokedReason: reason })
+      .where(and(eq(sessions.userId, userId), eq(sessions.orgId, orgId), isNull(sessions.revokedAt)))
+      .returning({ id: sessions.id });
+    return rows.map((r) => r.id);
   },
 
   async insertEmailToken(

@@ -1,9 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
-import { requestMeta, requireUser } from "../../http/auth.ts";
-import { BODY_ERRORS, bearerSecurity, Cursor, decodeCursor, encodeCursor, errors, Limit } from "../../http/schemas.ts";
-import { platformError } from "../../lib/errors.ts";
-import { isId } from "../../lib/ids.ts";
+import { requestMeta, requireUser } from "../access/request.ts";
+import { BODY_ERRORS, bearerSecurity, errors } from "../../http/schemas.ts";
+import { Page, PageQuery, idCursor, page, pageRequest } from "../../lib/pagination.ts";
 import type { EmailFlowsService } from "./email-flows.service.ts";
 import {
   Accepted,
@@ -216,22 +215,16 @@ export function meRoutes(s: { identity: IdentityService }): FastifyPluginAsyncTy
         tags,
         summary: "My sign-in history, newest first",
         security: bearerSecurity,
-        querystring: Type.Object({ cursor: Type.Optional(Cursor), limit: Type.Optional(Limit) }, { additionalProperties: false }),
+        querystring: PageQuery,
         response: {
-          200: Type.Object({ items: Type.Array(LoginAttempt), next_cursor: Type.Union([Type.String(), Type.Null()], { description: "Pass as cursor for the next page" }) }),
+          200: Page(LoginAttempt),
           ...errors(400, 401),
         },
       },
     }, async (req) => {
-      const limit = req.query.limit ?? 50;
-      const before = decodeCursor(req.query.cursor);
-      if (before !== undefined && !isId("loginAttempt", before)) throw platformError("VALIDATION_FAILED", "cursor is not a next_cursor of this list.", { field: "cursor" });
-      const rows = await s.identity.listLogins(requireUser(req).userId, limit + 1, before);
-      const page = rows.slice(0, limit);
-      return {
-        items: page.map((r) => ({ id: r.id, method: r.method, result: r.result, ip: r.ip, user_agent: r.userAgent, created_at: r.createdAt.toISOString() })),
-        next_cursor: rows.length > limit ? encodeCursor(page[page.length - 1].id) : null,
-      };
+      const { limit, fetch, cursor } = pageRequest(req.query, idCursor("loginAttempt"));
+      const rows = await s.identity.listLogins(requireUser(req).userId, fetch, cursor);
+      return page(rows, limit, (r) => r.id, (r) => ({ id: r.id, method: r.method, result: r.result, ip: r.ip, user_agent: r.userAgent, created_at: r.createdAt.toISOString() }));
     });
   };
 }

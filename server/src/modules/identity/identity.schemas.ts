@@ -6,12 +6,16 @@ import type { UserRow } from "./identity.repo.ts";
 
 const strict = { additionalProperties: false } as const;
 
-/** Surrounding white space is allowed here and trimmed by the service; the address itself must be well formed. */
+/** Surrounding white space is allowed here; the services make the address canonical (lib/email.ts) and refuse the rest. */
 export const Email = Type.String({
   minLength: 3,
   maxLength: 254,
   pattern: "^\\s*[^\\s@\\u0000-\\u001f\\u007f]{1,64}@[^\\s@.\\u0000-\\u001f\\u007f]+(\\.[^\\s@.\\u0000-\\u001f\\u007f]+)+\\s*$",
-  description: "Email address; trimmed, and its domain lowercased",
+  description:
+    "Email address. Stored and compared in one form: NFKC-normalised, trimmed and lower-cased (a punycode domain in Unicode), " +
+    "so ADA@EXAMPLE.COM and fullwidth ａｄａ@example.com are ada@example.com. Refused with 400 naming the field: invisible or " +
+    "control characters (zero-width, bidi controls, soft hyphen) and letters of different scripts mixed in the part before " +
+    "the @ or in one domain label (Latin with Cyrillic or Greek); an address in one non-Latin script is fine",
 });
 export const Password = Type.String({ minLength: 1, maxLength: PASSWORD_MAX, description: "The account's password" });
 /** Length is checked here; "not common, not the email" by the service (it needs the email). */
@@ -53,7 +57,7 @@ export const ProfilePatchBody = Type.Object(
 export const User = Type.Object(
   {
     id: Type.String({ description: "usr_… id" }),
-    email: Type.String({ description: "Email address" }),
+    email: Type.String({ description: "Email address, in its canonical form (NFKC, lower-cased)" }),
     email_verified: Type.Boolean({ description: "Whether the address was confirmed by an emailed link" }),
     name: Type.String({ description: "Display name" }),
     avatar_url: Type.Union([Type.String(), Type.Null()], { description: "Avatar image URL" }),

@@ -1,5 +1,6 @@
 import type { Database, Executor } from "../../db/client.ts";
 import type { Clock } from "../../lib/clock.ts";
+import { canonicalEmail, requireEmail } from "../../lib/email.ts";
 import { isUniqueViolation } from "../../lib/pg-errors.ts";
 import { newId } from "../../lib/ids.ts";
 import type { JobQueue } from "../../jobs/queue.ts";
@@ -7,7 +8,7 @@ import type { OrgsService } from "../orgs/orgs.service.ts";
 import { countOrRefuse, refuseIfBlocked, type AbuseThrottles } from "./abuse.ts";
 import { identityError } from "./identity.errors.ts";
 import type { IdentityRepo, RequestMeta, UserRow } from "./identity.repo.ts";
-import { dummyPasswordHash, hashPassword, needsRehash, normalizeEmail, passwordProblem, verifyPassword } from "./passwords.ts";
+import { dummyPasswordHash, hashPassword, needsRehash, passwordProblem, verifyPassword } from "./passwords.ts";
 import type { SessionsService, TokenPair } from "./sessions.service.ts";
 
 export const EMAIL_JOB = "identity.send-email";
@@ -24,7 +25,7 @@ export interface ProfilePatch {
 export function createIdentityService(deps: {
   db: Database;
   repo: IdentityRepo;
-  sessions: Pick<SessionsService, "startSession" | "issue">;
+  sessions: Pick<SessionsService, "startSession" | "issue" | "revoked">;
   orgs: Pick<OrgsService, "createPersonalOrg">;
   jobs: Pick<JobQueue, "enqueue" | "kick">;
   throttles: AbuseThrottles;
@@ -42,13 +43,13 @@ export function createIdentityService(deps: {
     meta: RequestMeta,
     verified?: { inTx: (tx: Executor, user: UserRow) => Promise<void>; method: string },
   ): Promise<{ user: UserRow; session?: { userId: string; sessionId: string; refreshToken: string } }> {
-    const email = normalizeEmail(input.email);
+    const email = requireEmail(input.email);
     const name = input.name.trim();
     checkPassword(input.password, email, "password");
     // Registration reveals whether an email is taken, so it is throttled per IP and per address.
     await countOrRefuse([
       [th.registerPerIp, meta.ip],
-      [th.registerPerEmail, email.toLowerCase()],
+      [th.registerPerEmail, email],
     ]);
     const hash = await hashPassword(input.password); // outside the transaction: it takes tens of milliseconds
     const now = clock.now();
@@ -97,8 +98,8 @@ export function createIdentityService(deps: {
 
     /** Unknown email and wrong password answer alike, and take about as long (a dummy hash is verified). */
     async login(input: { email: string; password: string; org_id?: string }, meta: RequestMeta): Promise<TokenPair> {
-      const email = normalizeEmail(input.email);
-      const accountKey = email.toLowerCase();
+      const email = requireEmail(input.email);
+      const accountKey = email;
       await refuseIfBlocked([
         [th.loginPerAccount, accountKey],
         [th.loginPerIp, meta.ip],
@@ -162,20 +163,22 @@ export function createIdentityService(deps: {
     ): Promise<{ revoked_sessions: number }> {
       const user = await this.getMe(userId);
       const stored = await db.read((r) => repo.getPasswordHash(r, userId));
-      await refuseIfBlocked([[th.loginPerAccount, user.email.toLowerCase()]]);
+      await refuseIfBlocked([[th.loginPerAccount, canonicalEmail(user.email)]]);
       if (!stored || !(await verifyPassword(stored, input.current_password))) {
-        await th.loginPerAccount.hit(user.email.toLowerCase());
+        await th.loginPerAccount.hit(canonicalEmail(user.email));
         throw identityError("WRONG_CURRENT_PASSWORD", "The current password is incorrect.", { field: "current_password" });
       }
       checkPassword(input.new_password, user.email, "new_password");
       const hash = await hashPassword(input.new_password);
       const now = clock.now();
-      return db.tx({ userId }, async (tx) => {
+      const ids = await db.tx({ userId }, async (tx) => {
         await repo.setPasswordHash(tx, userId, hash, now);
-        const n = await repo.revokeUserSessions(tx, userId, "password_changed", now, sessionId);
-        await repo.insertSecurityEvent(tx, { userId, kind: "password_changed", detail: { revoked_sessions: n }, meta, now });
-        return { revoked_sessions: n };
+        const ids = await repo.revokeUserSessions(tx, userId, "password_changed", now, sessionId);
+        await repo.insertSecurityEvent(tx, { userId, kind: "password_changed", detail: { revoked_sessions: ids.length }, meta, now });
+        return ids;
       });
+      await sessions.revoked(ids);
+      return { revoked_sessions: ids.length };
     },
 
     async listLogins(userId: string, limit: number, before?: string) {

@@ -19,6 +19,7 @@ const RULES: AbuseRules = {
   registerPerEmail: { points: 2, windowSeconds: 3600, baseBlockSeconds: 300, maxBlockSeconds: 86_400 },
   emailPerIp: { points: 3, windowSeconds: 3600, baseBlockSeconds: 300, maxBlockSeconds: 86_400 },
   emailPerAccount: { points: 2, windowSeconds: 900, baseBlockSeconds: 300, maxBlockSeconds: 3600 },
+  credentialFailuresPerIp: { points: 5, windowSeconds: 60, baseBlockSeconds: 60, maxBlockSeconds: 3600 },
 };
 const WRONG = "not the right passphrase";
 const STORES = ["memory", "redis"] as const;

@@ -11,6 +11,8 @@ import { identityRepo } from "./identity.repo.ts";
 import { authRoutes, meRoutes } from "./identity.routes.ts";
 import { createIdentityService } from "./identity.service.ts";
 import { createSessionsService } from "./sessions.service.ts";
+import { createSessionRevocations } from "./session-revocations.ts";
+import type { Bus } from "../../pubsub/bus.ts";
 
 /** Identity: accounts, passwords, sessions, emailed flows. */
 export function wire(deps: {
@@ -25,13 +27,20 @@ export function wire(deps: {
   publicUrl: string;
   accessTtlSeconds: number;
   refreshTtlSeconds: number;
+  bus: Bus;
+  /** The longest any token carrying a session id lives (access tokens, tokens exchanged from them). */
+  maxTokenTtlSeconds: number;
 }) {
   const throttles = createAbuseThrottles(deps.limiterStore, deps.abuseRules);
-  const sessions = createSessionsService({ ...deps, repo: identityRepo });
+  const revocations = createSessionRevocations({ db: deps.db, clock: deps.clock, bus: deps.bus, keepMs: deps.maxTokenTtlSeconds * 1000 + 60_000 });
+  const sessions = createSessionsService({ ...deps, repo: identityRepo, revocations });
   const identity = createIdentityService({ ...deps, repo: identityRepo, sessions, throttles });
   const email = createEmailFlowsService({ ...deps, repo: identityRepo, sessions, throttles });
   return {
-    service: { identity, sessions, email },
+    service: { identity, sessions, email, revocations },
+    /** Reads the recent revocations before the server takes requests. */
+    start: () => revocations.sync(),
+    close: async () => revocations.close(),
     routes: [authRoutes({ identity, sessions, email }), meRoutes({ identity })],
   };
 }

@@ -49,11 +49,3 @@ export function dummyPasswordHash(): Promise<string> {
   dummyHash ??= hashPassword("plinth-timing-equaliser-not-a-real-password");
   return dummyHash;
 }
-
-/** Emails are trimmed and their domain lowercased; uniqueness ignores case entirely. */
-export function normalizeEmail(email: string): string {
-  const trimmed = email.trim();
-  const at = trimmed.lastIndexOf("@");
-  if (at < 0) return trimmed;
-  return trimmed.slice(0, at) + "@" + trimmed.slice(at + 1).toLowerCase();
-}

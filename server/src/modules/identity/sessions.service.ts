@@ -5,6 +5,7 @@ import { newId } from "../../lib/ids.ts";
 import type { SigningKeys } from "../keys/signing-keys.ts";
 import { identityError } from "./identity.errors.ts";
 import type { IdentityRepo, RequestMeta } from "./identity.repo.ts";
+import type { SessionRevocations } from "./session-revocations.ts";
 
 export interface TokenPair {
   access_token: string;
@@ -27,11 +28,16 @@ export function createSessionsService(deps: {
   clock: Clock;
   accessTtlSeconds: number;
   refreshTtlSeconds: number;
+  revocations: Pick<SessionRevocations, "revoked">;
 }) {
-  const { db, repo, keys, clock } = deps;
+  const { db, repo, keys, clock, revocations } = deps;
 
-  async function accessToken(userId: string, sessionId: string): Promise<string> {
-    return keys.sign({ sub: userId, sid: sessionId }, deps.accessTtlSeconds);
+  /**
+   * A session opened for one org (sign-in with org_id) signs tokens bound to it (`org`): the tenant hook refuses them
+   * on every other org's routes, and leaving or being removed from the org revokes the session.
+   */
+  async function accessToken(userId: string, sessionId: string, orgId: string | null | undefined): Promise<string> {
+    return keys.sign(orgId ? { sub: userId, sid: sessionId, org: orgId } : { sub: userId, sid: sessionId }, deps.accessTtlSeconds);
   }
 
   async function newRefreshToken(tx: Executor, sessionId: string, now: Date): Promise<string> {
@@ -57,12 +63,12 @@ export function createSessionsService(deps: {
         expiresAt: new Date(now.getTime() + deps.refreshTtlSeconds * 1000),
       });
       const refreshToken = await newRefreshToken(tx, sessionId, now);
-      return { userId, sessionId, refreshToken };
+      return { userId, sessionId, refreshToken, orgId: orgId ?? null };
     },
 
-    async issue(s: { userId: string; sessionId: string; refreshToken: string }): Promise<TokenPair> {
+    async issue(s: { userId: string; sessionId: string; refreshToken: string; orgId?: string | null }): Promise<TokenPair> {
       return {
-        access_token: await accessToken(s.userId, s.sessionId),
+        access_token: await accessToken(s.userId, s.sessionId, s.orgId),
         refresh_token: s.refreshToken,
         token_type: "Bearer",
         expires_in: deps.accessTtlSeconds,
@@ -72,6 +78,7 @@ export function createSessionsService(deps: {
     async refresh(presented: string, meta: RequestMeta): Promise<TokenPair> {
       const hash = sha256(presented);
       const now = clock.now();
+      let revokedIds: string[] = [];
       const outcome = await db.tx({}, async (tx) => {
         const claimed = await repo.claimRefreshToken(tx, hash, now);
         if (!claimed) {
@@ -79,7 +86,7 @@ export function createSessionsService(deps: {
           if (!known) return { kind: "unknown" as const };
           const session = await repo.findSession(tx, known.sessionId);
           if (session && !session.revokedAt) {
-            await repo.revokeSession(tx, session.id, "refresh_token_reused", now);
+            revokedIds = await repo.revokeSession(tx, session.id, "refresh_token_reused", now);
             await repo.insertSecurityEvent(tx, {
               userId: session.userId,
               kind: "refresh_token_reused",
@@ -96,8 +103,10 @@ export function createSessionsService(deps: {
         if (!user || user.disabledAt) return { kind: "dead" as const };
         await repo.touchSession(tx, session.id, now);
         const refreshToken = await newRefreshToken(tx, session.id, now);
-        return { kind: "ok" as const, userId: session.userId, sessionId: session.id, refreshToken };
+        return { kind: "ok" as const, userId: session.userId, sessionId: session.id, refreshToken, orgId: session.orgId };
       });
+      // the access tokens of a replayed family stop too, everywhere, before this answers
+      await revocations.revoked(revokedIds);
       switch (outcome.kind) {
         case "ok":
           return this.issue(outcome);
@@ -112,19 +121,33 @@ export function createSessionsService(deps: {
     /** Ends the session the refresh token belongs to (used or not). Unknown tokens are ignored: logout is idempotent. */
     async logout(presented: string): Promise<void> {
       const now = clock.now();
-      await db.tx({}, async (tx) => {
+      const ids = await db.tx({}, async (tx) => {
         const known = await repo.findRefreshToken(tx, sha256(presented));
-        if (known) await repo.revokeSession(tx, known.sessionId, "logout", now);
+        return known ? repo.revokeSession(tx, known.sessionId, "logout", now) : [];
       });
+      await revocations.revoked(ids);
     },
+
+    /**
+     * Ends, inside the caller's transaction, the user's sessions opened for `orgId` (leaving or removal from the org);
+     * the revoked ids. Pass them to `revoked` after the commit: only then do their access tokens stop everywhere.
+     */
+    revokeOrgSessions(tx: Executor, orgId: string, userId: string, reason: string): Promise<string[]> {
+      return repo.revokeOrgSessions(tx, userId, orgId, reason, clock.now());
+    },
+
+    /** Sessions revoked by a commit elsewhere (members, accounts): their access tokens stop everywhere. */
+    revoked: (sessionIds: readonly string[]) => revocations.revoked(sessionIds),
 
     async logoutAll(userId: string, meta: RequestMeta): Promise<number> {
       const now = clock.now();
-      return db.tx({ userId }, async (tx) => {
-        const n = await repo.revokeUserSessions(tx, userId, "logout_all", now);
-        await repo.insertSecurityEvent(tx, { userId, kind: "logout_all", detail: { sessions: n }, meta, now });
-        return n;
+      const ids = await db.tx({ userId }, async (tx) => {
+        const ids = await repo.revokeUserSessions(tx, userId, "logout_all", now);
+        await repo.insertSecurityEvent(tx, { userId, kind: "logout_all", detail: { sessions: ids.length }, meta, now });
+        return ids;
       });
+      await revocations.revoked(ids);
+      return ids.length;
     },
   };
 }

@@ -1,10 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
-import { requireUser } from "../../http/auth.ts";
-import { BODY_ERRORS, Cursor, Limit, NullableTimestamp, Timestamp, bearerSecurity, decodeCursor, encodeCursor, errors } from "../../http/schemas.ts";
+import { requireUser } from "../access/request.ts";
+import { BODY_ERRORS, NullableTimestamp, Timestamp, bearerSecurity, errors } from "../../http/schemas.ts";
 import { platformError } from "../../lib/errors.ts";
-import { idPattern, isId } from "../../lib/ids.ts";
-import { actorOf } from "../audit/audit.http.ts";
+import { idPattern } from "../../lib/ids.ts";
+import { Page, PageQuery, idCursor, page, pageRequest } from "../../lib/pagination.ts";
+import { actorOf } from "../access/request.ts";
 import { MAX_IMPERSONATION_SECONDS, type ImpersonationRow, type ImpersonationService } from "./impersonation.service.ts";
 
 const Person = Type.Object({ id: Type.String(), email: Type.Union([Type.String(), Type.Null()]), name: Type.Union([Type.String(), Type.Null()]) });
@@ -23,8 +24,7 @@ const ImpersonationRecord = Type.Object({
   ip: Type.Union([Type.String(), Type.Null()], { description: "Where the impersonator started it from" }),
 });
 
-const Page = Type.Object({ items: Type.Array(ImpersonationRecord), next_cursor: Type.Union([Type.String(), Type.Null()], { description: "Pass as cursor for the next page" }) });
-const PageQuery = Type.Object({ cursor: Type.Optional(Cursor), limit: Type.Optional(Limit) }, { additionalProperties: false });
+const ImpersonationPage = Page(ImpersonationRecord);
 
 /**
  * Routes: POST /v1/impersonations (start), GET /v1/impersonations (the ones I started),
@@ -34,8 +34,9 @@ export function impersonationRoutes(s: { impersonation: ImpersonationService }):
   const tags = ["impersonation"];
   const svc = s.impersonation;
 
-  async function page(rows: ImpersonationRow[], limit: number) {
-    const items = rows.slice(0, limit);
+  /** The page of `rows` (fetched with `limit + 1`), with both people of each impersonation spelled out. */
+  async function recordsPage(rows: ImpersonationRow[], limit: number) {
+    const { items, next_cursor } = page(rows, limit, (r) => r.id);
     const people = await svc.people([...new Set(items.flatMap((r) => [r.impersonatorId, r.userId]))]);
     const person = (id: string) => ({ id, email: people.get(id)?.email ?? null, name: people.get(id)?.name ?? null });
     return {
@@ -52,13 +53,8 @@ export function impersonationRoutes(s: { impersonation: ImpersonationService }):
         ended_at: r.endedAt?.toISOString() ?? null,
         ip: r.ip,
       })),
-      next_cursor: rows.length > limit ? encodeCursor(items[items.length - 1].id) : null,
+      next_cursor,
     };
-  }
-  function cursorOf(cursor: string | undefined): string | undefined {
-    const before = decodeCursor(cursor);
-    if (before !== undefined && !isId("impersonation", before)) throw platformError("VALIDATION_FAILED", "cursor is not a next_cursor of this list.", { field: "cursor" });
-    return before;
   }
   /** Starting or ending one is for the person themselves, never through another impersonation. */
   function requirePerson(req: Parameters<typeof requireUser>[0]) {
@@ -102,15 +98,15 @@ export function impersonationRoutes(s: { impersonation: ImpersonationService }):
       const me = requirePerson(req);
       const b = req.body;
       const r = await svc.start(me.userId, { userId: b.user_id, orgId: b.org_id, reason: b.reason, expiresIn: b.expires_in }, actorOf(req));
-      const [record] = (await page([r.row], 1)).items;
+      const [record] = (await recordsPage([r.row], 1)).items;
       return reply.code(201).send({ access_token: r.token, token_type: "Bearer" as const, expires_in: r.expiresIn, impersonation: record });
     });
 
     app.get("/v1/impersonations", {
-      schema: { operationId: "listMyImpersonationsStarted", tags, summary: "Impersonations I started, newest first", security: bearerSecurity, querystring: PageQuery, response: { 200: Page, ...errors(400, 401, 403) } },
+      schema: { operationId: "listMyImpersonationsStarted", tags, summary: "Impersonations I started, newest first", security: bearerSecurity, querystring: PageQuery, response: { 200: ImpersonationPage, ...errors(400, 401, 403) } },
     }, async (req) => {
-      const limit = req.query.limit ?? 50;
-      return page(await svc.byUser(requirePerson(req).userId, limit + 1, cursorOf(req.query.cursor)), limit);
+      const { limit, fetch, cursor } = pageRequest(req.query, idCursor("impersonation"));
+      return recordsPage(await svc.byUser(requirePerson(req).userId, fetch, cursor), limit);
     });
 
     app.post("/v1/impersonations/:impersonationId/end", {
@@ -125,7 +121,7 @@ export function impersonationRoutes(s: { impersonation: ImpersonationService }):
       },
     }, async (req) => {
       const row = await svc.end(requirePerson(req).userId, req.params.impersonationId, actorOf(req));
-      return (await page([row], 1)).items[0];
+      return (await recordsPage([row], 1)).items[0];
     });
 
     app.get("/v1/me/impersonations", {
@@ -135,11 +131,11 @@ export function impersonationRoutes(s: { impersonation: ImpersonationService }):
         summary: "Who has impersonated me, newest first",
         security: bearerSecurity,
         querystring: PageQuery,
-        response: { 200: Page, ...errors(400, 401) },
+        response: { 200: ImpersonationPage, ...errors(400, 401) },
       },
     }, async (req) => {
-      const limit = req.query.limit ?? 50;
-      return page(await svc.ofUser(requireUser(req).userId, limit + 1, cursorOf(req.query.cursor)), limit);
+      const { limit, fetch, cursor } = pageRequest(req.query, idCursor("impersonation"));
+      return recordsPage(await svc.ofUser(requireUser(req).userId, fetch, cursor), limit);
     });
   };
 }

@@ -1,7 +1,7 @@
 import { and, desc, eq, isNull, lt, or } from "drizzle-orm";
 import type { Database, Executor } from "../../db/client.ts";
 import { impersonations, orgs, users } from "../../db/schema/index.ts";
-import type { Impersonation, ImpersonationChecker } from "../../http/auth.ts";
+import type { Impersonation, ImpersonationChecker } from "../access/principal.ts";
 import { AppError, defineErrors, platformError } from "../../lib/errors.ts";
 import { newId } from "../../lib/ids.ts";
 import type { Clock } from "../../lib/clock.ts";

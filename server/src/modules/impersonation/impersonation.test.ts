@@ -5,14 +5,7 @@ import { sql } from "drizzle-orm";
 import type { LightMyRequestResponse } from "fastify";
 import { decodeJwt } from "jose";
 import { createManualClock } from "../../lib/clock.ts";
-import { BACKENDS, assertFieldError, createTestApp, problemOf, signUp, type TestApp, type TestUser } from "../../../test/harness.ts";
-
-function assertProblem(res: LightMyRequestResponse, status: number, code: string): ReturnType<typeof problemOf> {
-  assert.equal(res.statusCode, status, res.body);
-  const p = problemOf(res);
-  assert.equal(p.code, code, res.body);
-  return p;
-}
+import { BACKENDS, addMember, assertFieldError, assertProblem, createTestApp, makeOrg, problemOf, signUp, uniqueSlug, type TestApp, type TestUser } from "../../../test/harness.ts";
 
 for (const backend of BACKENDS) {
   describe(`impersonation (${backend})`, () => {
@@ -36,12 +29,9 @@ for (const backend of BACKENDS) {
         ["Root", "Other Root", "Olivia Owner", "Cody CoOwner", "Adam Admin", "Dana Dev", "Sam Stranger"].map((n) => signUp(t, n)),
       );
       await t.db.owner.execute(sql`update users set is_platform_admin = true where id in (${root.id}, ${otherRoot.id})`);
-      orgId = (await t.call("POST", "/v1/orgs", { name: "Imp Inc", slug: `imp-${randomBytes(5).toString("hex")}` }, owner.access_token)).json().id;
-      otherOrgId = (await t.call("POST", "/v1/orgs", { name: "Elsewhere", slug: `imp-${randomBytes(5).toString("hex")}` }, dev.access_token)).json().id;
-      for (const [u, role] of [[coOwner, "owner"], [admin, "admin"], [dev, "developer"]] as const) {
-        await t.db.owner.execute(sql`insert into memberships (org_id, user_id, role) values (${orgId}, ${u.id}, ${role})`);
-      }
-      await t.deps.access.invalidate(orgId);
+      orgId = await makeOrg(t, owner, "Imp Inc", uniqueSlug("imp"));
+      otherOrgId = await makeOrg(t, dev, "Elsewhere", uniqueSlug("imp"));
+      for (const [u, role] of [[coOwner, "owner"], [admin, "admin"], [dev, "developer"]] as const) await addMember(t, orgId, u, role);
     });
     after(() => t.close());
 

@@ -5,12 +5,26 @@ import type { Mailer } from "../../mail/mailer.ts";
 import type { AccessService } from "../access/access.service.ts";
 import type { AuditService } from "../audit/audit.service.ts";
 import type { IdentityService } from "../identity/identity.service.ts";
+import type { MembersService } from "../members/members.service.ts";
+import type { TeamMembersService } from "../teams/teams.members.service.ts";
 import { createInvitationAcceptService } from "./invitations.accept.service.ts";
 import { invitationAcceptRoutes, invitationRoutes } from "./invitations.routes.ts";
 import { createInvitationsService } from "./invitations.service.ts";
 
 /** Invitations: emailed, single-use links to join an org. */
-export function wire(deps: { db: Database; clock: Clock; audit: AuditService; access: AccessService; jobs: JobQueue; mailer: Mailer; identity: IdentityService; publicUrl: string }) {
+export function wire(deps: {
+  db: Database;
+  clock: Clock;
+  audit: AuditService;
+  access: AccessService;
+  jobs: JobQueue;
+  mailer: Mailer;
+  identity: IdentityService;
+  /** Accepting joins through the owners of memberships and team memberships. */
+  members: Pick<MembersService, "add">;
+  teams: Pick<TeamMembersService, "placeNewMember">;
+  publicUrl: string;
+}) {
   const invitations = createInvitationsService(deps);
   const accept = createInvitationAcceptService(deps);
   return {

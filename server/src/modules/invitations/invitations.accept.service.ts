@@ -1,11 +1,14 @@
-import { sql } from "drizzle-orm";
 import type { Database, Executor } from "../../db/client.ts";
 import type { Clock } from "../../lib/clock.ts";
+import { canonicalEmail, normalizeEmail } from "../../lib/email.ts";
+import { platformError } from "../../lib/errors.ts";
 import type { AccessService } from "../access/access.service.ts";
 import type { AuditActor, AuditService } from "../audit/audit.service.ts";
 import type { RequestMeta, UserRow } from "../identity/identity.repo.ts";
 import type { IdentityService } from "../identity/identity.service.ts";
 import type { TokenPair } from "../identity/sessions.service.ts";
+import type { MembersService } from "../members/members.service.ts";
+import type { TeamMembersService } from "../teams/teams.members.service.ts";
 import { invitationError } from "./invitations.errors.ts";
 import { invitationsRepo as repo, type InvitationRow } from "./invitations.repo.ts";
 import { parseInvitationToken } from "./invitations.token.ts";
@@ -32,8 +35,10 @@ export function createInvitationAcceptService(deps: {
   audit: Pick<AuditService, "record">;
   access: Pick<AccessService, "rolePermissions" | "invalidate">;
   identity: Pick<IdentityService, "getMe" | "registerVerified">;
+  members: Pick<MembersService, "add">;
+  teams: Pick<TeamMembersService, "placeNewMember">;
 }) {
-  const { db, clock, audit, access, identity } = deps;
+  const { db, clock, audit, access, identity, members, teams } = deps;
 
   /** The invitation of a token, locked, if it can still be answered; otherwise the error that says why not. */
   async function openInvitation(tx: Executor, orgId: string, hash: string, now: Date): Promise<{ inv: InvitationRow; org: Joined["org"] }> {
@@ -53,10 +58,9 @@ export function createInvitationAcceptService(deps: {
   async function join(tx: Executor, inv: InvitationRow, userId: string, actor: AuditActor, now: Date): Promise<string[]> {
     const orgId = inv.orgId;
     if (await repo.isMember(tx, orgId, userId)) throw invitationError("ALREADY_MEMBER", "You are already a member of this organization.");
-    const teams = await repo.existingTeams(tx, orgId, inv.teamIds);
-    const teamIds = inv.teamIds.filter((id) => teams.has(id));
-    await repo.insertMembership(tx, { orgId, userId, role: inv.role, now });
-    await repo.insertTeamMembers(tx, orgId, userId, teamIds, now);
+    // memberships belong to the members module, team memberships to teams: each writes its own
+    await members.add(tx, { orgId, userId, role: inv.role, now });
+    const teamIds = await teams.placeNewMember(tx, orgId, userId, inv.teamIds, now);
     await repo.update(tx, orgId, inv.id, { acceptedAt: now, acceptedBy: userId });
     await audit.record(tx, actor, { orgId, action: "invitation.accepted", target: { type: "invitation", id: inv.id }, diff: { status: ["pending", "accepted"], accepted_by: [null, userId] } });
     await audit.record(tx, actor, { orgId, action: "member.joined", target: { type: "user", id: userId }, diff: { role: [null, inv.role], team_ids: [null, teamIds], invitation_id: [null, inv.id] } });
@@ -74,7 +78,8 @@ export function createInvitationAcceptService(deps: {
       const now = clock.now();
       const joined = await db.tx({ orgId: parsed.orgId, userId }, async (tx) => {
         const { inv, org } = await openInvitation(tx, parsed.orgId, parsed.hash, now);
-        if (inv.emailKey !== user.email.toLowerCase()) {
+        // both sides in the one canonical form (lib/email.ts): the account's address may predate it
+        if (inv.emailKey !== canonicalEmail(user.email)) {
           throw invitationError("INVITATION_EMAIL_MISMATCH", "This invitation was sent to another email address. Sign in with that account.", { field: "token" });
         }
         if (!user.emailVerifiedAt) {
@@ -97,7 +102,12 @@ export function createInvitationAcceptService(deps: {
       const { orgId, hash } = parsed;
       const inv = await db.tx({ orgId }, async (tx) => {
         const { inv } = await openInvitation(tx, orgId, hash, clock.now());
-        if (await repo.accountExists(tx, inv.emailKey)) {
+        // an invitation made before addresses were checked may name one that cannot be an account now
+        const checked = normalizeEmail(inv.email);
+        if (!checked.ok) {
+          throw platformError("VALIDATION_FAILED", `The invited email address ${checked.reason}. Ask for an invitation to the address as you type it.`, { field: "token" });
+        }
+        if (await repo.accountExists(tx, checked.email)) {
           throw invitationError("EMAIL_TAKEN", "An account with this email address already exists: sign in and accept the invitation.", { field: "token" });
         }
         return inv;
@@ -105,7 +115,7 @@ export function createInvitationAcceptService(deps: {
       let joined: Joined | undefined;
       const { user, tokens } = await identity.registerVerified({ email: inv.email, name: input.name, password: input.password }, meta, async (tx, created) => {
         // the account's creation scoped the transaction to its personal org: act for the inviting org now
-        await tx.execute(sql`select set_config('app.org_id', ${orgId}, true)`);
+        await db.actFor(tx, orgId);
         const now = clock.now();
         const { inv: live, org } = await openInvitation(tx, orgId, hash, now);
         const teamIds = await join(tx, live, created.id, actorFor(created.id, meta), now);

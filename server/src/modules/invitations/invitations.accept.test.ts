@@ -1,12 +1,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { sql } from "drizzle-orm";
-import { BACKENDS, GOOD_PASSWORD, signUp, uniqueEmail, type TestApp, type TestUser } from "../../../test/harness.ts";
+import { BACKENDS, addMember, assertProblem, GOOD_PASSWORD, signUp, uniqueEmail, type TestApp, type TestUser } from "../../../test/harness.ts";
 import type { TestSmtp } from "../../../test/smtp.ts";
 import {
-  addMember,
   addTeam,
-  assertProblem,
   auditActions,
   markVerified,
   newOrg,

@@ -1,14 +1,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { sql } from "drizzle-orm";
-import { BACKENDS, signUp, uniqueEmail, type TestApp, type TestUser } from "../../../test/harness.ts";
+import { BACKENDS, addMember, assertProblem, signUp, uniqueEmail, type TestApp, type TestUser } from "../../../test/harness.ts";
 import type { TestSmtp } from "../../../test/smtp.ts";
 import { newId } from "../../lib/ids.ts";
 import {
   addCustomRole,
-  addMember,
   addTeam,
-  assertProblem,
   auditActions,
   newOrg,
   relogin,

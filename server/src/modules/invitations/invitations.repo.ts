@@ -1,6 +1,6 @@
 import { and, desc, eq, gt, inArray, isNotNull, isNull, lt, lte, sql, type SQL } from "drizzle-orm";
 import type { Executor } from "../../db/client.ts";
-import { invitations, memberships, orgs, teamMembers, teams, users } from "../../db/schema/index.ts";
+import { invitations, memberships, orgs, teams, users } from "../../db/schema/index.ts";
 
 export type InvitationRow = typeof invitations.$inferSelect;
 export type InvitationStatus = "pending" | "accepted" | "revoked" | "expired";
@@ -122,16 +122,6 @@ export const invitationsRepo = {
   async accountExists(ex: Executor, emailKey: string): Promise<boolean> {
     const rows = await ex.select({ id: users.id }).from(users).where(sql`lower(${users.email}) = ${emailKey}`).limit(1);
     return rows.length > 0;
-  },
-
-
-  async insertMembership(tx: Executor, row: { orgId: string; userId: string; role: string; now: Date }): Promise<void> {
-    await tx.insert(memberships).values({ orgId: row.orgId, userId: row.userId, role: row.role, createdAt: row.now });
-  },
-
-  async insertTeamMembers(tx: Executor, orgId: string, userId: string, teamIds: readonly string[], now: Date): Promise<void> {
-    if (!teamIds.length) return;
-    await tx.insert(teamMembers).values(teamIds.map((teamId) => ({ teamId, orgId, userId, role: "member", createdAt: now })));
   },
 };
 

@@ -1,12 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
-import { requestMeta, requireUser } from "../../http/auth.ts";
-import { requireTenant } from "../../http/tenant.ts";
-import { BODY_ERRORS, bearerSecurity, Cursor, decodeCursor, encodeCursor, errors, Limit, OrgIdParams } from "../../http/schemas.ts";
+import { requestMeta, requireUser } from "../access/request.ts";
+import { requireTenant } from "../access/request.ts";
+import { BODY_ERRORS, bearerSecurity, errors, OrgIdParams } from "../../http/schemas.ts";
 import type { Clock } from "../../lib/clock.ts";
-import { platformError } from "../../lib/errors.ts";
-import { isId } from "../../lib/ids.ts";
-import { actorOf } from "../audit/audit.http.ts";
+import { Page, idCursor, page, pageQuery, pageRequest } from "../../lib/pagination.ts";
+import { actorOf } from "../access/request.ts";
 import { toUser } from "../identity/identity.schemas.ts";
 import type { InvitationAcceptService, Joined as JoinedResult } from "./invitations.accept.service.ts";
 import {
@@ -32,7 +31,7 @@ export function invitationRoutes(s: { invitations: InvitationsService; clock: Cl
   const shape = (r: Parameters<typeof toInvitation>[0]) => toInvitation(r, s.clock.now());
   return async (app) => {
     app.post("/v1/orgs/:orgId/invitations", {
-      config: { permission: "members:invite" },
+      config: { mintsAuthority: true, permission: "members:invite" },
       schema: {
         operationId: "createInvitation",
         tags,
@@ -40,7 +39,8 @@ export function invitationRoutes(s: { invitations: InvitationsService; clock: Cl
         description:
           "Mails a single-use link that expires in 7 days. The role's permissions must all be yours (only owners invite owners); " +
           "the teams must be this org's. An address already a member answers 409 ALREADY_MEMBER; one with a pending invitation " +
-          "409 INVITATION_PENDING (resend it instead). Audited as invitation.created.",
+          "409 INVITATION_PENDING (resend it instead). A service account or registered service may invite as a person can (never " +
+          "owners): the invitation names it in invited_by_type and invited_by_id. Audited as invitation.created.",
         security: bearerSecurity,
         params: OrgIdParams,
         body: InvitationBody,
@@ -49,7 +49,7 @@ export function invitationRoutes(s: { invitations: InvitationsService; clock: Cl
     }, async (req, reply) => reply.code(201).send(shape(await s.invitations.create(requireTenant(req), req.body, actorOf(req)))));
 
     app.post("/v1/orgs/:orgId/invitations/bulk", {
-      config: { permission: "members:invite" },
+      config: { mintsAuthority: true, permission: "members:invite" },
       schema: {
         operationId: "createInvitations",
         tags,
@@ -75,24 +75,20 @@ export function invitationRoutes(s: { invitations: InvitationsService; clock: Cl
         querystring: Type.Object(
           {
             status: Type.Optional(Type.Union(StatusSchema.anyOf, { description: "Only invitations in this state (default: all)" })),
-            cursor: Type.Optional(Cursor),
-            limit: Type.Optional(Limit),
+            ...pageQuery,
           },
           { additionalProperties: false },
         ),
         response: {
-          200: Type.Object({ items: Type.Array(Invitation), next_cursor: Type.Union([Type.String(), Type.Null()], { description: "Pass as cursor for the next page" }) }),
+          200: Page(Invitation),
           ...errors(400, 401, 403, 404),
         },
       },
     }, async (req) => {
       const { orgId } = requireTenant(req);
-      const limit = req.query.limit ?? 50;
-      const before = decodeCursor(req.query.cursor);
-      if (before !== undefined && !isId("invitation", before)) throw platformError("VALIDATION_FAILED", "cursor is not a next_cursor of this list.", { field: "cursor" });
-      const rows = await s.invitations.list(orgId, { status: req.query.status, limit: limit + 1, before });
-      const page = rows.slice(0, limit);
-      return { items: page.map(shape), next_cursor: rows.length > limit ? encodeCursor(page[page.length - 1].id) : null };
+      const { limit, fetch, cursor } = pageRequest(req.query, idCursor("invitation"));
+      const rows = await s.invitations.list(orgId, { status: req.query.status, limit: fetch, before: cursor });
+      return page(rows, limit, (r) => r.id, shape);
     });
 
     app.get("/v1/orgs/:orgId/invitations/:invitationId", {
@@ -108,7 +104,7 @@ export function invitationRoutes(s: { invitations: InvitationsService; clock: Cl
     }, async (req) => shape(await s.invitations.get(requireTenant(req).orgId, req.params.invitationId)));
 
     app.post("/v1/orgs/:orgId/invitations/:invitationId/resend", {
-      config: { permission: "members:invite" },
+      config: { mintsAuthority: true, permission: "members:invite" },
       schema: {
         operationId: "resendInvitation",
         tags,

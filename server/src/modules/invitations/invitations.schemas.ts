@@ -19,7 +19,9 @@ const Email = Type.String({
   minLength: emailRules.minLength,
   maxLength: emailRules.maxLength,
   pattern: emailRules.pattern,
-  description: "Address to invite; trimmed, its domain lowercased. One open invitation per address and org.",
+  description:
+    "Address to invite, made canonical and checked as at sign-up (NFKC, trimmed, lower-cased; invisible characters and " +
+    "mixed scripts refused). One open invitation per address and org.",
   examples: ["new.member@example.com"],
 });
 const Role = Type.String({
@@ -77,7 +79,11 @@ export const Invitation = Type.Object({
   role: Type.String({ description: "Role given on acceptance" }),
   team_ids: Type.Array(Type.String(), { description: "Teams joined on acceptance" }),
   status: StatusSchema,
-  invited_by: Type.Union([Type.String(), Type.Null()], { description: "usr_… id of the inviter" }),
+  invited_by: Type.Union([Type.String(), Type.Null()], { description: "usr_… id of the person who invited; null when a service account or registered service did (see invited_by_type)" }),
+  invited_by_type: Type.Union([Type.Literal("user"), Type.Literal("service_account"), Type.Literal("service")], {
+    description: "What kind of principal invited: a person (directly or by their API key), a service account (its token or key), or a registered service (its self-signed token)",
+  }),
+  invited_by_id: Type.Union([Type.String(), Type.Null()], { description: "The inviter's id: usr_…, sa_… or svk_… (the service key's registration); null if unknown" }),
   expires_at: Timestamp("When the link stops working"),
   sent_count: Type.Integer({ description: "How many mails went out (the first, then each resend)" }),
   last_sent_at: NullableTimestamp("When the latest mail went out"),
@@ -96,6 +102,8 @@ export function toInvitation(r: InvitationRow, now: Date) {
     team_ids: r.teamIds,
     status: statusOf(r, now),
     invited_by: r.invitedBy,
+    invited_by_type: r.invitedByType as "user" | "service_account" | "service",
+    invited_by_id: r.invitedById,
     expires_at: r.expiresAt.toISOString(),
     sent_count: r.sentCount,
     last_sent_at: r.lastSentAt?.toISOString() ?? null,

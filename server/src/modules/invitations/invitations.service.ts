@@ -1,13 +1,14 @@
+import { actsAsRole } from "../access/authority.ts";
 import type { Database, Executor } from "../../db/client.ts";
 import type { JobPayload, JobQueue } from "../../jobs/queue.ts";
 import type { Clock } from "../../lib/clock.ts";
+import { canonicalEmail, requireEmail } from "../../lib/email.ts";
 import { isAppError, platformError } from "../../lib/errors.ts";
-import { newId } from "../../lib/ids.ts";
+import { isId, newId } from "../../lib/ids.ts";
 import { isUniqueViolation } from "../../lib/pg-errors.ts";
 import type { Mailer } from "../../mail/mailer.ts";
 import type { AccessService, OrgMembership } from "../access/access.service.ts";
 import type { AuditActor, AuditService } from "../audit/audit.service.ts";
-import { normalizeEmail } from "../identity/passwords.ts";
 import { renderInvitationEmail } from "./invitations.email.ts";
 import { invitationError } from "./invitations.errors.ts";
 import { invitationsRepo as repo, statusOf, type InvitationRow, type InvitationStatus } from "./invitations.repo.ts";
@@ -26,10 +27,17 @@ export type BulkResult =
   | { email: string; status: "invited"; invitation_id: string }
   | { email: string; status: "error"; error: { code: string; detail: string; field?: string } };
 
-/** The lower-cased address: what an invitation is matched on, against accounts and against other invitations. */
-export function emailKeyOf(email: string): string {
-  return normalizeEmail(email).toLowerCase();
+/**
+ * Who an invitation names as its inviter. A membership's id says which kind of principal acts: a person (directly or
+ * through their API key), a service account (sa_…: its token or key) or a registered service (svk_…). Only a person
+ * goes into invited_by (a foreign key to users): writing a machine's id there was a 500.
+ */
+export function inviterOf(m: Pick<OrgMembership, "userId">): { invitedBy: string | null; invitedByType: "user" | "service_account" | "service"; invitedById: string } {
+  if (isId("serviceAccount", m.userId)) return { invitedBy: null, invitedByType: "service_account", invitedById: m.userId };
+  if (isId("serviceKey", m.userId)) return { invitedBy: null, invitedByType: "service", invitedById: m.userId };
+  return { invitedBy: m.userId, invitedByType: "user", invitedById: m.userId };
 }
+
 
 /**
  * Inviting people by email: create (one or in bulk), list, resend, revoke, and the job that mails the link. Requests
@@ -62,12 +70,14 @@ export function createInvitationsService(deps: {
       throw invitationError("ROLE_ABOVE_OWN", `The role ${role} holds ${missing.join(", ")}, which you do not have.`, { field, extra: { permission: missing[0] } });
     }
     // a peer grant can lend every permission, but never ownership
-    if (role === "owner" && m.role !== "owner") throw invitationError("ROLE_ABOVE_OWN", "Only owners can invite owners.", { field });
+    if (role === "owner" && !actsAsRole(m, "owner")) throw invitationError("ROLE_ABOVE_OWN", "Only owners can invite owners.", { field });
   }
 
   async function createOne(m: OrgMembership, input: InvitationInput, actor: AuditActor): Promise<InvitationRow> {
-    const email = normalizeEmail(input.email);
-    const emailKey = email.toLowerCase();
+    // the canonical address (lib/email.ts) is both what is mailed and what the invitation is matched on, against
+    // accounts (whose addresses are stored in the same form) and against other invitations
+    const email = requireEmail(input.email);
+    const emailKey = email;
     const teamIds = [...new Set(input.teams ?? [])];
     const now = clock.now();
     const orgId = m.orgId;
@@ -101,7 +111,7 @@ export function createInvitationsService(deps: {
           emailKey,
           role: input.role,
           teamIds,
-          invitedBy: m.userId,
+          ...inviterOf(m),
           expiresAt: new Date(now.getTime() + INVITATION_TTL_MS),
           createdAt: now,
         });
@@ -156,6 +166,8 @@ export function createInvitationsService(deps: {
 
     /** Each entry in its own transaction: a valid one is created whatever happens to the others. */
     async createMany(m: OrgMembership, inputs: InvitationInput[], actor: AuditActor): Promise<BulkResult[]> {
+      // an address that cannot be made canonical is a malformed entry, like one the schema refuses: nothing is created
+      inputs.forEach((input, i) => requireEmail(input.email, `invitations.${i}.email`));
       const results: BulkResult[] = [];
       for (const input of inputs) {
         try {
@@ -163,7 +175,7 @@ export function createInvitationsService(deps: {
           results.push({ email: inv.email, status: "invited", invitation_id: inv.id });
         } catch (e) {
           if (!isAppError(e) || e.status >= 500) throw e;
-          results.push({ email: normalizeEmail(input.email), status: "error", error: { code: e.code, detail: e.message, ...(e.field ? { field: e.field } : {}) } });
+          results.push({ email: canonicalEmail(input.email), status: "error", error: { code: e.code, detail: e.message, ...(e.field ? { field: e.field } : {}) } });
         }
       }
       if (results.some((r) => r.status === "invited")) jobs.kick();

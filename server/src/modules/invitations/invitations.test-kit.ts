@@ -3,8 +3,7 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
 import { sql, type SQL } from "drizzle-orm";
-import type { LightMyRequestResponse } from "fastify";
-import { createTestApp, GOOD_PASSWORD, problemOf, signUp, type Backend, type TestApp, type TestUser } from "../../../test/harness.ts";
+import { createTestApp, GOOD_PASSWORD, makeOrg, signUp, uniqueSlug, type Backend, type TestApp, type TestUser } from "../../../test/harness.ts";
 import { linkIn, startSmtp, type TestSmtp } from "../../../test/smtp.ts";
 import { createManualClock } from "../../lib/clock.ts";
 import { newId } from "../../lib/ids.ts";
@@ -48,16 +47,9 @@ export async function rows<T>(t: TestApp, q: SQL): Promise<T[]> {
 
 export const sha256 = (s: string) => createHash("sha256").update(s).digest("base64url");
 
-/** A new org owned by `owner`. */
-export async function newOrg(t: TestApp, owner: TestUser): Promise<string> {
-  const res = await t.call("POST", "/v1/orgs", { name: "Invite Co", slug: `inv-${randomBytes(5).toString("hex")}` }, owner.access_token);
-  assert.equal(res.statusCode, 201, res.body);
-  return res.json().id;
-}
-
-export async function addMember(t: TestApp, orgId: string, user: TestUser, role: string): Promise<void> {
-  await t.db.owner.execute(sql`insert into memberships (org_id, user_id, role) values (${orgId}, ${user.id}, ${role})`);
-  await t.deps.access.invalidate(orgId);
+/** A new org "Invite Co" (the name the mails show) owned by `owner`. */
+export function newOrg(t: TestApp, owner: TestUser): Promise<string> {
+  return makeOrg(t, owner, "Invite Co", uniqueSlug("inv"));
 }
 
 export async function addTeam(t: TestApp, orgId: string, name = `team-${randomBytes(4).toString("hex")}`): Promise<string> {
@@ -103,17 +95,6 @@ export async function tokenFor(smtp: TestSmtp, email: string): Promise<string> {
   assert.match(token, TOKEN);
   assert.ok(mail.html.includes(token), "the HTML part carries the same link");
   return token;
-}
-
-/** Asserts a problem with this status and code (and field, when given). */
-export function assertProblem(res: LightMyRequestResponse, status: number, code: string, field?: string): void {
-  assert.equal(res.statusCode, status, res.body);
-  const p = problemOf(res);
-  assert.equal(p.code, code, res.body);
-  if (field !== undefined) {
-    const fields = [p.field, ...(p.errors ?? []).map((e) => e.field)];
-    assert.ok(fields.includes(field), `expected an error naming ${field}: ${res.body}`);
-  }
 }
 
 export async function auditActions(t: TestApp, orgId: string) {

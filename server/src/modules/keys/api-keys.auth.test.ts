@@ -7,15 +7,8 @@ import { sql } from "drizzle-orm";
 import type { LightMyRequestResponse } from "fastify";
 import { createManualClock } from "../../lib/clock.ts";
 import { createLogger } from "../../logger.ts";
-import { BACKENDS, createTestApp, problemOf, signUp, type TestApp, type TestUser } from "../../../test/harness.ts";
+import { BACKENDS, addMember, assertProblem, createTestApp, makeKey, makeOrg, signUp, uniqueSlug, type TestApp, type TestUser } from "../../../test/harness.ts";
 import { checkFormat, newSecret } from "./api-keys.format.ts";
-
-function assertProblem(res: LightMyRequestResponse, status: number, code: string, extra: Record<string, unknown> = {}): void {
-  assert.equal(res.statusCode, status, res.body);
-  const p = problemOf(res) as Record<string, unknown>;
-  assert.equal(p.code, code, res.body);
-  for (const [k, v] of Object.entries(extra)) assert.equal(p[k], v, `${k} in ${res.body}`);
-}
 
 describe("API key format", () => {
   it("makes secrets that pass their own check, and catches a typo in any character", () => {
@@ -52,22 +45,11 @@ for (const backend of BACKENDS) {
       owner = await signUp(t, "Owner");
       admin = await signUp(t, "Admin");
       dev = await signUp(t, "Dev");
-      const mk = async (user: TestUser) =>
-        (await t.call("POST", "/v1/orgs", { name: "Keyed", slug: `keyed-${randomBytes(5).toString("hex")}` }, user.access_token)).json().id as string;
-      orgId = await mk(owner);
-      otherOrg = await mk(owner);
+      orgId = await makeOrg(t, owner, "Keyed", uniqueSlug("keyed"));
+      otherOrg = await makeOrg(t, owner, "Keyed", uniqueSlug("keyed"));
     });
     after(() => t.close());
 
-    const add = async (user: TestUser, role: string) => {
-      await t.db.owner.execute(sql`insert into memberships (org_id, user_id, role) values (${orgId}, ${user.id}, ${role}) on conflict (org_id, user_id) do update set role = excluded.role`);
-      await t.deps.access.invalidate(orgId);
-    };
-    const createKey = async (user: TestUser, body: Record<string, unknown>) => {
-      const res = await t.call("POST", `/v1/orgs/${orgId}/keys`, { name: `k-${randomBytes(4).toString("hex")}`, ...body }, user.access_token);
-      assert.equal(res.statusCode, 201, res.body);
-      return res.json() as { id: string; name: string; secret: string };
-    };
     const withKey = (secret: string, method = "GET", path = `/v1/orgs/${orgId}`, body?: unknown) => t.call(method, path, body, secret);
     const withHeader = (secret: string, path = `/v1/orgs/${orgId}`) => t.inject({ method: "GET", url: path, headers: { "x-api-key": secret } });
     const refused = (res: LightMyRequestResponse, reason: string) => assertProblem(res, 401, "INVALID_API_KEY", { reason });
@@ -79,14 +61,14 @@ for (const backend of BACKENDS) {
       const check = { relation: "read", object: { type: "document", id: docId } };
       const asOwner = await t.call("POST", `/v1/orgs/${orgId}/access/check`, { checks: [check] }, owner.access_token);
       assert.equal(asOwner.json().results[0].allowed, true, asOwner.body);
-      const k = await createKey(owner, { permissions: ["org:read"] });
+      const k = await makeKey(t, orgId, owner, { permissions: ["org:read"] });
       const asKey = await withKey(k.secret, "POST", `/v1/orgs/${orgId}/access/check`, { checks: [check] });
       assert.equal(asKey.statusCode, 200, asKey.body);
       assert.equal(asKey.json().results[0].allowed, false, asKey.body);
     });
 
     it("works as Authorization: Bearer and as X-API-Key on the org's routes, within its permissions; not on account routes", async () => {
-      const k = await createKey(owner, { roles: ["viewer"] });
+      const k = await makeKey(t, orgId, owner, { roles: ["viewer"] });
       assert.equal((await withKey(k.secret)).statusCode, 200);
       const viaHeader = await withHeader(k.secret);
       assert.equal(viaHeader.statusCode, 200, viaHeader.body);
@@ -97,7 +79,7 @@ for (const backend of BACKENDS) {
     });
 
     it("a key on another org's path is a stranger there: 404, even where its owner is a member", async () => {
-      const k = await createKey(owner, { roles: ["admin"] });
+      const k = await makeKey(t, orgId, owner, { roles: ["admin"] });
       const res = await withKey(k.secret, "GET", `/v1/orgs/${otherOrg}`);
       assertProblem(res, 404, "NOT_FOUND", { field: "orgId" });
       assertProblem(await withHeader(k.secret, `/v1/orgs/${otherOrg}/members`), 404, "NOT_FOUND");
@@ -127,7 +109,7 @@ for (const backend of BACKENDS) {
 
     it("expired and not-yet-valid keys are refused with their reason, by the clock", async () => {
       const now = clock.now().getTime();
-      const k = await createKey(owner, { roles: ["viewer"], not_before: new Date(now + 60_000).toISOString(), expires_at: new Date(now + 120_000).toISOString() });
+      const k = await makeKey(t, orgId, owner, { roles: ["viewer"], not_before: new Date(now + 60_000).toISOString(), expires_at: new Date(now + 120_000).toISOString() });
       refused(await withKey(k.secret), "not_yet_valid");
       clock.advance(61_000);
       assert.equal((await withKey(k.secret)).statusCode, 200);
@@ -138,7 +120,7 @@ for (const backend of BACKENDS) {
     });
 
     it("a revoked key stops on the very next request, though it was cached", async () => {
-      const k = await createKey(owner, { roles: ["viewer"] });
+      const k = await makeKey(t, orgId, owner, { roles: ["viewer"] });
       assert.equal((await withKey(k.secret)).statusCode, 200);
       assert.equal((await t.call("DELETE", `/v1/orgs/${orgId}/keys/${k.id}`, undefined, owner.access_token)).statusCode, 200);
       refused(await withKey(k.secret), "revoked");
@@ -146,25 +128,25 @@ for (const backend of BACKENDS) {
     });
 
     it("an IP allowlist admits listed addresses (CIDR, IPv4 and IPv6) and refuses others with 403 IP_NOT_ALLOWED", async () => {
-      const k = await createKey(owner, { roles: ["viewer"], ip_allowlist: ["10.0.0.0/8", "2001:db8::/32", "192.0.2.7"] });
+      const k = await makeKey(t, orgId, owner, { roles: ["viewer"], ip_allowlist: ["10.0.0.0/8", "2001:db8::/32", "192.0.2.7"] });
       const from = (remoteAddress: string) => t.inject({ method: "GET", url: `/v1/orgs/${orgId}`, headers: { authorization: `Bearer ${k.secret}` }, remoteAddress });
       for (const ip of ["10.1.2.3", "::ffff:10.9.9.9", "2001:db8::1", "192.0.2.7"]) assert.equal((await from(ip)).statusCode, 200, ip);
       for (const ip of ["192.168.1.1", "192.0.2.8", "2001:db9::1", "127.0.0.1"]) assertProblem(await from(ip), 403, "IP_NOT_ALLOWED");
     });
 
     it("a per-key rate limit answers 429 with Retry-After once spent", async () => {
-      const k = await createKey(owner, { roles: ["viewer"], rate_limit_per_minute: 3 });
+      const k = await makeKey(t, orgId, owner, { roles: ["viewer"], rate_limit_per_minute: 3 });
       for (let i = 0; i < 3; i++) assert.equal((await withKey(k.secret)).statusCode, 200);
       const res = await withKey(k.secret);
       assertProblem(res, 429, "RATE_LIMITED");
       assert.ok(Number(res.headers["retry-after"]) >= 1);
       // another key is not held back
-      const other = await createKey(owner, { roles: ["viewer"], rate_limit_per_minute: 3 });
+      const other = await makeKey(t, orgId, owner, { roles: ["viewer"], rate_limit_per_minute: 3 });
       assert.equal((await withKey(other.secret)).statusCode, 200);
     });
 
     it("after a rotation the old secret works during the grace period and fails after; the new one works", async () => {
-      const k = await createKey(owner, { roles: ["viewer"] });
+      const k = await makeKey(t, orgId, owner, { roles: ["viewer"] });
       assert.equal((await withKey(k.secret)).statusCode, 200);
       const rot = await t.call("POST", `/v1/orgs/${orgId}/keys/${k.id}/$rotate`, { grace_seconds: 60 }, owner.access_token);
       assert.equal(rot.statusCode, 200, rot.body);
@@ -182,8 +164,8 @@ for (const backend of BACKENDS) {
     });
 
     it("a key's authority follows its owner's: narrowed when the role narrows, dead when the owner is removed", async () => {
-      await add(dev, "developer");
-      const k = await createKey(dev, { roles: ["developer"] });
+      await addMember(t, orgId, dev, "developer");
+      const k = await makeKey(t, orgId, dev, { roles: ["developer"] });
       const listKeys = () => withKey(k.secret, "POST", `/v1/orgs/${orgId}/keys`, { name: `by-key-${randomBytes(3).toString("hex")}`, roles: ["viewer"] });
       const made = await listKeys();
       assert.equal(made.statusCode, 201, made.body);
@@ -198,7 +180,8 @@ for (const backend of BACKENDS) {
       assertProblem(await listKeys(), 403, "FORBIDDEN", { permission: "keys:create" });
       assert.equal((await withKey(k.secret)).statusCode, 200, "org:read remains in both");
       const removed = await t.call("DELETE", `/v1/orgs/${orgId}/members/${dev.id}`, undefined, owner.access_token);
-      assert.equal(removed.statusCode, 204, removed.body);
+      assert.equal(removed.statusCode, 200, removed.body);
+      assert.ok(removed.json().revoked_api_keys.includes(k.id), "the answer names the member's keys it revoked");
       refused(await withKey(k.secret), "revoked");
       const got = await t.call("GET", `/v1/orgs/${orgId}/keys/${k.id}`, undefined, owner.access_token);
       assert.deepEqual([got.json().state, got.json().revoked_reason], ["revoked", "owner_removed"]);
@@ -206,8 +189,8 @@ for (const backend of BACKENDS) {
     });
 
     it("an inheriting key acts with its owner's current permissions: narrows with the role, dies when the owner leaves", async () => {
-      await add(admin, "admin");
-      const k = await createKey(admin, { inherit: true });
+      await addMember(t, orgId, admin, "admin");
+      const k = await makeKey(t, orgId, admin, { inherit: true });
       assert.equal((await withKey(k.secret, "PATCH", `/v1/orgs/${orgId}`, { display_name: "Inherited" })).statusCode, 200);
       assert.equal((await t.call("PATCH", `/v1/orgs/${orgId}/members/${admin.id}`, { role: "viewer" }, owner.access_token)).statusCode, 200);
       assertProblem(await withKey(k.secret, "PATCH", `/v1/orgs/${orgId}`, { display_name: "Nope" }), 403, "FORBIDDEN", { permission: "org:update" });
@@ -216,7 +199,7 @@ for (const backend of BACKENDS) {
       await t.db.owner.execute(sql`delete from memberships where org_id = ${orgId} and user_id = ${admin.id}`);
       await t.deps.access.invalidate(orgId);
       assertProblem(await withKey(k.secret), 404, "NOT_FOUND");
-      await add(admin, "admin");
+      await addMember(t, orgId, admin, "admin");
       const leave = await t.call("POST", `/v1/orgs/${orgId}/leave`, undefined, admin.access_token);
       assert.ok(leave.statusCode < 300, leave.body);
       refused(await withKey(k.secret), "revoked");
@@ -225,7 +208,7 @@ for (const backend of BACKENDS) {
     });
 
     it("counts usage in memory and writes last_used_at and usage_count in a batch", async () => {
-      const k = await createKey(owner, { roles: ["viewer"] });
+      const k = await makeKey(t, orgId, owner, { roles: ["viewer"] });
       for (let i = 0; i < 5; i++) assert.equal((await withKey(k.secret)).statusCode, 200);
       const read = async () => (await t.call("GET", `/v1/orgs/${orgId}/keys/${k.id}`, undefined, owner.access_token)).json();
       assert.deepEqual([(await read()).usage_count, (await read()).last_used_at], [0, null], "not written per request");
@@ -239,7 +222,7 @@ for (const backend of BACKENDS) {
     });
 
     it("never writes a secret to the log", async () => {
-      const k = await createKey(owner, { roles: ["viewer"] });
+      const k = await makeKey(t, orgId, owner, { roles: ["viewer"] });
       await withKey(k.secret);
       await withHeader(k.secret);
       await t.call("POST", `/v1/orgs/${orgId}/keys/${k.id}/$rotate`, {}, owner.access_token);

@@ -20,6 +20,8 @@ export const apiKeysError = defineErrors({
   API_KEY_NAME_AMBIGUOUS: 409,
   /** A revoked key cannot be changed or rotated. */
   API_KEY_REVOKED: 409,
+  /** The key's roles, permissions or owner changed while it was being rotated: try again. */
+  API_KEY_CHANGED: 409,
   /** An inheriting key acts with its owner's permissions and has no roles of its own. */
   API_KEY_INHERITS: 409,
 });

@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, isNull, or, sql } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, isNull, or, sql } from "drizzle-orm";
 import type { Executor } from "../../db/client.ts";
 import { apiKeys, credentialIndex } from "../../db/schema/machine.ts";
 
@@ -99,6 +99,62 @@ export const apiKeysRepo = {
 
   async addSecret(tx: Executor, orgId: string, keyId: string, lookupKey: string, now: Date): Promise<void> {
     await tx.insert(credentialIndex).values({ lookupKey, kind: "api_key", credentialId: keyId, orgId, createdAt: now });
+  },
+
+  /** Every key of one owner in the org, revoked ones too (what the owner may have made things with). */
+  async idsOwnedBy(ex: Executor, orgId: string, owner: { type: string; id: string }): Promise<string[]> {
+    const r = await ex
+      .select({ id: apiKeys.id })
+      .from(apiKeys)
+      .where(and(eq(apiKeys.orgId, orgId), eq(apiKeys.ownerType, owner.type), eq(apiKeys.ownerId, owner.id)))
+      .orderBy(asc(apiKeys.id));
+    return r.map((x) => x.id);
+  },
+
+  /** The live keys `makers` created (`created_by`) for an owner of `ownerType`, oldest first. */
+  async liveMadeBy(ex: Executor, orgId: string, makers: readonly string[], ownerType: string): Promise<string[]> {
+    if (!makers.length) return [];
+    const r = await ex
+      .select({ id: apiKeys.id })
+      .from(apiKeys)
+      .where(and(eq(apiKeys.orgId, orgId), eq(apiKeys.ownerType, ownerType), inArray(apiKeys.createdBy, [...makers]), isNull(apiKeys.revokedAt)))
+      .orderBy(asc(apiKeys.id));
+    return r.map((x) => x.id);
+  },
+
+  /** Revokes (soft) these live keys and ends their secrets now; the ids actually revoked. */
+  async revokeMany(tx: Executor, orgId: string, ids: readonly string[], set: { reason: string; by: string | null; now: Date }): Promise<string[]> {
+    if (!ids.length) return [];
+    const r = await tx
+      .update(apiKeys)
+      .set({ revokedAt: set.now, revokedBy: set.by, revokedReason: set.reason, updatedAt: set.now })
+      .where(and(eq(apiKeys.orgId, orgId), inArray(apiKeys.id, [...ids]), isNull(apiKeys.revokedAt)))
+      .returning({ id: apiKeys.id });
+    const revoked = r.map((x) => x.id).sort();
+    if (revoked.length) {
+      await tx
+        .update(credentialIndex)
+        .set({ expiresAt: set.now })
+        .where(
+          and(
+            eq(credentialIndex.orgId, orgId),
+            eq(credentialIndex.kind, "api_key"),
+            inArray(credentialIndex.credentialId, revoked),
+            or(isNull(credentialIndex.expiresAt), gt(credentialIndex.expiresAt, set.now)),
+          ),
+        );
+    }
+    return revoked;
+  },
+
+  /** The owner's live keys, oldest first. */
+  async liveOwnedBy(ex: Executor, orgId: string, owner: { type: string; id: string }): Promise<string[]> {
+    const r = await ex
+      .select({ id: apiKeys.id })
+      .from(apiKeys)
+      .where(and(eq(apiKeys.orgId, orgId), eq(apiKeys.ownerType, owner.type), eq(apiKeys.ownerId, owner.id), isNull(apiKeys.revokedAt)))
+      .orderBy(asc(apiKeys.id));
+    return r.map((x) => x.id);
   },
 
   /** Adds batched usage: one statement for the org's keys. */

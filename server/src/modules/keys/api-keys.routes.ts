@@ -1,12 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { FastifyRequest } from "fastify";
-import { refuseImpersonation } from "../../http/auth.ts";
-import { requireTenant } from "../../http/tenant.ts";
-import { BODY_ERRORS, OrgIdParams, bearerSecurity, decodeCursor, encodeCursor, errors } from "../../http/schemas.ts";
+
+import { requireTenant } from "../access/request.ts";
+import { BODY_ERRORS, OrgIdParams, bearerSecurity, errors } from "../../http/schemas.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { platformError } from "../../lib/errors.ts";
-import { isId } from "../../lib/ids.ts";
-import { actorOf } from "../audit/audit.http.ts";
+import { idCursor, page, pageRequest } from "../../lib/pagination.ts";
+import { actorOf } from "../access/request.ts";
 import type { ApiKeysService, KeyCaller } from "./api-keys.service.ts";
 import { ApiKey, CreateKeyBody, KeyPage, KeyParams, KeyRoles, KeyWithSecret, ListKeysQuery, PutRolesBody, RotateBody, RotatedKey, toKey, UpdateKeyBody } from "./api-keys.schemas.ts";
 
@@ -27,7 +27,7 @@ export function apiKeysRoutes(s: { apiKeys: ApiKeysService; clock: Clock }): Fas
   const view = (row: Parameters<typeof toKey>[0]) => toKey(row, s.clock.now());
   return async (app) => {
     app.post("/v1/orgs/:orgId/keys", {
-      config: { permission: "keys:create" },
+      config: { mintsAuthority: true, permission: "keys:create" },
       schema: {
         operationId: "createApiKey",
         tags,
@@ -43,7 +43,6 @@ export function apiKeysRoutes(s: { apiKeys: ApiKeysService; clock: Clock }): Fas
         response: { 201: KeyWithSecret, ...errors(...BODY_ERRORS, 401, 403, 404, 409) },
       },
     }, async (req, reply) => {
-      refuseImpersonation(req, "create API keys");
       const { row, secret } = await s.apiKeys.create(callerOf(req), req.body, actorOf(req));
       return reply.code(201).send({ ...view(row), secret });
     });
@@ -62,13 +61,9 @@ export function apiKeysRoutes(s: { apiKeys: ApiKeysService; clock: Clock }): Fas
       },
     }, async (req) => {
       const { orgId } = requireTenant(req);
-      const limit = req.query.limit ?? 50;
-      const after = decodeCursor(req.query.cursor);
-      if (after !== undefined && !isId("apiKey", after)) throw platformError("VALIDATION_FAILED", "cursor is not a next_cursor of this list.", { field: "cursor" });
-      const rows = await s.apiKeys.list(orgId, { includeRevoked: req.query.include_revoked ?? false, after, limit: limit + 1 });
-      const more = rows.length > limit;
-      if (more) rows.length = limit;
-      return { items: rows.map(view), next_cursor: more ? encodeCursor(rows[limit - 1].id) : null };
+      const { limit, fetch, cursor } = pageRequest(req.query, idCursor("apiKey"));
+      const rows = await s.apiKeys.list(orgId, { includeRevoked: req.query.include_revoked ?? false, after: cursor, limit: fetch });
+      return page(rows, limit, (r) => r.id, view);
     });
 
     app.get("/v1/orgs/:orgId/keys/:name", {
@@ -113,7 +108,7 @@ export function apiKeysRoutes(s: { apiKeys: ApiKeysService; clock: Clock }): Fas
     });
 
     app.put("/v1/orgs/:orgId/keys/:name/roles", {
-      config: { permission: "keys:create" },
+      config: { mintsAuthority: true, permission: "keys:create" },
       schema: {
         operationId: "putApiKeyRoles",
         tags,
@@ -133,7 +128,7 @@ export function apiKeysRoutes(s: { apiKeys: ApiKeysService; clock: Clock }): Fas
 
     // `$` is a legal path character: clients send it as is (the router matches literal segments undecoded: %24rotate is 404)
     app.post("/v1/orgs/:orgId/keys/:name/$rotate", {
-      config: { permission: "keys:create" },
+      config: { mintsAuthority: true, permission: "keys:create" },
       // the body is optional: a bare POST rotates with no grace period
       preValidation: (req, _reply, done) => {
         if (req.body === undefined) req.body = {};
@@ -152,7 +147,6 @@ export function apiKeysRoutes(s: { apiKeys: ApiKeysService; clock: Clock }): Fas
         response: { 200: RotatedKey, ...errors(...BODY_ERRORS, 401, 403, 404, 409) },
       },
     }, async (req) => {
-      refuseImpersonation(req, "rotate API keys");
       const r = await s.apiKeys.rotate(requireTenant(req), req.params.name, req.body?.grace_seconds ?? 0, actorOf(req));
       return { ...view(r.row), secret: r.secret, previous_secret_expires_at: r.previousExpiresAt.toISOString() };
     });

@@ -1,5 +1,6 @@
 import { Type, type Static } from "typebox";
 import { NullableTimestamp, OrgIdParams, Timestamp } from "../../http/schemas.ts";
+import { Page, pageQuery } from "../../lib/pagination.ts";
 import { ALL_PERMISSIONS } from "../access/permissions.ts";
 import type { ApiKeyRow } from "./api-keys.repo.ts";
 import { MAX_GRACE_SECONDS } from "./api-keys.service.ts";
@@ -66,8 +67,7 @@ export const RotateBody = Type.Object(
 export const ListKeysQuery = Type.Object(
   {
     include_revoked: Type.Optional(Type.Boolean({ default: false, description: "List revoked keys too" })),
-    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: "^[A-Za-z0-9_-]+$", description: "Opaque cursor from a previous page's next_cursor" })),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50, description: "Page size (1–200)" })),
+    ...pageQuery,
   },
   { additionalProperties: false },
 );
@@ -102,7 +102,7 @@ export const RotatedKey = Type.Object({
   ...KeyWithSecret.properties,
   previous_secret_expires_at: Timestamp("When the previous secret stops working"),
 });
-export const KeyPage = Type.Object({ items: Type.Array(ApiKey), next_cursor: Type.Union([Type.String(), Type.Null()]) });
+export const KeyPage = Page(ApiKey);
 export const KeyRoles = Type.Object({
   roles: Type.Array(Type.String()),
   permissions: Type.Array(Type.String(), { description: "The key's own permissions beyond its roles'" }),

@@ -1,11 +1,13 @@
 import type { Database, Executor } from "../../db/client.ts";
-import type { Principal } from "../../http/auth.ts";
+import type { Principal } from "../access/principal.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { platformError } from "../../lib/errors.ts";
 import { isId, newId } from "../../lib/ids.ts";
 import { isUniqueViolation } from "../../lib/pg-errors.ts";
 import type { AccessService, OrgMembership } from "../access/access.service.ts";
-import { ALL_PERMISSIONS, type Permission } from "../access/permissions.ts";
+import type { Permission } from "../access/permissions.ts";
+import { actsAsRole, requireWithin } from "../access/authority.ts";
+import { isPersonSelf, type Principals } from "../access/principal.ts";
 import type { AuditActor, AuditService } from "../audit/audit.service.ts";
 import { apiKeysError } from "./api-keys.errors.ts";
 import { displayPrefix, hashSecret, newSecret } from "./api-keys.format.ts";
@@ -56,35 +58,35 @@ export function createApiKeysService(deps: {
   clock: Clock;
   repo: ApiKeysRepo;
   audit: Pick<AuditService, "record">;
-  access: Pick<AccessService, "rolePermissions" | "invalidate">;
+  access: Pick<AccessService, "permissionsOfRoles" | "invalidate">;
+  /** What a key can do now (its owner's authority narrowed to the key): rotation hands over no more than the caller holds. */
+  principals: Pick<Principals, "membershipOf">;
 }) {
-  const { db, clock, repo, audit, access } = deps;
+  const { db, clock, repo, audit, access, principals } = deps;
+  const permissionsOfRoles = (tx: Executor, orgId: string, roles: readonly string[]) => access.permissionsOfRoles(tx, orgId, roles);
+  /** The one rule (access/authority.ts): a key never holds more than whoever makes or re-issues it. */
+  const requireSubset = (caller: OrgMembership, wanted: ReadonlySet<Permission>) => requireWithin(caller, wanted, { subject: "A key" });
+  const requireWithinOwner = (owner: ReadonlySet<Permission>, wanted: ReadonlySet<Permission>) =>
+    requireWithin(owner, wanted, { subject: "A key", holder: "its service account" });
 
-  /** The permissions `roles` give in the org (400 naming roles for one that is neither built-in nor custom). */
-  async function permissionsOfRoles(tx: Executor, orgId: string, roles: readonly string[]): Promise<Set<Permission>> {
-    const out = new Set<Permission>();
-    for (const role of roles) {
-      const perms = await access.rolePermissions(tx, orgId, role);
-      if (!perms) throw invalid("roles", `role ${role} is neither a built-in role nor a custom role of this organization.`);
-      for (const p of perms) out.add(p);
-    }
-    return out;
-  }
-
-  /** 403 naming the first permission (in catalog order) the key would have and the caller lacks. */
-  function requireSubset(caller: OrgMembership, wanted: ReadonlySet<Permission>): void {
-    const missing = ALL_PERMISSIONS.find((p) => wanted.has(p) && !caller.permissions.has(p));
-    if (missing) {
-      throw platformError("FORBIDDEN", `A key cannot hold more than you do: it would have ${missing}, which you do not have.`, { extra: { permission: missing } });
-    }
-  }
-
-  /** 403 naming the first permission (in catalog order) the key would have and its service account does not hold. */
-  function requireWithinOwner(owner: ReadonlySet<Permission>, wanted: ReadonlySet<Permission>): void {
-    const missing = ALL_PERMISSIONS.find((p) => wanted.has(p) && !owner.has(p));
-    if (missing) {
-      throw platformError("FORBIDDEN", `A key cannot hold more than its service account does: it would have ${missing}, which the account does not hold.`, { extra: { permission: missing } });
-    }
+  /**
+   * Whoever receives a key's new secret gets all the key can do: its roles and permissions as its owner holds them
+   * now, or for an inheriting key everything its owner holds. 403 naming what the caller lacks.
+   */
+  async function requireHoldsKey(caller: OrgMembership, row: ApiKeyRow): Promise<void> {
+    const own = await db.tx({ orgId: caller.orgId }, async (tx) => {
+      const set = await permissionsOfRoles(tx, caller.orgId, row.roles);
+      for (const p of row.permissions) set.add(p as Permission);
+      return set;
+    });
+    const scope = row.inherit ? ("inherit" as const) : own;
+    const now = await principals.membershipOf(
+      { kind: "api_key", keyId: row.id, orgId: row.orgId, ownerType: row.ownerType as "user" | "service_account", ownerId: row.ownerId, scope },
+      caller.orgId,
+    );
+    // an owner who cannot act now (a disabled account) may again: hold all the key itself names, or, inheriting, refuse
+    if (!now && row.inherit) throw platformError("FORBIDDEN", "This key inherits from an owner who cannot act now; it cannot be rotated until they can.", { extra: { permission: "keys:manage" } });
+    requireWithin(caller, now ? now.permissions : own, { subject: "This key (rotating it hands you its secret)" });
   }
 
   /** A key by id (`key_…`, revoked ones too) or live name: the caller's own of that name first, else the org's only one. */
@@ -162,10 +164,10 @@ export function createApiKeysService(deps: {
         throw platformError("FORBIDDEN", "Creating a service account's key needs the keys:create permission, which you do not have.", { extra: { permission: "keys:create" } });
       }
       // a signed-in person, not a key or an exchanged (narrowed) token: an inheriting key may grow past the token's scope
-      const signedIn = caller.principal.kind === "user" && caller.principal.scope === undefined;
+      const signedIn = isPersonSelf(caller.principal);
       if (inherit) {
         if (roles.length || permissions.length) throw invalid("inherit", "An inheriting key takes its owner's permissions: give no roles or permissions with inherit.");
-        if (!signedIn || (!owner && m.role !== "owner" && m.role !== "admin")) {
+        if (!signedIn || (!owner && !actsAsRole(m, "owner") && !actsAsRole(m, "admin"))) {
           throw apiKeysError(
             "INHERIT_NOT_ALLOWED",
             owner
@@ -291,9 +293,17 @@ export function createApiKeysService(deps: {
       const until = new Date(now.getTime() + graceSeconds * 1000);
       const secret = newSecret();
       const hash = hashSecret(secret);
+      // what the key can do is read before the transaction (the access engine reads on its own connections)
+      const before = await db.tx({ orgId: caller.orgId }, (tx) => resolve(tx, caller, ref));
+      requireManage(caller, before);
+      await requireHoldsKey(caller, before);
       return change(caller.orgId, async (tx) => {
-        const row = await resolve(tx, caller, ref, true);
+        const row = await resolve(tx, caller, before.id, true);
         requireManage(caller, row);
+        const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+        if (row.inherit !== before.inherit || row.ownerId !== before.ownerId || !same(row.roles, before.roles) || !same(row.permissions, before.permissions)) {
+          throw apiKeysError("API_KEY_CHANGED", "The key changed while it was being rotated; try again.");
+        }
         await repo.expireSecrets(tx, row.id, until);
         await repo.addSecret(tx, caller.orgId, row.id, hash, now);
         const updated = await repo.update(tx, caller.orgId, row.id, { secretHash: hash, prefix: displayPrefix(secret), updatedAt: now });

@@ -3,14 +3,7 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { sql } from "drizzle-orm";
 import type { LightMyRequestResponse } from "fastify";
-import { BACKENDS, createTestApp, problemOf, signUp, type TestApp, type TestUser, assertFieldError } from "../../../test/harness.ts";
-
-function assertProblem(res: LightMyRequestResponse, status: number, code: string, extra: Record<string, unknown> = {}): void {
-  assert.equal(res.statusCode, status, res.body);
-  const p = problemOf(res) as Record<string, unknown>;
-  assert.equal(p.code, code, res.body);
-  for (const [k, v] of Object.entries(extra)) assert.equal(p[k], v, `${k} in ${res.body}`);
-}
+import { BACKENDS, addMember, assertFieldError, assertProblem, createTestApp, makeOrg, problemOf, signUp, uniqueSlug, type TestApp, type TestUser } from "../../../test/harness.ts";
 
 const SECRET = /^plk_live_[0-9A-Za-z]{38}$/;
 
@@ -28,12 +21,8 @@ for (const backend of BACKENDS) {
       dev = await signUp(t, "Dev");
       viewer = await signUp(t, "Viewer");
       admin = await signUp(t, "Admin");
-      const res = await t.call("POST", "/v1/orgs", { name: "Keys Inc", slug: `keys-${randomBytes(5).toString("hex")}` }, owner.access_token);
-      orgId = res.json().id;
-      for (const [u, role] of [[dev, "developer"], [viewer, "viewer"], [admin, "admin"]] as const) {
-        await t.db.owner.execute(sql`insert into memberships (org_id, user_id, role) values (${orgId}, ${u.id}, ${role})`);
-      }
-      await t.deps.access.invalidate(orgId);
+      orgId = await makeOrg(t, owner, "Keys Inc", uniqueSlug("keys"));
+      for (const [u, role] of [[dev, "developer"], [viewer, "viewer"], [admin, "admin"]] as const) await addMember(t, orgId, u, role);
     });
     after(() => t.close());
 
@@ -130,7 +119,7 @@ for (const backend of BACKENDS) {
       const ev = (await events()).find((e) => e.action === "key.roles_changed" && e.targetId === k.id);
       assert.deepEqual(ev?.diff, { roles: [["viewer"], ["developer"]] });
       assertProblem(await t.call("PUT", keys(`/${k.name}/roles`), { roles: ["admin"] }, dev.access_token), 403, "FORBIDDEN", { permission: "org:update" });
-      assertFieldError(await t.call("PUT", keys(`/${k.name}/roles`), { roles: ["no-such-role"] }, dev.access_token), "roles");
+      assertFieldError(await t.call("PUT", keys(`/${k.name}/roles`), { roles: ["no-such-role"] }, dev.access_token), "roles.0");
       assertFieldError(await t.call("PUT", keys(`/${k.name}/roles`), { roles: [] }, dev.access_token), "roles");
       assert.deepEqual((await t.call("GET", keys(`/${k.id}/roles`), undefined, dev.access_token)).json().roles, ["developer"]);
     });
@@ -195,7 +184,7 @@ for (const backend of BACKENDS) {
       ["a 65-character name", { name: "n".repeat(65) }, "name"],
       ["a name with a slash", { name: "a/b" }, "name"],
       ["a missing name", { name: undefined }, "name"],
-      ["an unknown role", { roles: ["nope-role"] }, "roles"],
+      ["an unknown role", { roles: ["nope-role"] }, "roles.0"],
       ["a malformed role", { roles: ["Bad Role"] }, "roles.0"],
       ["an unknown permission", { permissions: ["keys:fly"] }, "permissions.0"],
       ["neither roles nor permissions", { roles: undefined }, "roles"],

@@ -2,7 +2,7 @@ import { BlockList, isIP } from "node:net";
 import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract, type RateLimiterRes } from "rate-limiter-flexible";
 import type { Logger } from "pino";
 import type { Database } from "../../db/client.ts";
-import type { ApiKeyAuthenticator, ApiKeyPrincipal } from "../../http/auth.ts";
+import type { ApiKeyAuthenticator, ApiKeyPrincipal } from "../access/principal.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { platformError, type AppError } from "../../lib/errors.ts";
 import type { LimiterStore } from "../../limits/throttle.ts";

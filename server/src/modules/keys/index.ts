@@ -4,6 +4,8 @@ import type { Clock } from "../../lib/clock.ts";
 import type { LimiterStore } from "../../limits/throttle.ts";
 import type { AccessService } from "../access/access.service.ts";
 import type { AuditService } from "../audit/audit.service.ts";
+import type { Principals } from "../access/principal.ts";
+import { createKeyOwnerOps } from "./api-keys.owners.ts";
 import { apiKeysRepo } from "./api-keys.repo.ts";
 import { apiKeysRoutes } from "./api-keys.routes.ts";
 import { createApiKeysService } from "./api-keys.service.ts";
@@ -23,6 +25,7 @@ export function wire(deps: {
   jwt: JwtSettings;
   accessTtlSeconds: number;
   access: AccessService;
+  principals: Principals;
   audit: AuditService;
   limiterStore: LimiterStore;
   apiKeyOptions?: VerifierOptions;
@@ -33,7 +36,8 @@ export function wire(deps: {
   const apiKeys = createApiKeysService({ ...deps, repo: apiKeysRepo });
   return {
     service: keys,
-    apiKeys: { ...apiKeys, verifier },
+    /** `owners`: what other modules do to the keys of an owner or maker (members removed, accounts deleted). */
+    apiKeys: { ...apiKeys, verifier, owners: createKeyOwnerOps({ ...deps, repo: apiKeysRepo }) },
     routes: [keysRoutes({ keys }), apiKeysRoutes({ apiKeys, clock: deps.clock })],
     close: () => verifier.close(),
   };

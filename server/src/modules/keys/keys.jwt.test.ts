@@ -23,6 +23,8 @@ const PUBLISHED_TTL = Math.max(TTL, MAX_ISSUED_TTL_SECONDS);
 const REPO_ROOT = fileURLToPath(new URL("../../../../", import.meta.url));
 
 const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
+/** The JWS alg of one of the signing keys' kinds (ES256 by default, EdDSA by choice or from before). */
+const algOf = (key: CryptoKey) => (key.algorithm.name === "Ed25519" ? "EdDSA" : "ES256");
 
 for (const backend of BACKENDS) {
   describe(`access tokens and signing keys (${backend})`, () => {
@@ -46,17 +48,18 @@ for (const backend of BACKENDS) {
     }
     /** The real private signing key, unsealed the way signing-keys.ts does it. */
     async function realKey(kid: string): Promise<CryptoKey> {
-      const res = await t.db.tx({}, (tx) => tx.execute(sql`select private_jwk_sealed from signing_keys where id = ${kid}`));
-      const sealed = (res as unknown as { rows: { private_jwk_sealed: string }[] }).rows[0].private_jwk_sealed;
-      const jwk = JSON.parse(open(deriveKey(MASTER_KEY, "signing-keys"), sealed, `signing_key:${kid}`).toString("utf8")) as JWK;
-      return (await importJWK(jwk, "EdDSA")) as CryptoKey;
+      const res = await t.db.tx({}, (tx) => tx.execute(sql`select private_jwk_sealed, alg from signing_keys where id = ${kid}`));
+      const row = (res as unknown as { rows: { private_jwk_sealed: string; alg: string }[] }).rows[0];
+      const jwk = JSON.parse(open(deriveKey(MASTER_KEY, "signing-keys"), row.private_jwk_sealed, `signing_key:${kid}`).toString("utf8")) as JWK;
+      return (await importJWK(jwk, row.alg)) as CryptoKey;
     }
     function claims(extra: JWTPayload = {}): JWTPayload {
       const now = nowSec();
       return { iss: ISSUER, aud: AUDIENCE, sub: user.id, iat: now, nbf: now, exp: now + TTL, jti: randomUUID(), ...extra };
     }
-    const sign = (key: CryptoKey | Uint8Array, header: Record<string, unknown>, payload: JWTPayload) =>
-      new SignJWT(payload).setProtectedHeader({ alg: "EdDSA", typ: "at+jwt", ...header } as { alg: string }).sign(key);
+    /** Signs like Plinth does, with the key's alg. */
+    const sign = (key: CryptoKey, header: Record<string, unknown>, payload: JWTPayload) =>
+      new SignJWT(payload).setProtectedHeader({ alg: algOf(key), typ: "at+jwt", ...header } as { alg: string }).sign(key);
     async function refused(authorization: string | undefined, code: string, reason?: string) {
       const res = await me(authorization);
       assert.equal(res.statusCode, 401, res.body);
@@ -74,13 +77,14 @@ for (const backend of BACKENDS) {
       const set = res.json() as { keys: JWK[] };
       assert.equal(set.keys.length, 1);
       const [k] = set.keys;
-      assert.deepEqual([k.kty, k.crv, k.alg, k.use], ["OKP", "Ed25519", "EdDSA", "sig"]);
+      // ES256 by default: the alg the widest set of verifiers (jsonwebtoken + jwks-rsa, API gateways) accepts
+      assert.deepEqual([k.kty, k.crv, k.alg, k.use], ["EC", "P-256", "ES256", "sig"]);
       assert.equal("d" in k, false, "no private part");
       const token = await freshToken();
       assert.equal(kidOf(token), k.kid);
-      const { payload, protectedHeader } = await jwtVerify(token, createLocalJWKSet(set), { issuer: ISSUER, audience: AUDIENCE, algorithms: ["EdDSA"], currentDate: clock.now() });
+      const { payload, protectedHeader } = await jwtVerify(token, createLocalJWKSet(set), { issuer: ISSUER, audience: AUDIENCE, algorithms: ["ES256"], currentDate: clock.now() });
       assert.equal(payload.sub, user.id);
-      assert.equal(protectedHeader.alg, "EdDSA");
+      assert.equal(protectedHeader.alg, "ES256");
       await assert.rejects(jwtVerify(token, createLocalJWKSet(set), { issuer: "http://elsewhere.test", currentDate: clock.now() }));
       await assert.rejects(jwtVerify(token, createLocalJWKSet(set), { audience: "someone-else", currentDate: clock.now() }));
     });
@@ -121,7 +125,7 @@ for (const backend of BACKENDS) {
 
     it("refuses a token signed by a key not in the JWKS, with the real kid or an unknown one", async () => {
       const kid = kidOf(await freshToken());
-      const { privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519" });
+      const { privateKey } = await generateKeyPair("ES256");
       await refused(`Bearer ${await sign(privateKey, { kid }, claims())}`, "INVALID_TOKEN", "bad_signature");
       await refused(`Bearer ${await sign(privateKey, { kid: "sig_01h00000000000000000000000" }, claims())}`, "INVALID_TOKEN", "unknown_key");
       await refused(`Bearer ${await sign(privateKey, {}, claims())}`, "INVALID_TOKEN", "unknown_key");

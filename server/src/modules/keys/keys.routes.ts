@@ -6,7 +6,7 @@ const Jwk = Type.Object(
   {
     kty: Type.String(),
     kid: Type.String({ description: "Key id, as in the token header" }),
-    alg: Type.String({ description: "EdDSA or ES256" }),
+    alg: Type.String({ description: "ES256 (EC P-256: new keys by default) or EdDSA (OKP Ed25519); each key keeps its own" }),
     use: Type.String(),
     crv: Type.Optional(Type.String()),
     x: Type.Optional(Type.String()),

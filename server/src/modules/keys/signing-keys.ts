@@ -10,6 +10,7 @@ import { newId } from "../../lib/ids.ts";
 export interface JwtSettings {
   issuer: string;
   audience: string;
+  /** The alg of keys made from now on (PLINTH_JWT_ALG, ES256 by default); each existing key keeps its own. */
   alg: "EdDSA" | "ES256";
 }
 
@@ -51,7 +52,8 @@ const CACHE_KEY_CHARS = 16;
 /**
  * Token-signing keys: generated on first boot, private halves sealed under the master key, published at the JWKS
  * endpoint until every token they signed has expired. Verification caches results so the hot path skips the
- * signature check for a token it has seen.
+ * signature check for a token it has seen. A key signs and verifies with the alg it was made with, so changing
+ * PLINTH_JWT_ALG (or upgrading past the EdDSA default) breaks no token: the new alg arrives with the next rotation.
  */
 export function createSigningKeys(deps: { db: Database; masterKey: Buffer; clock: Clock; jwt: JwtSettings; accessTtlSeconds: number }) {
   const { db, clock, jwt } = deps;
@@ -84,6 +86,7 @@ export function createSigningKeys(deps: { db: Database; masterKey: Buffer; clock
 
   async function createKey(): Promise<string> {
     const kid = newId("signingKey");
+    // ES256 is P-256 by definition; EdDSA needs its curve named
     const { publicKey, privateKey } = await generateKeyPair(jwt.alg, { extractable: true, crv: jwt.alg === "EdDSA" ? "Ed25519" : undefined });
     const publicJwk = { ...(await exportJWK(publicKey)), kid, alg: jwt.alg, use: "sig" };
     const privateJwk = await exportJWK(privateKey);

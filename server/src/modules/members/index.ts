@@ -4,12 +4,23 @@ import type { AccessService } from "../access/access.service.ts";
 import type { AuditService } from "../audit/audit.service.ts";
 import { membersRepo } from "./members.repo.ts";
 import { membersRoutes } from "./members.routes.ts";
-import { createMembersService } from "./members.service.ts";
+import { createMembersService, type MemberOwners } from "./members.service.ts";
 import { rolesRoutes } from "./roles.routes.ts";
 import { createRolesService } from "./roles.service.ts";
 
-/** Members of an org: list, change role, remove, leave; and the org's custom roles. */
-export function wire(deps: { db: Database; clock: Clock; audit: AuditService; access: AccessService }) {
+/**
+ * Members of an org: list, change role, remove, leave, and `members.add` (the one writer of memberships besides a
+ * new org's first owner); and the org's custom roles. `owners` are the functions of the modules whose rows a
+ * removal ends or lists; `onSessionsRevoked` hears, after the commit, which sessions a removal revoked.
+ */
+export function wire(deps: {
+  db: Database;
+  clock: Clock;
+  audit: AuditService;
+  access: AccessService;
+  owners: MemberOwners;
+  onSessionsRevoked?: (sessionIds: string[]) => void | Promise<void>;
+}) {
   const members = createMembersService({ ...deps, repo: membersRepo });
   const roles = createRolesService({ ...deps, repo: membersRepo });
   return { service: { members, roles }, routes: [membersRoutes({ members }), rolesRoutes({ roles })] };

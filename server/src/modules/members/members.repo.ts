@@ -129,34 +129,19 @@ export const membersRepo = {
     await tx.execute(sql`update memberships set role = ${role} where org_id = ${orgId} and user_id = ${userId}`);
   },
 
-  /**
-   * Ends a user's membership: the membership (their team memberships go with it by foreign key), the grants and peer
-   * grants held by them in the org, and the sessions opened for the org (a platform table: no tenant policy).
-   */
-  async removeMembership(tx: Executor, orgId: string, userId: string, reason: string, now: Date): Promise<{ grants: number; sessions: number }> {
-    await tx.execute(sql`delete from memberships where org_id = ${orgId} and user_id = ${userId}`);
-    const g = await rows<{ id: string }>(tx, sql`delete from grants where org_id = ${orgId} and subject_type = 'user' and subject_id = ${userId} returning id`);
-    const s = await rows<{ id: string }>(
-      tx,
-      sql`update sessions set revoked_at = ${now.toISOString()}::timestamptz, revoked_reason = ${reason}
-          where user_id = ${userId} and org_id = ${orgId} and revoked_at is null returning id`,
-    );
-    return { grants: g.length, sessions: s.length };
+  /** A new membership (an accepted invitation, a new org's owner). */
+  async insertMembership(tx: Executor, row: { orgId: string; userId: string; role: string; now: Date }): Promise<void> {
+    await tx.execute(sql`insert into memberships (org_id, user_id, role, created_at) values (${row.orgId}, ${row.userId}, ${row.role}, ${row.now.toISOString()}::timestamptz)`);
   },
 
-  /** Revokes (soft) the user's live API keys in the org and ends their secrets now; the revoked keys' ids. */
-  async revokeApiKeys(tx: Executor, orgId: string, userId: string, reason: string, now: Date): Promise<string[]> {
-    const at = now.toISOString();
-    const keys = await rows<{ id: string }>(
-      tx,
-      sql`update api_keys set revoked_at = ${at}::timestamptz, revoked_reason = ${reason}, updated_at = ${at}::timestamptz
-          where org_id = ${orgId} and owner_type = 'user' and owner_id = ${userId} and revoked_at is null returning id`,
-    );
-    if (keys.length) {
-      await tx.execute(sql`update credential_index set expires_at = ${at}::timestamptz
-          where org_id = ${orgId} and kind = 'api_key' and credential_id in ${keys.map((k) => k.id)} and (expires_at is null or expires_at > ${at}::timestamptz)`);
-    }
-    return keys.map((k) => k.id);
+  /**
+   * Ends a user's membership: the membership (their team memberships go with it by foreign key) and the grants and
+   * peer grants held by them in the org; how many grants went.
+   */
+  async removeMembership(tx: Executor, orgId: string, userId: string): Promise<{ grants: number }> {
+    await tx.execute(sql`delete from memberships where org_id = ${orgId} and user_id = ${userId}`);
+    const g = await rows<{ id: string }>(tx, sql`delete from grants where org_id = ${orgId} and subject_type = 'user' and subject_id = ${userId} returning id`);
+    return { grants: g.length };
   },
 
   async listRoles(ex: Executor, orgId: string): Promise<CustomRoleRow[]> {

@@ -1,17 +1,9 @@
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { sql, type SQL } from "drizzle-orm";
 import type { LightMyRequestResponse } from "fastify";
 import { newId } from "../../lib/ids.ts";
-import { BACKENDS, createTestApp, problemOf, signUp, type TestApp, type TestUser, assertFieldError } from "../../../test/harness.ts";
-
-function assertProblem(res: LightMyRequestResponse, status: number, code: string, extra: Record<string, unknown> = {}): void {
-  assert.equal(res.statusCode, status, res.body);
-  const p = problemOf(res) as Record<string, unknown>;
-  assert.equal(p.code, code, res.body);
-  for (const [k, v] of Object.entries(extra)) assert.equal(p[k], v, `${k} in ${res.body}`);
-}
+import { BACKENDS, addMember, assertFieldError, assertProblem, createTestApp, makeOrg, signUp, uniqueSlug, type TestApp, type TestUser } from "../../../test/harness.ts";
 
 for (const backend of BACKENDS) {
   describe(`members (${backend})`, () => {
@@ -31,22 +23,14 @@ for (const backend of BACKENDS) {
     const fresh = () => pool[next++ % pool.length];
     const rows = async <T>(q: SQL) => ((await t.db.owner.execute(q)) as unknown as { rows: T[] }).rows;
     const events = (orgId: string) => t.deps.audit.list(orgId, {}, 1000);
-    const newOrg = async (by: TestUser = owner) => {
-      const res = await t.call("POST", "/v1/orgs", { name: "Members Inc", slug: `mem-${randomBytes(5).toString("hex")}` }, by.access_token);
-      assert.equal(res.statusCode, 201, res.body);
-      return res.json().id as string;
-    };
-    const add = async (orgId: string, user: TestUser, role: string) => {
-      await t.db.owner.execute(sql`insert into memberships (org_id, user_id, role) values (${orgId}, ${user.id}, ${role})`);
-      await t.deps.access.invalidate(orgId);
-    };
+    const newOrg = (by: TestUser = owner) => makeOrg(t, by, "Members Inc", uniqueSlug("mem"));
     /** An org with its owner and one fresh member of each given role. */
     const orgWith = async (...roles: string[]) => {
       const orgId = await newOrg();
       const users: TestUser[] = [];
       for (const r of roles) {
         const u = fresh();
-        await add(orgId, u, r);
+        await addMember(t, orgId, u, r);
         users.push(u);
       }
       return { orgId, users };
@@ -265,9 +249,9 @@ for (const backend of BACKENDS) {
         const { orgId, users: [admin] } = await orgWith("admin");
         // a user of its own: this test ends its sign-in session
         const dev = await signUp(t, "Doomed Dev");
-        await add(orgId, dev, "developer");
+        await addMember(t, orgId, dev, "developer");
         const other = await newOrg();
-        await add(other, dev, "viewer");
+        await addMember(t, other, dev, "viewer");
         const teamId = newId("team");
         await t.db.owner.execute(sql`insert into teams (id, org_id, name, path) values (${teamId}, ${orgId}, 'Core', ARRAY[${teamId}]::text[])`);
         await t.db.owner.execute(sql`insert into team_members (team_id, org_id, user_id, role) values (${teamId}, ${orgId}, ${dev.id}, 'member')`);
@@ -286,10 +270,14 @@ for (const backend of BACKENDS) {
         // warm the cache: the member is in
         assert.equal((await t.call("GET", `/v1/orgs/${orgId}`, undefined, dev.access_token)).statusCode, 200);
         const res = await remove(orgId, dev, admin);
-        assert.equal(res.statusCode, 204, res.body);
-        const gone = await t.call("GET", `/v1/orgs/${orgId}`, undefined, dev.access_token);
-        assertProblem(gone, 404, "NOT_FOUND");
-        assert.equal((await t.call("GET", `/v1/orgs/${other}`, undefined, dev.access_token)).statusCode, 200, "other orgs unaffected");
+        assert.equal(res.statusCode, 200, res.body);
+        // the sign-up session was bound to the org: its access token stops at once, on every route
+        assertProblem(await t.call("GET", `/v1/orgs/${other}`, undefined, dev.access_token), 401, "INVALID_TOKEN", { reason: "session_revoked" });
+        const again = await t.call("POST", "/v1/auth/login", { email: dev.email, password: dev.password });
+        assert.equal(again.statusCode, 200, again.body);
+        const unbound = again.json().access_token as string;
+        assertProblem(await t.call("GET", `/v1/orgs/${orgId}`, undefined, unbound), 404, "NOT_FOUND");
+        assert.equal((await t.call("GET", `/v1/orgs/${other}`, undefined, unbound)).statusCode, 200, "other orgs unaffected");
         assert.equal(await roleOf(orgId, dev.id), undefined);
         assert.equal((await rows(sql`select 1 from team_members where org_id = ${orgId} and user_id = ${dev.id}`)).length, 0);
         assert.equal((await rows(sql`select 1 from grants where org_id = ${orgId} and subject_id = ${dev.id}`)).length, 0);
@@ -303,7 +291,8 @@ for (const backend of BACKENDS) {
         const [e] = await events(orgId);
         assert.equal(e.action, "member.removed");
         assert.deepEqual([e.actorId, e.targetType, e.targetId], [admin.id, "user", dev.id]);
-        assert.deepEqual(e.diff, { role: ["developer", null], removed_grants: 2, revoked_sessions: 2 });
+        const nothingMade = { oauth_clients: [], service_account_keys: [], service_keys: [], revoked: false };
+        assert.deepEqual(e.diff, { role: ["developer", null], removed_grants: 2, revoked_sessions: 2, revoked_api_keys: [], created_credentials: nothingMade });
         assertProblem(await remove(orgId, dev, admin), 404, "MEMBER_NOT_FOUND");
       });
 
@@ -311,7 +300,7 @@ for (const backend of BACKENDS) {
         const { orgId, users: [admin, o2] } = await orgWith("admin", "owner");
         assertProblem(await remove(orgId, o2, admin), 403, "OWNER_ONLY");
         assertProblem(await remove(orgId, owner, admin), 403, "OWNER_ONLY");
-        assert.equal((await remove(orgId, o2, owner)).statusCode, 204);
+        assert.equal((await remove(orgId, o2, owner)).statusCode, 200);
         // the sole owner removing themselves is leaving, and the last owner cannot leave
         const before = await state(orgId);
         assertProblem(await remove(orgId, owner, owner), 409, "LAST_OWNER");
@@ -340,13 +329,19 @@ for (const backend of BACKENDS) {
         const [e] = await events(orgId);
         assert.equal(e.action, "member.left");
         assert.deepEqual([e.actorId, e.targetId], [v.id, v.id]);
-        assert.deepEqual(e.diff, { role: ["viewer", null], removed_grants: 0, revoked_sessions: 0 });
+        assert.deepEqual(e.diff, {
+          role: ["viewer", null],
+          removed_grants: 0,
+          revoked_sessions: 0,
+          revoked_api_keys: [],
+          created_credentials: { oauth_clients: [], service_account_keys: [], service_keys: [], revoked: false },
+        });
         assertProblem(await t.call("POST", `/v1/orgs/${orgId}/leave`, undefined, v.access_token), 404, "NOT_FOUND");
       });
 
       it("DELETE /members/<own id> is leaving: audited as member.left", async () => {
         const { orgId, users: [admin] } = await orgWith("admin");
-        assert.equal((await remove(orgId, admin, admin)).statusCode, 204);
+        assert.equal((await remove(orgId, admin, admin)).statusCode, 200);
         const [e] = await events(orgId);
         assert.deepEqual([e.action, e.actorId, e.targetId], ["member.left", admin.id, admin.id]);
         assertProblem(await t.call("GET", `/v1/orgs/${orgId}`, undefined, admin.access_token), 404, "NOT_FOUND");

@@ -1,10 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
-import { requireTenant } from "../../http/tenant.ts";
+import { requireTenant } from "../access/request.ts";
 import { BODY_ERRORS, NullableTimestamp, OrgIdParams, bearerSecurity, errors } from "../../http/schemas.ts";
 import { idPattern } from "../../lib/ids.ts";
 import { ALL_PERMISSIONS } from "../access/permissions.ts";
-import { actorOf } from "../audit/audit.http.ts";
+import { actorOf } from "../access/request.ts";
 import type { RolesService, RoleView } from "./roles.service.ts";
 
 export const RoleName = Type.String({ minLength: 2, maxLength: 40, pattern: "^[a-z][a-z0-9_-]{1,39}$", description: "Role name: a-z first, then a-z, 0-9, _ and -" });
@@ -63,7 +63,7 @@ export function rolesRoutes(s: { roles: RolesService }): FastifyPluginAsyncTypeb
     }, async (req) => ({ items: (await s.roles.list(requireTenant(req).orgId)).map(toRole) }));
 
     app.post("/v1/orgs/:orgId/roles", {
-      config: { permission: "roles:manage" },
+      config: { mintsAuthority: true, permission: "roles:manage" },
       schema: {
         operationId: "createRole",
         tags,
@@ -91,7 +91,7 @@ export function rolesRoutes(s: { roles: RolesService }): FastifyPluginAsyncTypeb
     }, async (req) => toRole(await s.roles.get(requireTenant(req).orgId, req.params.roleId)));
 
     app.patch("/v1/orgs/:orgId/roles/:roleId", {
-      config: { permission: "roles:manage" },
+      config: { mintsAuthority: true, permission: "roles:manage" },
       schema: {
         operationId: "updateRole",
         tags,

@@ -2,17 +2,9 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { sql, type SQL } from "drizzle-orm";
-import type { LightMyRequestResponse } from "fastify";
 import { newId } from "../../lib/ids.ts";
 import { ALL_PERMISSIONS, BUILT_IN_ROLES } from "../access/permissions.ts";
-import { BACKENDS, createTestApp, problemOf, signUp, type TestApp, type TestUser, assertFieldError } from "../../../test/harness.ts";
-
-function assertProblem(res: LightMyRequestResponse, status: number, code: string, extra: Record<string, unknown> = {}): void {
-  assert.equal(res.statusCode, status, res.body);
-  const p = problemOf(res) as Record<string, unknown>;
-  assert.equal(p.code, code, res.body);
-  for (const [k, v] of Object.entries(extra)) assert.equal(p[k], v, `${k} in ${res.body}`);
-}
+import { BACKENDS, addMember, assertFieldError, assertProblem, createTestApp, makeOrg, problemOf, signUp, uniqueSlug, type TestApp, type TestUser } from "../../../test/harness.ts";
 
 interface Role {
   id: string | null;
@@ -42,18 +34,12 @@ for (const backend of BACKENDS) {
     const fresh = () => pool[next++ % pool.length];
     const rows = async <T>(q: SQL) => ((await t.db.owner.execute(q)) as unknown as { rows: T[] }).rows;
     const events = (orgId: string) => t.deps.audit.list(orgId, {}, 1000);
-    const add = async (orgId: string, user: TestUser, role: string) => {
-      await t.db.owner.execute(sql`insert into memberships (org_id, user_id, role) values (${orgId}, ${user.id}, ${role})`);
-      await t.deps.access.invalidate(orgId);
-    };
     const orgWith = async (...roles: string[]) => {
-      const res = await t.call("POST", "/v1/orgs", { name: "Roles Inc", slug: `roles-${randomBytes(5).toString("hex")}` }, owner.access_token);
-      assert.equal(res.statusCode, 201, res.body);
-      const orgId = res.json().id as string;
+      const orgId = await makeOrg(t, owner, "Roles Inc", uniqueSlug("roles"));
       const users: TestUser[] = [];
       for (const r of roles) {
         const u = fresh();
-        await add(orgId, u, r);
+        await addMember(t, orgId, u, r);
         users.push(u);
       }
       return { orgId, users };

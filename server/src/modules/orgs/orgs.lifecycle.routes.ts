@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
-import { requireUser } from "../../http/auth.ts";
-import { requireTenant } from "../../http/tenant.ts";
+import { requireUser } from "../access/request.ts";
+import { requireTenant } from "../access/request.ts";
 import { BODY_ERRORS, OrgIdParams, bearerSecurity, errors, NullableTimestamp } from "../../http/schemas.ts";
-import { actorOf } from "../audit/audit.http.ts";
+import { actorOf } from "../access/request.ts";
 import type { OrgLifecycleService } from "./orgs.lifecycle.service.ts";
 import type { OrgRow } from "./orgs.repo.ts";
 

@@ -1,23 +1,12 @@
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { sql } from "drizzle-orm";
-import type { LightMyRequestResponse } from "fastify";
 import { createManualClock } from "../../lib/clock.ts";
 import { newId } from "../../lib/ids.ts";
-import { BACKENDS, createTestApp, problemOf, signUp, type TestApp, type TestUser } from "../../../test/harness.ts";
+import { BACKENDS, addMember, assertProblem, createTestApp, makeOrg, signUp, uniqueSlug, type TestApp, type TestUser } from "../../../test/harness.ts";
 import { RESTORE_WINDOW_MS } from "./orgs.lifecycle.service.ts";
 
 const DAY = 24 * 60 * 60 * 1000;
-const uniqueSlug = (tag = "org") => `${tag}-${randomBytes(5).toString("hex")}`;
-
-function assertProblem(res: LightMyRequestResponse, status: number, code: string, field?: string) {
-  assert.equal(res.statusCode, status, res.body);
-  const p = problemOf(res);
-  assert.equal(p.code, code, res.body);
-  if (field) assert.ok([p.field, ...(p.errors ?? []).map((e) => e.field)].includes(field), `expected ${field} named: ${res.body}`);
-  return p;
-}
 
 for (const backend of BACKENDS) {
   describe(`organization delete, restore and purge (${backend})`, () => {
@@ -45,10 +34,9 @@ for (const backend of BACKENDS) {
     /** An org owned by alice with bob as admin and vera as viewer, two nested teams, and a warmed access cache. */
     async function newOrg(): Promise<{ id: string; slug: string }> {
       const slug = uniqueSlug();
-      const res = await t.call("POST", "/v1/orgs", { name: "Doomed", slug }, alice.access_token);
-      assert.equal(res.statusCode, 201, res.body);
-      const id = res.json().id as string;
-      await t.db.owner.execute(sql`insert into memberships (org_id, user_id, role) values (${id}, ${bob.id}, 'admin'), (${id}, ${vera.id}, 'viewer')`);
+      const id = await makeOrg(t, alice, "Doomed", slug);
+      await addMember(t, id, bob, "admin");
+      await addMember(t, id, vera, "viewer");
       const parent = newId("team");
       const child = newId("team");
       await t.db.owner.execute(sql`insert into teams (id, org_id, name, parent_id, path) values

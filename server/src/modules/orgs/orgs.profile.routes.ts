@@ -1,10 +1,11 @@
+import { actsAsRole } from "../access/authority.ts";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
-import { requireUser } from "../../http/auth.ts";
-import { requireTenant } from "../../http/tenant.ts";
+import { requireUser } from "../access/request.ts";
+import { requireTenant } from "../access/request.ts";
 import { BODY_ERRORS, OrgIdParams, bearerSecurity, errors, NullableTimestamp, Timestamp } from "../../http/schemas.ts";
 import { platformError } from "../../lib/errors.ts";
-import { actorOf } from "../audit/audit.http.ts";
+import { actorOf } from "../access/request.ts";
 import type { OrgRow } from "./orgs.repo.ts";
 import type { OrgProfileService } from "./orgs.profile.service.ts";
 
@@ -105,7 +106,7 @@ export function orgProfileRoutes(s: { profile: OrgProfileService }): FastifyPlug
       },
     }, async (req) => {
       const tenant = requireTenant(req);
-      if (req.body.owner_impersonation !== undefined && tenant.role !== "owner") {
+      if (req.body.owner_impersonation !== undefined && !actsAsRole(tenant, "owner")) {
         throw platformError("FORBIDDEN", "Only an owner may change owner_impersonation.", { field: "owner_impersonation", extra: { reason: "owner_only" } });
       }
       return toOrg(await s.profile.updateOrg(tenant.orgId, req.body, actorOf(req)));

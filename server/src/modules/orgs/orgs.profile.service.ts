@@ -58,7 +58,7 @@ export function createOrgProfileService(deps: { db: Database; clock: Clock; audi
     },
 
     async getOrg(orgId: string): Promise<OrgRow> {
-      const org = await db.tx({ orgId }, (tx) => orgProfileRepo.findLive(tx, orgId));
+      const org = await db.read({ orgId }, (ex) => orgProfileRepo.findLive(ex, orgId));
       if (!org) throw orgsError("ORG_NOT_FOUND", "No such organization.");
       return org;
     },

@@ -1,9 +1,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { BACKENDS, createTestApp, GOOD_PASSWORD, problemOf, signUp, uniqueEmail, type TestApp, type TestUser, assertFieldError } from "../../../test/harness.ts";
-
-const uniqueSlug = (tag = "org") => `${tag}-${randomBytes(5).toString("hex")}`;
+import { BACKENDS, createTestApp, GOOD_PASSWORD, problemOf, signUp, uniqueEmail, uniqueSlug, type TestApp, type TestUser, assertFieldError } from "../../../test/harness.ts";
 
 for (const backend of BACKENDS) {
   describe(`organization profile (${backend})`, () => {

@@ -1,5 +1,7 @@
-import { and, asc, eq, isNull } from "drizzle-orm";
+import { createHash } from "node:crypto";
+import { and, asc, eq, getTableColumns, isNull, sql } from "drizzle-orm";
 import type { Executor } from "../../db/client.ts";
+import { preparedQuery } from "../../db/prepared.ts";
 import { memberships, orgs } from "../../db/schema/index.ts";
 
 export type OrgRow = typeof orgs.$inferSelect;
@@ -28,21 +30,51 @@ export const orgsRepo = {
 
 export type OrgsRepo = typeof orgsRepo;
 
+// every org route reads its org: built once (db/prepared.ts)
+const liveOrg = (ex: Executor) => ex.select().from(orgs).where(and(eq(orgs.id, sql.placeholder("orgId")), isNull(orgs.deletedAt)));
+const findLive = preparedQuery<OrgRow[], { orgId: string }>("orgs_find_live", liveOrg);
+const lockLive = preparedQuery<OrgRow[], { orgId: string }>("orgs_lock_live", (ex) => liveOrg(ex).for("update"));
+
+const orgColumns = getTableColumns(orgs);
+type OrgUpdate = (ex: Executor, values: Record<string, unknown>) => Promise<OrgRow[]>;
+const updates = new Map<string, OrgUpdate>();
+/** The profile update for one set of columns, built once per set (a profile has few columns, so few sets). */
+function updateOf(columns: string[]): OrgUpdate {
+  const key = columns.join(",");
+  let update = updates.get(key);
+  if (!update) {
+    // values arrive encoded for the driver (update() does it, keeping NULL a NULL): sql wraps them as they are
+    const set = Object.fromEntries(columns.map((c) => [c, sql`${sql.placeholder(c)}`])) as Partial<typeof orgs.$inferInsert>;
+    const name = `orgs_update_${createHash("sha256").update(key).digest("hex").slice(0, 16)}`;
+    update = preparedQuery<OrgRow[], Record<string, unknown>>(name, (ex) =>
+      ex.update(orgs).set(set).where(and(eq(orgs.id, sql.placeholder("orgId")), isNull(orgs.deletedAt))).returning(),
+    );
+    updates.set(key, update);
+  }
+  return update;
+}
+
 /** Profile queries for one org; the caller's transaction is scoped to it. */
 export const orgProfileRepo = {
   async findLive(ex: Executor, orgId: string): Promise<OrgRow | undefined> {
-    const [row] = await ex.select().from(orgs).where(and(eq(orgs.id, orgId), isNull(orgs.deletedAt)));
+    const [row] = await findLive(ex, { orgId });
     return row;
   },
 
   /** findLive, locking the row until the transaction ends: a change reads the state it replaces, not a stale copy. */
   async lockLive(tx: Executor, orgId: string): Promise<OrgRow | undefined> {
-    const [row] = await tx.select().from(orgs).where(and(eq(orgs.id, orgId), isNull(orgs.deletedAt))).for("update");
+    const [row] = await lockLive(tx, { orgId });
     return row;
   },
 
   async update(tx: Executor, orgId: string, patch: Partial<typeof orgs.$inferInsert>): Promise<OrgRow | undefined> {
-    const [row] = await tx.update(orgs).set(patch).where(and(eq(orgs.id, orgId), isNull(orgs.deletedAt))).returning();
+    const columns = Object.keys(patch).filter((c) => c in orgColumns && patch[c as keyof typeof patch] !== undefined).sort();
+    const values: Record<string, unknown> = { orgId };
+    for (const c of columns) {
+      const v = patch[c as keyof typeof patch];
+      values[c] = v === null ? null : orgColumns[c as keyof typeof orgColumns].mapToDriverValue(v as never);
+    }
+    const [row] = await updateOf(columns)(tx, values);
     return row;
   },
 };

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
-import { requireUser } from "../../http/auth.ts";
+import { requireUser } from "../access/request.ts";
 import { bearerSecurity, errors, Timestamp } from "../../http/schemas.ts";
 import type { OrgsService } from "./orgs.service.ts";
 

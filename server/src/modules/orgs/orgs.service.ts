@@ -1,4 +1,3 @@
-import { sql } from "drizzle-orm";
 import type { Database, Executor } from "../../db/client.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { randomToken } from "../../lib/crypto.ts";
@@ -31,7 +30,7 @@ export function createOrgsService(deps: {
       const now = clock.now();
       const id = newId("org", now.getTime());
       // The transaction acts for the new org from here on, so row-level security admits the inserts.
-      await tx.execute(sql`select set_config('app.org_id', ${id}, true)`);
+      await db.actFor(tx, id);
       const suffix = randomToken(6).toLowerCase().replace(/[^a-z0-9]/g, "").slice(0, 6);
       const org = await repo.insertOrg(tx, {
         id,

@@ -1,15 +1,17 @@
 import type { Database } from "../../db/client.ts";
-import type { ApiKeyAuthenticator } from "../../http/auth.ts";
-import type { SourceKeys } from "../../http/tenant.ts";
+import type { ApiKeyAuthenticator } from "../access/principal.ts";
+import type { SourceKeys } from "../access/principal.ts";
 import type { LimiterStore } from "../../limits/throttle.ts";
 import type { Clock } from "../../lib/clock.ts";
 import type { AccessService } from "../access/access.service.ts";
 import type { AuditService } from "../audit/audit.service.ts";
 import type { ApiKeysService } from "../keys/api-keys.service.ts";
 import type { SigningKeys } from "../keys/signing-keys.ts";
+import type { KeyOwnerOps } from "../keys/api-keys.owners.ts";
 import { createOAuthService } from "./oauth.service.ts";
 import { discoveryRoutes, oauthRoutes } from "./oauth.routes.ts";
 import { createTokenThrottles } from "./oauth.throttle.ts";
+import { createClientMakerOps } from "./service-accounts.makers.ts";
 import { serviceAccountsRepo } from "./service-accounts.repo.ts";
 import { serviceAccountsRoutes } from "./service-accounts.routes.ts";
 import { createServiceAccountsService } from "./service-accounts.service.ts";
@@ -27,12 +29,16 @@ export function wire(deps: {
   access: AccessService;
   keys: SigningKeys;
   apiKeys: ApiKeyAuthenticator & SourceKeys;
-  apiKeyService: Pick<ApiKeysService, "create">;
+  apiKeyService: Pick<ApiKeysService, "create"> & { owners: Pick<KeyOwnerOps, "revokeAllOf"> };
   limiterStore: LimiterStore;
   issuer: string;
   publicUrl: string;
 }) {
-  const service = createServiceAccountsService({ ...deps, apiKeys: deps.apiKeyService, repo: serviceAccountsRepo });
+  const service = {
+    ...createServiceAccountsService({ ...deps, apiKeys: deps.apiKeyService, keyOwners: deps.apiKeyService.owners, repo: serviceAccountsRepo }),
+    // the clients a member made, for their removal (members module)
+    ...createClientMakerOps({ ...deps, repo: serviceAccountsRepo }),
+  };
   const throttles = createTokenThrottles(deps.limiterStore);
   const oauth = createOAuthService({ clock: deps.clock, keys: deps.keys, apiKeys: deps.apiKeys, access: deps.access, serviceAccounts: service, throttles });
   return {

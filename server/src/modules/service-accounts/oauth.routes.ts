@@ -5,29 +5,34 @@ import { Type } from "typebox";
 import { isAppError } from "../../lib/errors.ts";
 import { ALL_PERMISSIONS } from "../access/permissions.ts";
 import { MAX_ISSUED_TTL_SECONDS } from "../keys/signing-keys.ts";
-import { GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE, OAuthError, TOKEN_TYPE_ACCESS, TOKEN_TYPE_API_KEY, type OAuthService } from "./oauth.service.ts";
+import { EXTRA_CLAIMS_CLAIM, RESERVED_CLAIMS, refusePrototypeNames } from "./oauth.claims.ts";
+import { OAuthError } from "./oauth.errors.ts";
+import { GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS, TOKEN_TYPE_API_KEY, type ClientCredentials, type OAuthService } from "./oauth.service.ts";
 
 const Param = (description: string, maxLength = 8192) => Type.Optional(Type.String({ minLength: 1, maxLength, description }));
 
 const TokenBody = Type.Object(
   {
     grant_type: Type.String({ minLength: 1, maxLength: 100, description: `${GRANT_CLIENT_CREDENTIALS} or ${GRANT_TOKEN_EXCHANGE}` }),
-    client_id: Param("client_credentials: the cli_… id (or send it with HTTP Basic)", 100),
-    client_secret: Param("client_credentials: the client's secret (or send it with HTTP Basic)", 200),
+    client_id: Param("The OAuth client's cli_… id (or send it with HTTP Basic). Required for client_credentials; optional for the token exchange, where the client is then named in the token's azp. Never without client_secret: every client is confidential", 100),
+    client_secret: Param("The client's secret, with client_id (or send both with HTTP Basic)", 200),
     scope: Type.Optional(Type.String({ maxLength: 2000, description: "Space-separated permissions to narrow the token to; each must be held by the subject (invalid_scope otherwise). Absent: all it holds" })),
     audience: Param("The `aud` of the token: the service it is for. Absent: Plinth itself (a token for another audience does not work on Plinth's routes)", 200),
     expires_in: Type.Optional(
       Type.Union([Type.String({ pattern: "^[0-9]{1,7}$" }), Type.Integer()], { description: `Lifetime in seconds, 1–${MAX_ISSUED_TTL_SECONDS}; default 300 (Plinth extension)` }),
     ),
     subject_token: Param(`token exchange: an API key (plk_…) or a Plinth access token`),
-    subject_token_type: Param(`token exchange: ${TOKEN_TYPE_API_KEY} or ${TOKEN_TYPE_ACCESS}`, 100),
+    subject_token_type: Param(`token exchange: ${TOKEN_TYPE_API_KEY} for an API key (plk_…), ${TOKEN_TYPE_ACCESS} for a Plinth access token (a JWT)`, 100),
     requested_token_type: Param(`token exchange: ${TOKEN_TYPE_ACCESS} (the only one issued)`, 100),
     actor_token: Param("Not supported (invalid_request)"),
     actor_token_type: Param("Not supported (invalid_request)", 100),
     org_id: Param("token exchange of a signed-in user's access token: the organization whose permissions the new token carries (Plinth extension)", 40),
     claims: Type.Optional(
       Type.Union([Type.String({ maxLength: 2048 }), Type.Object({}, { additionalProperties: true })], {
-        description: "Extra, non-authority claims for the receiving service: a JSON object (in a form, its JSON text). sub, iss, aud, exp, nbf, iat, jti, scope, permissions, roles, org, act, may_act, cnf, sid, client_id, azp and key_id are refused (Plinth extension)",
+        description:
+          `Information for the receiving service: a JSON object (in a form, its JSON text), at most 20 members and 2048 bytes, issued as the one claim \`${EXTRA_CLAIMS_CLAIM}\` ` +
+          `(never at the top level, where it could read as identity or authority). Member names are plain identifiers; ${[...RESERVED_CLAIMS].join(", ")} are refused, ` +
+          "and __proto__, constructor and prototype at any depth (Plinth extension)",
       }),
     ),
   },
@@ -47,14 +52,14 @@ const TokenResponse = Type.Object(
 
 const OAuthErrorBody = Type.Object(
   {
-    error: Type.String({ description: "invalid_request, invalid_client, invalid_grant, unsupported_grant_type, invalid_scope, invalid_target, slow_down (429, with Retry-After) or server_error" }),
+    error: Type.String({ description: "invalid_request, invalid_client, invalid_grant, unauthorized_client, unsupported_grant_type, invalid_scope, invalid_target, slow_down (429, with Retry-After) or server_error" }),
     error_description: Type.String({ description: "What went wrong, in words" }),
   },
   { description: "An RFC 6749 §5.2 error (this endpoint only; every other route answers problem+json)" },
 );
 
 /** HTTP Basic client credentials (RFC 6749 §2.3.1: each part form-urlencoded), undefined without an Authorization header. */
-function basicCredentials(header: string | undefined): { id: string; secret: string } | undefined {
+function basicCredentials(header: string | undefined): ClientCredentials | undefined {
   if (header === undefined) return undefined;
   const m = /^basic +([A-Za-z0-9+/=]{1,1000})$/i.exec(header.trim());
   if (!m) throw new OAuthError("invalid_client", "The Authorization header must be HTTP Basic with the client id and secret.");
@@ -67,6 +72,28 @@ function basicCredentials(header: string | undefined): { id: string; secret: str
   } catch {
     throw new OAuthError("invalid_client", "The Basic credentials are not form-urlencoded.");
   }
+}
+
+const BODY_LIMIT = 64 * 1024;
+
+/**
+ * JSON bodies of the token endpoint, parsed here so that a prototype-polluting name (`__proto__`, `constructor`,
+ * `prototype`, at any depth) is refused by name: Fastify's default parser refuses some of them too, but only as
+ * "not valid JSON". JSON.parse makes such a name an own property, never the prototype, so nothing is polluted before.
+ */
+function parseJsonBody(_req: unknown, body: string | Buffer, done: (err: Error | null, value?: unknown) => void): void {
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString());
+  } catch {
+    return done(new OAuthError("invalid_request", "The body is not valid JSON."));
+  }
+  try {
+    refusePrototypeNames(value, "");
+  } catch (e) {
+    return done(e as Error);
+  }
+  done(null, value);
 }
 
 function sendOAuthError(reply: FastifyReply, e: OAuthError, basic: boolean): FastifyReply {
@@ -82,7 +109,9 @@ function sendOAuthError(reply: FastifyReply, e: OAuthError, basic: boolean): Fas
  */
 export function oauthRoutes(s: { oauth: OAuthService }): FastifyPluginAsyncTypebox {
   return async (app) => {
-    await app.register(formbody, { bodyLimit: 64 * 1024 });
+    await app.register(formbody, { bodyLimit: BODY_LIMIT });
+    app.removeContentTypeParser("application/json");
+    app.addContentTypeParser("application/json", { parseAs: "string", bodyLimit: BODY_LIMIT }, parseJsonBody);
     app.setErrorHandler((error: FastifyError, request, reply) => {
       const basic = request.headers.authorization !== undefined;
       if (error instanceof OAuthError) return sendOAuthError(reply, error, basic);
@@ -108,11 +137,14 @@ export function oauthRoutes(s: { oauth: OAuthService }): FastifyPluginAsyncTypeb
         description:
           `grant_type=${GRANT_CLIENT_CREDENTIALS}: a service account's OAuth client (HTTP Basic or client_id/client_secret) gets a token whose sub is the ` +
           `account. grant_type=${GRANT_TOKEN_EXCHANGE}: an API key (subject_token_type=${TOKEN_TYPE_API_KEY}) or a Plinth access token ` +
-          `(${TOKEN_TYPE_ACCESS}) becomes a token for one organization, narrowed by scope, for an audience, with extra claims. Tokens live 300 s ` +
+          `(${TOKEN_TYPE_ACCESS}) becomes a token for one organization, narrowed by scope, for an audience, with extra claims (under \`${EXTRA_CLAIMS_CLAIM}\`). ` +
+          "The exchange may be made by an OAuth client of that organization authenticating as for client_credentials (as standard clients do): " +
+          "a wrong secret is invalid_client, a client of another organization unauthorized_client, and the token names the client in azp; the " +
+          "subject token stays the only authority. A token exchanged from a client_credentials token keeps that token's client_id. Tokens live 300 s " +
           `by default, at most ${MAX_ISSUED_TTL_SECONDS} s (and never longer than an access token they were exchanged from), carry sub, org and ` +
           "scope, and are verified offline against /.well-known/jwks.json. Nothing widens authority: asking for a permission the subject lacks is " +
           "invalid_scope. On Plinth's own routes such a token acts within its org and scope only, and a service account's stops when it is " +
-          "disabled, and one exchanged from an API key stops when the key is revoked (services verifying offline rely on its short life). " +
+          "disabled or its client (client_id) revoked, and one exchanged from an API key stops when the key is revoked (services verifying offline rely on its short life). " +
           "A token exchanged from an API key carries key_id and never outlives the key. Throttled: repeated failed client authentications " +
           "lock the client_id and the IP out for growing periods (during which even the right secret is refused), and each client, API key or " +
           "subject gets at most 60 tokens a minute; both answer 429 slow_down with Retry-After. Errors are RFC 6749 §5.2 JSON, not " +

@@ -1,12 +1,13 @@
-import type { ApiKeyAuthenticator, Principal } from "../../http/auth.ts";
-import { principalOfClaims } from "../../http/auth.ts";
-import { membershipOfPrincipal, type ServiceAccountMemberships, type SourceKeys } from "../../http/tenant.ts";
+import { membershipOfPrincipal, principalOfClaims, type ApiKeyAuthenticator, type LiveClients, type Principal, type ServiceAccountMemberships, type SourceKeys } from "../access/principal.ts";
 import { AppError, isAppError } from "../../lib/errors.ts";
 import { isId } from "../../lib/ids.ts";
 import type { Clock } from "../../lib/clock.ts";
-import type { AccessService } from "../access/access.service.ts";
+import type { AccessService, OrgMembership } from "../access/access.service.ts";
 import { ALL_PERMISSIONS, isPermission, type Permission } from "../access/permissions.ts";
+import { SECRET_PREFIX } from "../keys/api-keys.format.ts";
 import { MAX_ISSUED_TTL_SECONDS, type SigningKeys } from "../keys/signing-keys.ts";
+import { extraClaimsOf } from "./oauth.claims.ts";
+import { OAuthError } from "./oauth.errors.ts";
 import { blockedFor, type TokenThrottles } from "./oauth.throttle.ts";
 import type { ServiceAccountsService } from "./service-accounts.service.ts";
 
@@ -16,34 +17,16 @@ export const TOKEN_TYPE_ACCESS = "urn:ietf:params:oauth:token-type:access_token"
 export const TOKEN_TYPE_API_KEY = "urn:plinth:api-key";
 export const DEFAULT_ISSUED_TTL_SECONDS = 300;
 
-/**
- * An RFC 6749 §5.2 error (the token endpoint's own format; every other route answers problem+json). A throttled
- * request is `slow_down` (the registered code of RFC 8628 §3.5; RFC 6749 has none for this) with HTTP 429 and
- * Retry-After, so clients that read only the status, or only the code, both back off.
- */
-export class OAuthError extends Error {
-  readonly error: "invalid_request" | "invalid_client" | "invalid_grant" | "unauthorized_client" | "unsupported_grant_type" | "invalid_scope" | "invalid_target" | "slow_down";
-  readonly status: 400 | 401 | 429;
-  /** Seconds to wait (slow_down only). */
-  readonly retryAfter?: number;
-  constructor(error: OAuthError["error"], description: string, retryAfter?: number) {
-    super(description);
-    this.error = error;
-    this.status = error === "invalid_client" ? 401 : error === "slow_down" ? 429 : 400;
-    this.retryAfter = retryAfter;
-  }
-}
-
 const slowDown = (seconds: number) => new OAuthError("slow_down", `Too many token requests; retry in ${seconds} s.`, seconds);
 
-/**
- * Claims an exchange may not set: the registered ones and everything Plinth reads as identity or authority. Extra
- * claims are for the receiving service's information only.
- */
-export const RESERVED_CLAIMS = new Set(["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "scope", "permissions", "roles", "org", "act", "may_act", "cnf", "sid", "client_id", "azp", "key_id"]);
-const CLAIM_NAME = /^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$/;
-const MAX_CLAIMS = 20;
-const MAX_CLAIMS_BYTES = 2048;
+/** The shape of a JWS in compact form (a JWT), to tell it from an API key in a mislabelled subject_token. */
+const JWT_SHAPE = /^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/;
+
+/** HTTP Basic or body client credentials (RFC 6749 §2.3.1). */
+export interface ClientCredentials {
+  id: string;
+  secret: string;
+}
 
 /** The token request's parameters, as sent in a form or JSON (values checked here, not trusted). */
 export interface TokenRequest {
@@ -71,6 +54,23 @@ export interface TokenResponse {
 }
 
 /**
+ * The client credentials a request carries: HTTP Basic, or client_id and client_secret in the body (not both); none
+ * when it sends neither. Every Plinth client is confidential (it has a secret), so a client_id without its secret is
+ * invalid_client, not an anonymous request: it authenticates nothing, and would let anyone name any client.
+ */
+export function credentialsOf(req: TokenRequest, basic: ClientCredentials | undefined): ClientCredentials | undefined {
+  if (basic && (req.client_id !== undefined || req.client_secret !== undefined)) {
+    throw new OAuthError("invalid_request", "Send the client credentials once: in the Authorization header or in the body, not both.");
+  }
+  if (basic) return basic;
+  if (req.client_id === undefined && req.client_secret === undefined) return undefined;
+  if (req.client_id === undefined || req.client_secret === undefined) {
+    throw new OAuthError("invalid_client", "Client authentication needs client_id and client_secret (in the body or with HTTP Basic): every Plinth client is confidential.");
+  }
+  return { id: req.client_id, secret: req.client_secret };
+}
+
+/**
  * POST /v1/oauth/token: client credentials (a service account's OAuth client) and token exchange (RFC 8693: an API
  * key or a Plinth access token in, a short-lived JWT out). Whatever comes out carries at most the authority of what
  * came in, as it is now: `scope` may narrow it (asking for more is invalid_scope), never widen. A token exchanged from
@@ -84,11 +84,12 @@ export function createOAuthService(deps: {
   keys: Pick<SigningKeys, "sign" | "verify">;
   apiKeys: ApiKeyAuthenticator & SourceKeys;
   access: Pick<AccessService, "membership">;
-  serviceAccounts: Pick<ServiceAccountsService, "memberships" | "authenticateClient">;
+  serviceAccounts: Pick<ServiceAccountsService, "memberships" | "authenticateClient" | "clients">;
   throttles: TokenThrottles;
 }) {
   const { clock, keys, apiKeys, access, serviceAccounts, throttles: th } = deps;
   const memberships: ServiceAccountMemberships = serviceAccounts.memberships;
+  const clients: LiveClients = serviceAccounts.clients;
 
   function ttlOf(req: TokenRequest): number {
     if (req.expires_in === undefined) return DEFAULT_ISSUED_TTL_SECONDS;
@@ -107,28 +108,6 @@ export function createOAuthService(deps: {
       if (!authority.has(p)) throw new OAuthError("invalid_scope", `scope asks for ${p}, which the subject does not hold: a token can narrow authority, never widen it.`);
     }
     return ALL_PERMISSIONS.filter((p) => asked.includes(p));
-  }
-
-  function extraClaimsOf(req: TokenRequest): Record<string, unknown> {
-    if (req.claims === undefined) return {};
-    let claims: unknown = req.claims;
-    if (typeof claims === "string") {
-      if (claims.length > MAX_CLAIMS_BYTES) throw new OAuthError("invalid_request", `claims is over ${MAX_CLAIMS_BYTES} bytes.`);
-      try {
-        claims = JSON.parse(claims);
-      } catch {
-        throw new OAuthError("invalid_request", "claims must be a JSON object.");
-      }
-    }
-    if (!claims || typeof claims !== "object" || Array.isArray(claims)) throw new OAuthError("invalid_request", "claims must be a JSON object.");
-    const entries = Object.entries(claims);
-    if (entries.length > MAX_CLAIMS) throw new OAuthError("invalid_request", `claims has more than ${MAX_CLAIMS} members.`);
-    if (JSON.stringify(claims).length > MAX_CLAIMS_BYTES) throw new OAuthError("invalid_request", `claims is over ${MAX_CLAIMS_BYTES} bytes.`);
-    for (const [name] of entries) {
-      if (RESERVED_CLAIMS.has(name)) throw new OAuthError("invalid_request", `claims may not set ${name}: it names identity or authority, which only Plinth sets.`);
-      if (!CLAIM_NAME.test(name)) throw new OAuthError("invalid_request", `claims has a member name ${JSON.stringify(name.slice(0, 64))} that is not a plain identifier.`);
-    }
-    return claims as Record<string, unknown>;
   }
 
   function audienceOf(req: TokenRequest): string | undefined {
@@ -151,22 +130,38 @@ export function createOAuthService(deps: {
     if (wait > 0) throw slowDown(wait);
   }
 
-  async function clientCredentials(req: TokenRequest, client: { id: string; secret: string }, ip: string): Promise<TokenResponse> {
-    const clientKey = client.id.slice(0, 100);
-    // checked before the secret, so that during a lockout the right secret is refused like a wrong one (no oracle)
-    const wait = await blockedFor([[th.failuresPerClient, clientKey], [th.failuresPerIp, ip]]);
+  /**
+   * slow_down while the IP, or the client_id credentials name, is locked out. Checked before the secret, so that
+   * during a lockout the right secret is refused like a wrong one (no oracle).
+   */
+  async function refuseLockedOut(client: ClientCredentials | undefined, ip: string): Promise<void> {
+    const wait = await blockedFor(client ? [[th.failuresPerClient, client.id.slice(0, 100)], [th.failuresPerIp, ip]] : [[th.failuresPerIp, ip]]);
     if (wait > 0) throw slowDown(wait);
-    const ttl = ttlOf(req);
-    const audience = audienceOf(req);
-    const extra = extraClaimsOf(req);
+  }
+
+  /** The client the credentials authenticate, while it stands (not revoked, its account enabled); a failure counts. */
+  async function authenticated(client: ClientCredentials, ip: string): Promise<{ orgId: string; serviceAccountId: string; clientId: string; membership: OrgMembership }> {
     const found = await serviceAccounts.authenticateClient(client.id, client.secret);
     const m = found && (await memberships.membership(found.orgId, found.serviceAccountId));
     if (!found || !m) {
-      await Promise.all([th.failuresPerClient.hit(clientKey), th.failuresPerIp.hit(ip)]);
+      await Promise.all([th.failuresPerClient.hit(client.id.slice(0, 100)), th.failuresPerIp.hit(ip)]);
       throw new OAuthError("invalid_client", "Client authentication failed: unknown or revoked client, wrong secret, or a disabled service account.");
     }
+    return { ...found, membership: m };
+  }
+
+  /**
+   * A service account's token, for its client. It always names the client (`client_id`): the token, and every token
+   * exchanged from it, stops on Plinth's routes once the client is revoked (access/principal.ts checks it is live).
+   */
+  async function clientCredentials(req: TokenRequest, client: ClientCredentials, ip: string): Promise<TokenResponse> {
+    await refuseLockedOut(client, ip);
+    const ttl = ttlOf(req);
+    const audience = audienceOf(req);
+    const extra = extraClaimsOf(req.claims);
+    const found = await authenticated(client, ip);
     await countIssued(found.clientId);
-    const scope = scopeOf(req, m.permissions);
+    const scope = scopeOf(req, found.membership.permissions);
     return issue({ ...extra, sub: found.serviceAccountId, org: found.orgId, client_id: found.clientId }, scope, ttl, audience, false);
   }
 
@@ -177,12 +172,15 @@ export function createOAuthService(deps: {
     if (!token) throw new OAuthError("invalid_request", "subject_token is required.");
     switch (req.subject_token_type) {
       case TOKEN_TYPE_API_KEY: {
+        // a mislabelled token is a client's mistake, not a credential guess: say what to send instead, check nothing
+        if (JWT_SHAPE.test(token)) throw new OAuthError("invalid_request", `subject_token is a JWT, not an API key: send an access token with subject_token_type=${TOKEN_TYPE_ACCESS}.`);
         const r = await apiKeys.authenticate(token, ip);
         if (r instanceof AppError) throw new OAuthError("invalid_grant", `subject_token is not a usable API key: ${r.message}`);
         // never outlive the key (nor a rotated-out secret's grace period)
         return { principal: r, expiresAt: r.expiresAt === undefined ? undefined : Math.floor(r.expiresAt / 1000) };
       }
       case TOKEN_TYPE_ACCESS: {
+        if (token.startsWith(SECRET_PREFIX)) throw new OAuthError("invalid_request", `subject_token is an API key (${SECRET_PREFIX}…), not an access token: send it with subject_token_type=${TOKEN_TYPE_API_KEY}.`);
         const r = await keys.verify(token);
         if (!r.ok) throw new OAuthError("invalid_grant", `subject_token is not a valid Plinth access token (${r.reason}).`);
         // an impersonation's token stays the impersonation's: exchanged, it would lose its act claim and its record
@@ -196,18 +194,24 @@ export function createOAuthService(deps: {
     }
   }
 
-  async function tokenExchange(req: TokenRequest, ip: string): Promise<TokenResponse> {
+  /**
+   * RFC 8693. The subject token is the authority; a client may authenticate too (standard OAuth clients always do),
+   * and is then named in `azp`. It must be a client of the organization the token is for, and it adds no authority:
+   * what comes out is still the subject's, narrowed. The exchanged token carries on what Plinth checks at each request:
+   * `key_id` (the API key it comes from) and `client_id` (the OAuth client a service account's token was issued to),
+   * so it stops when they are revoked. No `act` claim: Plinth reads any `act` as an impersonation.
+   */
+  async function tokenExchange(req: TokenRequest, client: ClientCredentials | undefined, ip: string): Promise<TokenResponse> {
     if (req.actor_token !== undefined || req.actor_token_type !== undefined) throw new OAuthError("invalid_request", "actor_token is not supported: an exchange acts as its subject only.");
     if (req.requested_token_type !== undefined && req.requested_token_type !== TOKEN_TYPE_ACCESS) {
       throw new OAuthError("invalid_request", `requested_token_type must be ${TOKEN_TYPE_ACCESS}.`);
     }
-    if (req.client_id !== undefined || req.client_secret !== undefined) throw new OAuthError("invalid_request", "The token exchange takes no client credentials: the subject token authenticates.");
     let ttl = ttlOf(req);
     const audience = audienceOf(req);
-    const extra = extraClaimsOf(req);
+    const extra = extraClaimsOf(req.claims);
     if (req.org_id !== undefined && !isId("org", req.org_id)) throw new OAuthError("invalid_request", "org_id must be an org_… id.");
-    const wait = await blockedFor([[th.failuresPerIp, ip]]);
-    if (wait > 0) throw slowDown(wait);
+    await refuseLockedOut(client, ip);
+    const by = client && (await authenticated(client, ip));
     const { principal, expiresAt } = await subjectOf(req, ip).catch(async (e: unknown) => {
       if (e instanceof OAuthError && e.error === "invalid_grant") await th.failuresPerIp.hit(ip);
       throw e;
@@ -216,7 +220,8 @@ export function createOAuthService(deps: {
     if (bound !== undefined && req.org_id !== undefined && req.org_id !== bound) throw new OAuthError("invalid_target", "The subject token is bound to another organization than org_id.");
     const orgId = bound ?? req.org_id;
     if (orgId === undefined) throw new OAuthError("invalid_request", "org_id is required: a signed-in user's token is exchanged for one organization's permissions.");
-    const m = await membershipOfPrincipal(access, memberships, principal, orgId, apiKeys).catch((e: unknown) => {
+    if (by && by.orgId !== orgId) throw new OAuthError("unauthorized_client", "The client belongs to another organization than the token would be for: a client exchanges tokens for its own organization only.");
+    const m = await membershipOfPrincipal(access, { serviceAccounts: memberships, sourceKeys: apiKeys, clients }, principal, orgId).catch((e: unknown) => {
       // a token exchanged from a key that has since been revoked
       if (isAppError(e) && e.status === 401) throw new OAuthError("invalid_grant", `subject_token no longer works: ${e.message}`);
       throw e;
@@ -229,25 +234,30 @@ export function createOAuthService(deps: {
     const scope = scopeOf(req, m.permissions);
     // never outlive the subject token itself
     if (expiresAt !== undefined) ttl = Math.min(ttl, Math.max(1, expiresAt - Math.floor(clock.now().getTime() / 1000)));
-    return issue({ ...extra, sub, org: orgId, ...(keyId === undefined ? {} : { key_id: keyId }) }, scope, ttl, audience, true);
+    return issue({ ...extra, sub, org: orgId, ...(keyId === undefined ? {} : { key_id: keyId }), ...carriedClientOf(principal), ...sessionOf(principal), ...(by ? { azp: by.clientId } : {}) }, scope, ttl, audience, true);
+  }
+
+  /**
+   * The OAuth client a service account's token was issued to, carried into the tokens exchanged from it (`client_id`,
+   * through any number of exchanges), so that revoking the client stops them too. The client that asks for an
+   * exchange is not this one: it goes in `azp`.
+   */
+  function carriedClientOf(principal: Exclude<Principal, { kind: "service" }>): { client_id?: string } {
+    return principal.kind === "service_account" && principal.clientId !== undefined ? { client_id: principal.clientId } : {};
   }
 
   return {
-    /** Answers a token request; `client` is the HTTP Basic credential, if one was sent. Throws OAuthError. */
-    async token(req: TokenRequest, basic: { id: string; secret: string } | undefined, ip: string): Promise<TokenResponse> {
+    /** Answers a token request; `basic` is the HTTP Basic credential, if one was sent. Throws OAuthError. */
+    async token(req: TokenRequest, basic: ClientCredentials | undefined, ip: string): Promise<TokenResponse> {
       switch (req.grant_type) {
         case GRANT_CLIENT_CREDENTIALS: {
-          if (basic && (req.client_id !== undefined || req.client_secret !== undefined)) {
-            throw new OAuthError("invalid_request", "Send the client credentials once: in the Authorization header or in the body, not both.");
-          }
-          const client = basic ?? (req.client_id !== undefined && req.client_secret !== undefined ? { id: req.client_id, secret: req.client_secret } : undefined);
+          const client = credentialsOf(req, basic);
           if (!client) throw new OAuthError("invalid_client", "Client authentication is required: HTTP Basic, or client_id and client_secret in the body.");
           if (req.subject_token !== undefined || req.org_id !== undefined) throw new OAuthError("invalid_request", "client_credentials takes no subject_token or org_id.");
           return clientCredentials(req, client, ip);
         }
         case GRANT_TOKEN_EXCHANGE:
-          if (basic) throw new OAuthError("invalid_request", "The token exchange takes no client credentials: the subject token authenticates.");
-          return tokenExchange(req, ip);
+          return tokenExchange(req, credentialsOf(req, basic), ip);
         default:
           throw new OAuthError("unsupported_grant_type", `grant_type must be ${GRANT_CLIENT_CREDENTIALS} or ${GRANT_TOKEN_EXCHANGE}.`);
       }
@@ -256,3 +266,8 @@ export function createOAuthService(deps: {
 }
 
 export type OAuthService = ReturnType<typeof createOAuthService>;
+
+/** A token exchanged from a session's access token names the session (`sid`): it ends when the session does. */
+function sessionOf(p: Principal): { sid?: string } {
+  return p.kind === "user" && p.sessionId !== undefined ? { sid: p.sessionId } : {};
+}

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
-import { BACKENDS, createTestApp, redisUrl, signUp, type TestApp, type TestUser } from "../../../test/harness.ts";
+import { BACKENDS, createTestApp, makeKey, makeOrg, redisUrl, signUp, uniqueSlug, type TestApp, type TestUser } from "../../../test/harness.ts";
 import { DEFAULT_TOKEN_RULES } from "./oauth.throttle.ts";
 
 const EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -39,7 +39,7 @@ for (const backend of BACKENDS) {
     before(async () => {
       t = await createTestApp({ backend, worker: false, env: store === "redis" ? { REDIS_URL: await redisUrl() } : {} });
       owner = await signUp(t, "Owner");
-      orgId = (await t.call("POST", "/v1/orgs", { name: "Throttled", slug: `thr-${randomBytes(5).toString("hex")}` }, owner.access_token)).json().id;
+      orgId = await makeOrg(t, owner, "Throttled", uniqueSlug("thr"));
     });
     after(() => t.close());
 
@@ -81,7 +81,7 @@ for (const backend of BACKENDS) {
     });
 
     it("unusable subject tokens count against the IP too", async () => {
-      const key = (await t.call("POST", `/v1/orgs/${orgId}/keys`, { name: `k-${randomBytes(4).toString("hex")}`, roles: ["viewer"] }, owner.access_token)).json();
+      const key = await makeKey(t, orgId, owner);
       const ip = newIp();
       for (let i = 0; i < DEFAULT_TOKEN_RULES.failuresPerIp.points; i++) {
         const res = await token({ grant_type: EXCHANGE, subject_token: `plk_live_nope${i}`, subject_token_type: API_KEY }, ip);
@@ -101,7 +101,7 @@ for (const backend of BACKENDS) {
       assert.ok(slowedDown(await token(credentials(c, c.client_secret), ip)) <= 60);
       assert.equal((await token(credentials(other, other.client_secret), ip)).statusCode, 200);
 
-      const key = (await t.call("POST", `/v1/orgs/${orgId}/keys`, { name: `k-${randomBytes(4).toString("hex")}`, roles: ["viewer"] }, owner.access_token)).json();
+      const key = await makeKey(t, orgId, owner);
       const exchange = { grant_type: EXCHANGE, subject_token: key.secret, subject_token_type: API_KEY };
       for (let i = 0; i < cap; i++) assert.equal((await token(exchange, newIp())).statusCode, 200, `exchange ${i + 1}`);
       slowedDown(await token(exchange, newIp()));

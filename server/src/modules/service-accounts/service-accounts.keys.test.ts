@@ -2,20 +2,12 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { sql } from "drizzle-orm";
-import type { LightMyRequestResponse } from "fastify";
 import { decodeJwt } from "jose";
-import { BACKENDS, createTestApp, problemOf, signUp, type TestApp, type TestUser } from "../../../test/harness.ts";
+import { BACKENDS, addMember, assertProblem, createTestApp, makeKey, makeOrg, signUp, uniqueSlug, type TestApp, type TestUser } from "../../../test/harness.ts";
 
 const EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
 const API_KEY = "urn:plinth:api-key";
 const SECRET = /^plk_live_[0-9A-Za-z]{38}$/;
-
-function assertProblem(res: LightMyRequestResponse, status: number, code: string, extra: Record<string, unknown> = {}): void {
-  assert.equal(res.statusCode, status, res.body);
-  const p = problemOf(res) as Record<string, unknown>;
-  assert.equal(p.code, code, res.body);
-  for (const [k, v] of Object.entries(extra)) assert.equal(p[k], v, `${k} in ${res.body}`);
-}
 
 for (const backend of BACKENDS) {
   describe(`API keys owned by service accounts (${backend})`, () => {
@@ -30,15 +22,11 @@ for (const backend of BACKENDS) {
     before(async () => {
       t = await createTestApp({ backend, worker: false });
       [owner, admin, dev, manager] = await Promise.all([signUp(t, "Owner"), signUp(t, "Admin"), signUp(t, "Dev"), signUp(t, "Manager")]);
-      const mk = async () => (await t.call("POST", "/v1/orgs", { name: "Robots", slug: `sak-${randomBytes(5).toString("hex")}` }, owner.access_token)).json().id as string;
-      orgId = await mk();
-      otherOrgId = await mk();
+      orgId = await makeOrg(t, owner, "Robots", uniqueSlug("sak"));
+      otherOrgId = await makeOrg(t, owner, "Robots", uniqueSlug("sak"));
       const role = await t.call("POST", `/v1/orgs/${orgId}/roles`, { name: "sa-manager", permissions: ["org:read", "members:read", "keys:read", "service-accounts:manage"] }, owner.access_token);
       assert.equal(role.statusCode, 201, role.body);
-      for (const [u, r] of [[admin, "admin"], [dev, "developer"], [manager, "sa-manager"]] as const) {
-        await t.db.owner.execute(sql`insert into memberships (org_id, user_id, role) values (${orgId}, ${u.id}, ${r})`);
-      }
-      await t.deps.access.invalidate(orgId);
+      for (const [u, r] of [[admin, "admin"], [dev, "developer"], [manager, "sa-manager"]] as const) await addMember(t, orgId, u, r);
     });
     after(() => t.close());
 
@@ -164,7 +152,7 @@ for (const backend of BACKENDS) {
     it("revoking an account's key needs keys:manage or service-accounts:manage; changing it needs keys:manage", async () => {
       const sa = await makeAccount(["viewer"]);
       const key = await accountKey(sa.id);
-      const mine = (await t.call("POST", `/v1/orgs/${orgId}/keys`, { name: uniqueName(), roles: ["viewer"] }, dev.access_token)).json();
+      const mine = await makeKey(t, orgId, dev);
       assertProblem(await t.call("DELETE", `/v1/orgs/${orgId}/keys/${key.id}`, undefined, dev.access_token), 403, "FORBIDDEN", { permission: "keys:manage" });
       assertProblem(await t.call("DELETE", `/v1/orgs/${orgId}/keys/${mine.id}`, undefined, manager.access_token), 403, "FORBIDDEN", { permission: "keys:manage" });
       const revoked = await t.call("DELETE", `/v1/orgs/${orgId}/keys/${key.id}`, undefined, manager.access_token);

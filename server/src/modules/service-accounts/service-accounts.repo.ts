@@ -95,19 +95,15 @@ export const serviceAccountsRepo = {
     return r;
   },
 
-  /** Revokes (soft) the account's live API keys and ends their secrets now; the revoked keys' ids. */
-  async revokeApiKeys(tx: Executor, orgId: string, serviceAccountId: string, reason: string, now: Date): Promise<string[]> {
-    const at = now.toISOString();
-    const res = (await tx.execute(
-      sql`update api_keys set revoked_at = ${at}::timestamptz, revoked_reason = ${reason}, updated_at = ${at}::timestamptz
-          where org_id = ${orgId} and owner_type = 'service_account' and owner_id = ${serviceAccountId} and revoked_at is null returning id`,
-    )) as unknown as { rows: { id: string }[] };
-    const ids = res.rows.map((r) => r.id);
-    if (ids.length) {
-      await tx.execute(sql`update credential_index set expires_at = ${at}::timestamptz
-          where org_id = ${orgId} and kind = 'api_key' and credential_id in ${ids} and (expires_at is null or expires_at > ${at}::timestamptz)`);
-    }
-    return ids;
+  /** The live clients `makers` created (`created_by`: a member's id, or one of their API keys'), oldest first. */
+  liveClientsMadeBy(ex: Executor, orgId: string, makers: readonly string[]): Promise<OAuthClientRow[]> {
+    if (!makers.length) return Promise.resolve([]);
+    return ex
+      .select()
+      .from(oauthClients)
+      .where(and(eq(oauthClients.orgId, orgId), inArray(oauthClients.createdBy, [...makers]), isNull(oauthClients.revokedAt)))
+      .orderBy(asc(oauthClients.id))
+      .for("update");
   },
 
   async touchClient(tx: Executor, orgId: string, id: string, now: Date): Promise<void> {

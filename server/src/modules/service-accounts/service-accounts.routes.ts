@@ -1,12 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
-import { refuseImpersonation } from "../../http/auth.ts";
-import { requireTenant } from "../../http/tenant.ts";
-import { BODY_ERRORS, OrgIdParams, bearerSecurity, decodeCursor, encodeCursor, errors } from "../../http/schemas.ts";
+
+import { requireTenant } from "../access/request.ts";
+import { BODY_ERRORS, OrgIdParams, bearerSecurity, errors } from "../../http/schemas.ts";
 import { platformError } from "../../lib/errors.ts";
-import { isId } from "../../lib/ids.ts";
+import { idCursor, page, pageRequest } from "../../lib/pagination.ts";
 import type { Clock } from "../../lib/clock.ts";
-import { actorOf } from "../audit/audit.http.ts";
+import { actorOf } from "../access/request.ts";
 import { CreateKeyBody, KeyWithSecret, toKey } from "../keys/api-keys.schemas.ts";
 import type { ServiceAccountsService } from "./service-accounts.service.ts";
 import {
@@ -36,7 +36,7 @@ export function serviceAccountsRoutes(s: { serviceAccounts: ServiceAccountsServi
   const sa = s.serviceAccounts;
   return async (app) => {
     app.post("/v1/orgs/:orgId/service-accounts", {
-      config: { permission: "service-accounts:manage" },
+      config: { mintsAuthority: true, permission: "service-accounts:manage" },
       schema: {
         operationId: "createServiceAccount",
         tags,
@@ -62,13 +62,8 @@ export function serviceAccountsRoutes(s: { serviceAccounts: ServiceAccountsServi
       },
     }, async (req) => {
       const { orgId } = requireTenant(req);
-      const limit = req.query.limit ?? 50;
-      const after = decodeCursor(req.query.cursor);
-      if (after !== undefined && !isId("serviceAccount", after)) throw platformError("VALIDATION_FAILED", "cursor is not a next_cursor of this list.", { field: "cursor" });
-      const rows = await sa.list(orgId, { after, limit: limit + 1 });
-      const more = rows.length > limit;
-      if (more) rows.length = limit;
-      return { items: rows.map(toServiceAccount), next_cursor: more ? encodeCursor(rows[limit - 1].id) : null };
+      const { limit, fetch, cursor } = pageRequest(req.query, idCursor("serviceAccount"));
+      return page(await sa.list(orgId, { after: cursor, limit: fetch }), limit, (r) => r.id, toServiceAccount);
     });
 
     app.get("/v1/orgs/:orgId/service-accounts/:serviceAccountId", {
@@ -84,7 +79,7 @@ export function serviceAccountsRoutes(s: { serviceAccounts: ServiceAccountsServi
     }, async (req) => toServiceAccount(await sa.get(requireTenant(req).orgId, req.params.serviceAccountId)));
 
     app.patch("/v1/orgs/:orgId/service-accounts/:serviceAccountId", {
-      config: { permission: "service-accounts:manage" },
+      config: { mintsAuthority: true, permission: "service-accounts:manage" },
       schema: {
         operationId: "updateServiceAccount",
         tags,
@@ -111,7 +106,7 @@ export function serviceAccountsRoutes(s: { serviceAccounts: ServiceAccountsServi
     }, async (req) => toServiceAccount(await sa.setDisabled(requireTenant(req), req.params.serviceAccountId, true, actorOf(req))));
 
     app.post("/v1/orgs/:orgId/service-accounts/:serviceAccountId/$enable", {
-      config: { permission: "service-accounts:manage" },
+      config: { mintsAuthority: true, permission: "service-accounts:manage" },
       schema: {
         operationId: "enableServiceAccount",
         tags,
@@ -141,7 +136,7 @@ export function serviceAccountsRoutes(s: { serviceAccounts: ServiceAccountsServi
     });
 
     app.post("/v1/orgs/:orgId/service-accounts/:serviceAccountId/keys", {
-      config: { permission: "service-accounts:manage" },
+      config: { mintsAuthority: true, permission: "service-accounts:manage" },
       schema: {
         operationId: "createServiceAccountApiKey",
         tags,
@@ -159,7 +154,6 @@ export function serviceAccountsRoutes(s: { serviceAccounts: ServiceAccountsServi
         response: { 201: KeyWithSecret, ...errors(...BODY_ERRORS, 401, 403, 404, 409) },
       },
     }, async (req, reply) => {
-      refuseImpersonation(req, "create API keys");
       const principal = req.principal;
       if (!principal) throw platformError("UNAUTHENTICATED", "Sign in first.");
       const { row, secret } = await sa.createKey({ membership: requireTenant(req), principal }, req.params.serviceAccountId, req.body, actorOf(req));
@@ -167,7 +161,7 @@ export function serviceAccountsRoutes(s: { serviceAccounts: ServiceAccountsServi
     });
 
     app.post("/v1/orgs/:orgId/service-accounts/:serviceAccountId/clients", {
-      config: { permission: "service-accounts:manage" },
+      config: { mintsAuthority: true, permission: "service-accounts:manage" },
       schema: {
         operationId: "createOAuthClient",
         tags,
@@ -181,7 +175,6 @@ export function serviceAccountsRoutes(s: { serviceAccounts: ServiceAccountsServi
         response: { 201: OAuthClientWithSecret, ...errors(...BODY_ERRORS, 401, 403, 404, 409) },
       },
     }, async (req, reply) => {
-      refuseImpersonation(req, "create OAuth client credentials");
       const { row, secret } = await sa.createClient(requireTenant(req), req.params.serviceAccountId, req.body.name, actorOf(req));
       return reply.code(201).send({ ...toClient(row), client_secret: secret });
     });

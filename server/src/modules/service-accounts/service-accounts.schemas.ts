@@ -1,5 +1,6 @@
 import { Type } from "typebox";
-import { Cursor, Limit, NullableTimestamp, OrgIdParams, Timestamp } from "../../http/schemas.ts";
+import { NullableTimestamp, OrgIdParams, Timestamp } from "../../http/schemas.ts";
+import { Page, PageQuery } from "../../lib/pagination.ts";
 import { idPattern } from "../../lib/ids.ts";
 import type { OAuthClientRow, ServiceAccountRow } from "./service-accounts.repo.ts";
 
@@ -28,7 +29,7 @@ export const UpdateServiceAccountBody = Type.Object(
   { name: Type.Optional(Name), description: Type.Optional(Description), roles: Type.Optional(Roles) },
   { additionalProperties: false, minProperties: 1 },
 );
-export const ListServiceAccountsQuery = Type.Object({ cursor: Type.Optional(Cursor), limit: Type.Optional(Limit) }, { additionalProperties: false });
+export const ListServiceAccountsQuery = PageQuery;
 export const CreateClientBody = Type.Object({ name: Name }, { additionalProperties: false });
 
 export const ServiceAccount = Type.Object(
@@ -45,10 +46,7 @@ export const ServiceAccount = Type.Object(
   },
   { description: "A service account" },
 );
-export const ServiceAccountPage = Type.Object({
-  items: Type.Array(ServiceAccount),
-  next_cursor: Type.Union([Type.String(), Type.Null()], { description: "Pass as cursor for the next page; null on the last" }),
-});
+export const ServiceAccountPage = Page(ServiceAccount);
 
 export const OAuthClient = Type.Object(
   {

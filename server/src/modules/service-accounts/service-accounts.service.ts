@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Database, Executor } from "../../db/client.ts";
-import type { ServiceAccountMemberships } from "../../http/tenant.ts";
+import type { LiveClients, ServiceAccountMemberships } from "../access/principal.ts";
+import { requireWithin } from "../access/authority.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { platformError } from "../../lib/errors.ts";
 import { newId } from "../../lib/ids.ts";
@@ -10,6 +11,7 @@ import { ALL_PERMISSIONS, type Permission } from "../access/permissions.ts";
 import type { AuditActor, AuditService } from "../audit/audit.service.ts";
 import { hashSecret, sameHash } from "../keys/api-keys.format.ts";
 import type { ApiKeyRow } from "../keys/api-keys.repo.ts";
+import type { KeyOwnerOps } from "../keys/api-keys.owners.ts";
 import type { ApiKeysService, CreateKeyInput, KeyCaller } from "../keys/api-keys.service.ts";
 import { serviceAccountsError } from "./service-accounts.errors.ts";
 import { accountRolesQuery, clientAuthQuery, clientIndexQuery, type ClientAuthRow, type OAuthClientRow, type ServiceAccountRow, type ServiceAccountsRepo } from "./service-accounts.repo.ts";
@@ -39,28 +41,18 @@ export function createServiceAccountsService(deps: {
   clock: Clock;
   repo: ServiceAccountsRepo;
   audit: Pick<AuditService, "record">;
-  access: Pick<AccessService, "rolePermissions" | "invalidate" | "onInvalidate">;
+  access: Pick<AccessService, "rolePermissions" | "permissionsOfRoles" | "invalidate" | "onInvalidate">;
   apiKeys: Pick<ApiKeysService, "create">;
+  /** The keys module's functions for an owner's keys: a deleted account's keys are revoked through them. */
+  keyOwners: Pick<KeyOwnerOps, "revokeAllOf">;
   cacheTtlMs?: number;
 }) {
-  const { db, clock, repo, audit, access, apiKeys } = deps;
+  const { db, clock, repo, audit, access, apiKeys, keyOwners } = deps;
   const ttl = deps.cacheTtlMs ?? 30_000;
 
-  async function permissionsOfRoles(tx: Executor, orgId: string, roles: readonly string[]): Promise<Set<Permission>> {
-    const out = new Set<Permission>();
-    for (const [i, role] of roles.entries()) {
-      const perms = await access.rolePermissions(tx, orgId, role);
-      if (!perms) throw invalid(`roles.${i}`, `role ${role} is neither a built-in role nor a custom role of this organization.`);
-      for (const p of perms) out.add(p);
-    }
-    return out;
-  }
-
-  /** 403 naming the first permission (catalog order) the account would hold and the caller lacks. */
-  function requireSubset(caller: OrgMembership, wanted: ReadonlySet<Permission>, what: string): void {
-    const missing = ALL_PERMISSIONS.find((p) => wanted.has(p) && !caller.permissions.has(p));
-    if (missing) throw platformError("FORBIDDEN", `${what} would hold ${missing}, which you do not have.`, { extra: { permission: missing } });
-  }
+  const permissionsOfRoles = (tx: Executor, orgId: string, roles: readonly string[]) => access.permissionsOfRoles(tx, orgId, roles);
+  /** Nobody gives an account, or a credential acting as it, more than they hold (access/authority.ts). */
+  const requireSubset = (caller: OrgMembership, wanted: ReadonlySet<Permission>, subject: string) => requireWithin(caller, wanted, { subject });
 
   async function load(tx: Executor, orgId: string, id: string, lock = false): Promise<ServiceAccountRow> {
     const row = await repo.findById(tx, orgId, id, lock);
@@ -104,8 +96,29 @@ export function createServiceAccountsService(deps: {
     },
   };
 
+  // Whether an OAuth client still stands (not revoked): its tokens, and tokens exchanged from
+  // them, work only while it does. Cached like the memberships, dropped by every invalidation of the org.
+  const clientCache = new Map<string, { live: boolean; epoch: number; staleAt: number }>();
+  const clients: LiveClients = {
+    isLive(orgId, clientId) {
+      const key = `${orgId}\u0000${clientId}`;
+      const nowMs = clock.now().getTime();
+      const hit = clientCache.get(key);
+      if (hit && hit.epoch === epochOf(orgId) && hit.staleAt > nowMs) return hit.live;
+      const epoch = epochOf(orgId);
+      return db.readScoped<ClientAuthRow>({ orgId }, clientAuthQuery(orgId, clientId)).then(([row]) => {
+        // a disabled account is answered by its membership (404, and back on enable); a revoked client is final
+        const live = !!row && row.revoked_at === null;
+        if (clientCache.size >= 50_000) clientCache.delete(clientCache.keys().next().value as string);
+        clientCache.set(key, { live, epoch, staleAt: nowMs + ttl });
+        return live;
+      });
+    },
+  };
+
   return {
     memberships,
+    clients,
 
     async create(caller: OrgMembership, input: CreateServiceAccountInput, actor: AuditActor): Promise<ServiceAccountRow> {
       const now = clock.now();
@@ -191,9 +204,7 @@ export function createServiceAccountsService(deps: {
         const row = await load(tx, caller.orgId, id, true);
         await repo.delete(tx, caller.orgId, id);
         await audit.record(tx, actor, { orgId: caller.orgId, action: "service_account.deleted", target: { type: "service_account", id }, diff: { name: [row.name, null], roles: [row.roles, null] } });
-        for (const keyId of await repo.revokeApiKeys(tx, caller.orgId, id, "owner_deleted", clock.now())) {
-          await audit.record(tx, actor, { orgId: caller.orgId, action: "key.revoked", target: { type: "api_key", id: keyId }, diff: { revoked_reason: [null, "owner_deleted"] } });
-        }
+        await keyOwners.revokeAllOf(tx, caller.orgId, { type: "service_account", id }, "owner_deleted", actor);
       });
     },
 

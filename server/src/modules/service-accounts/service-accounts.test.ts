@@ -4,7 +4,7 @@ import { after, before, describe, it } from "node:test";
 import { sql } from "drizzle-orm";
 import type { LightMyRequestResponse } from "fastify";
 import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from "jose";
-import { BACKENDS, createTestApp, problemOf, signUp, type TestApp, type TestUser } from "../../../test/harness.ts";
+import { BACKENDS, addMember, assertProblem, createTestApp, makeOrg, problemOf, signUp, uniqueSlug, type TestApp, type TestUser } from "../../../test/harness.ts";
 
 const FORM = { "content-type": "application/x-www-form-urlencoded" };
 const EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -19,13 +19,6 @@ function assertOAuthError(res: LightMyRequestResponse, status: number, error: st
   assert.match(String(res.headers["content-type"]), /^application\/json/);
   assert.equal(res.headers["cache-control"], "no-store");
   if (mentions) assert.match(body.error_description, mentions);
-}
-
-function assertProblem(res: LightMyRequestResponse, status: number, code: string, extra: Record<string, unknown> = {}): void {
-  assert.equal(res.statusCode, status, res.body);
-  const p = problemOf(res) as Record<string, unknown>;
-  assert.equal(p.code, code, res.body);
-  for (const [k, v] of Object.entries(extra)) assert.equal(p[k], v, `${k} in ${res.body}`);
 }
 
 function assertFieldError(res: LightMyRequestResponse, field: string): void {
@@ -50,12 +43,9 @@ for (const backend of BACKENDS) {
       admin = await signUp(t, "Adam Admin");
       dev = await signUp(t, "Dana Dev");
       viewer = await signUp(t, "Vic Viewer");
-      orgId = (await t.call("POST", "/v1/orgs", { name: "Machines Inc", slug: `sa-${randomBytes(5).toString("hex")}` }, owner.access_token)).json().id;
-      otherOrgId = (await t.call("POST", "/v1/orgs", { name: "Other Inc", slug: `sa-${randomBytes(5).toString("hex")}` }, owner.access_token)).json().id;
-      for (const [u, role] of [[admin, "admin"], [dev, "developer"], [viewer, "viewer"]] as const) {
-        await t.db.owner.execute(sql`insert into memberships (org_id, user_id, role) values (${orgId}, ${u.id}, ${role})`);
-      }
-      await t.deps.access.invalidate(orgId);
+      orgId = await makeOrg(t, owner, "Machines Inc", uniqueSlug("sa"));
+      otherOrgId = await makeOrg(t, owner, "Other Inc", uniqueSlug("sa"));
+      for (const [u, role] of [[admin, "admin"], [dev, "developer"], [viewer, "viewer"]] as const) await addMember(t, orgId, u, role);
     });
     after(() => t.close());
 
@@ -275,7 +265,8 @@ for (const backend of BACKENDS) {
       const { payload } = await jwtVerify(res.json().access_token, jwks, { issuer: t.deps.config.jwt.issuer, audience: t.deps.config.jwt.audience });
       assert.equal(payload.sub, viewer.id);
       assert.equal(payload.scope, "org:read");
-      assert.equal(payload.run_id, "r-42");
+      assert.deepEqual(payload.ext, { run_id: "r-42" }, "caller claims sit under ext");
+      assert.equal(payload.run_id, undefined);
       assert.equal((payload.exp ?? 0) - (payload.iat ?? 0), 120);
       assert.equal((await t.call("GET", `/v1/orgs/${orgId}`, undefined, res.json().access_token)).statusCode, 200);
       assertProblem(await t.call("GET", `/v1/orgs/${orgId}/teams`, undefined, res.json().access_token), 403, "FORBIDDEN", { permission: "teams:read" });

@@ -4,6 +4,7 @@ import type { Clock } from "../../lib/clock.ts";
 import type { AccessService } from "../access/access.service.ts";
 import type { AuditService } from "../audit/audit.service.ts";
 import type { JwtSettings } from "../keys/signing-keys.ts";
+import { createServiceKeyMakerOps } from "./service-keys.makers.ts";
 import { serviceKeysRepo } from "./service-keys.repo.ts";
 import { serviceKeysRoutes } from "./service-keys.routes.ts";
 import { createServiceKeysService, type JwksOptions } from "./service-keys.service.ts";
@@ -31,7 +32,8 @@ export function wire(deps: {
     service.invalidateJwks(owner);
   });
   return {
-    serviceKeys: { ...service, verifier },
+    // `makers`: the registrations a member made, for their removal (members module)
+    serviceKeys: { ...service, verifier, makers: createServiceKeyMakerOps({ ...deps, repo: serviceKeysRepo }) },
     routes: [serviceKeysRoutes({ serviceKeys: service, clock: deps.clock })],
     close: () => verifier.close(),
   };

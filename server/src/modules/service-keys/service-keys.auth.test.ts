@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { sql } from "drizzle-orm";
 import { importJWK, type CryptoKey } from "jose";
-import { BACKENDS, createTestApp, problemOf, redisUrl, type TestApp } from "../../../test/harness.ts";
-import { assertProblem, keyPair, registration, serviceName, serviceToken, startKit, type Kit, type ServiceKeyPair } from "./service-keys.test-kit.ts";
+import { BACKENDS, assertProblem, createTestApp, problemOf, redisUrl, type TestApp } from "../../../test/harness.ts";
+import { keyPair, registration, serviceName, serviceToken, startKit, type Kit, type ServiceKeyPair } from "./service-keys.test-kit.ts";
 
 for (const backend of BACKENDS) {
   describe(`service tokens (${backend})`, () => {

@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, isNull, sql } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, isNull, sql } from "drizzle-orm";
 import type { JWK } from "jose";
 import type { Executor } from "../../db/client.ts";
 import { credentialIndex, serviceKeys } from "../../db/schema/machine.ts";
@@ -119,6 +119,17 @@ export const serviceKeysRepo = {
     return r;
   },
 
+  /** An org's live registrations `makers` registered (`created_by`), oldest first, locked until the transaction ends. */
+  liveMadeBy(ex: Executor, orgId: string, makers: readonly string[]): Promise<ServiceKeyRow[]> {
+    if (!makers.length) return Promise.resolve([]);
+    return ex
+      .select()
+      .from(serviceKeys)
+      .where(and(eq(serviceKeys.orgId, orgId), inArray(serviceKeys.createdBy, [...makers]), isNull(serviceKeys.revokedAt)))
+      .orderBy(asc(serviceKeys.id))
+      .for("update");
+  },
+
   /** Batched last use: one statement for the owner's registrations. */
   async touch(tx: Executor, owner: KeyOwner, used: { id: string; lastUsedAt: Date }[]): Promise<void> {
     if (!used.length) return;
@@ -132,13 +143,6 @@ export const serviceKeysRepo = {
        where k.org_id is not distinct from ${owner} and k.id = v.id`);
   },
 
-  /**
-   * Switches the rest of the transaction to the platform's audit chain (`auditOrg`): the platform registry's rows are
-   * written with no org set (their policy matches org_id null exactly), its audit events under the chain's id.
-   */
-  async enterAuditScope(tx: Executor, auditOrg: string): Promise<void> {
-    await tx.execute(sql`select set_config('app.org_id', ${auditOrg}, true)`);
-  },
 };
 
 export type ServiceKeysRepo = typeof serviceKeysRepo;

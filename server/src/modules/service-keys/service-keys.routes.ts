@@ -1,13 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from "fastify";
 import type { Static } from "typebox";
-import { refuseImpersonation, requireUser } from "../../http/auth.ts";
-import { requireTenant } from "../../http/tenant.ts";
-import { BODY_ERRORS, OrgIdParams, bearerSecurity, decodeCursor, encodeCursor, errors } from "../../http/schemas.ts";
+import { requireUser } from "../access/request.ts";
+import { requireTenant } from "../access/request.ts";
+import { BODY_ERRORS, OrgIdParams, bearerSecurity, errors } from "../../http/schemas.ts";
 import type { Clock } from "../../lib/clock.ts";
-import { platformError } from "../../lib/errors.ts";
-import { isId } from "../../lib/ids.ts";
-import { actorOf } from "../audit/audit.http.ts";
+import { idCursor, page, pageRequest } from "../../lib/pagination.ts";
+import { actorOf } from "../access/request.ts";
 import { refusePrivateKeyMaterial } from "./service-keys.jwk.ts";
 import {
   JwksQuery,
@@ -44,7 +43,6 @@ function privateMaterialGuard(req: FastifyRequest, _reply: FastifyReply, done: H
 const orgCaller = (req: FastifyRequest): KeyCaller => ({ kind: "org", membership: requireTenant(req) });
 /** Whoever holds a registered key's private half acts with its roles for as long as it stands: no impersonation. */
 const changingCaller = (req: FastifyRequest, what: string): KeyCaller => {
-  refuseImpersonation(req, what);
   return orgCaller(req);
 };
 // a platform admin signed in as themselves (an impersonation is never of a platform admin); the service checks the flag
@@ -58,19 +56,15 @@ export function serviceKeysRoutes(s: { serviceKeys: ServiceKeysService; clock: C
   const tags = ["service-keys"];
   const sk = s.serviceKeys;
   const view = (row: Parameters<typeof toServiceKey>[0]) => toServiceKey(row, s.clock.now());
-  async function page(caller: KeyCaller, q: Static<typeof ListServiceKeysQuery>) {
-    const limit = q.limit ?? 50;
-    const after = decodeCursor(q.cursor);
-    if (after !== undefined && !isId("serviceKey", after)) throw platformError("VALIDATION_FAILED", "cursor is not a next_cursor of this list.", { field: "cursor" });
-    const rows = await sk.list(caller, { service: q.service, includeRevoked: q.include_revoked ?? false, after, limit: limit + 1 });
-    const more = rows.length > limit;
-    if (more) rows.length = limit;
-    return { items: rows.map(view), next_cursor: more ? encodeCursor(rows[limit - 1].id) : null };
+  async function list(caller: KeyCaller, q: Static<typeof ListServiceKeysQuery>) {
+    const { limit, fetch, cursor } = pageRequest(q, idCursor("serviceKey"));
+    const rows = await sk.list(caller, { service: q.service, includeRevoked: q.include_revoked ?? false, after: cursor, limit: fetch });
+    return page(rows, limit, (r) => r.id, view);
   }
 
   return async (app) => {
     app.post("/v1/orgs/:orgId/service-keys", {
-      config: { permission: "service-keys:manage" },
+      config: { mintsAuthority: true, permission: "service-keys:manage" },
       preValidation: privateMaterialGuard,
       schema: {
         operationId: "registerServiceKey",
@@ -96,7 +90,7 @@ export function serviceKeysRoutes(s: { serviceKeys: ServiceKeysService; clock: C
         querystring: ListServiceKeysQuery,
         response: { 200: ServiceKeyPage, ...errors(400, 401, 403, 404) },
       },
-    }, async (req) => page(orgCaller(req), req.query));
+    }, async (req) => list(orgCaller(req), req.query));
 
     app.get("/v1/orgs/:orgId/service-keys/:serviceKeyId", {
       config: { permission: "service-keys:read" },
@@ -111,7 +105,7 @@ export function serviceKeysRoutes(s: { serviceKeys: ServiceKeysService; clock: C
     }, async (req) => view(await sk.get(orgCaller(req), req.params.serviceKeyId)));
 
     app.patch("/v1/orgs/:orgId/service-keys/:serviceKeyId", {
-      config: { permission: "service-keys:manage" },
+      config: { mintsAuthority: true, permission: "service-keys:manage" },
       schema: {
         operationId: "updateServiceKey",
         tags,
@@ -163,7 +157,7 @@ export function serviceKeysRoutes(s: { serviceKeys: ServiceKeysService; clock: C
         querystring: ListServiceKeysQuery,
         response: { 200: ServiceKeyPage, ...errors(400, 401, 403) },
       },
-    }, async (req) => page(platformCaller(req), req.query));
+    }, async (req) => list(platformCaller(req), req.query));
 
     app.get("/v1/service-keys/:serviceKeyId", {
       schema: {

@@ -1,5 +1,6 @@
 import { Type, type Static } from "typebox";
-import { Cursor, Limit, NullableTimestamp, OrgIdParams, Timestamp } from "../../http/schemas.ts";
+import { NullableTimestamp, OrgIdParams, Timestamp } from "../../http/schemas.ts";
+import { Page, pageQuery } from "../../lib/pagination.ts";
 import { idPattern } from "../../lib/ids.ts";
 import type { ServiceKeyRow } from "./service-keys.repo.ts";
 import { SERVICE_KEY_ALGS } from "./service-keys.jwk.ts";
@@ -72,8 +73,7 @@ export const ListServiceKeysQuery = Type.Object(
   {
     service: Type.Optional(ServiceName),
     include_revoked: Type.Optional(Type.Boolean({ default: false, description: "List revoked registrations too" })),
-    cursor: Type.Optional(Cursor),
-    limit: Type.Optional(Limit),
+    ...pageQuery,
   },
   { additionalProperties: false },
 );
@@ -122,7 +122,7 @@ export const ServiceKey = Type.Object(
   },
   { description: "A registered service key (public key only)" },
 );
-export const ServiceKeyPage = Type.Object({ items: Type.Array(ServiceKey), next_cursor: Type.Union([Type.String(), Type.Null()]) });
+export const ServiceKeyPage = Page(ServiceKey);
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 

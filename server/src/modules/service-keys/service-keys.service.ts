@@ -95,7 +95,7 @@ export function createServiceKeysService(deps: {
   /** The audit event, in the org's chain or (moving the transaction there: its last step) the platform's. */
   async function record(tx: Executor, caller: KeyCaller, actor: AuditActor, action: string, id: string, diff: Record<string, unknown>): Promise<void> {
     const owner = ownerOf(caller);
-    if (owner === null) await repo.enterAuditScope(tx, PLATFORM_AUDIT_ORG);
+    if (owner === null) await db.actFor(tx, PLATFORM_AUDIT_ORG);
     await audit.record(tx, actor, { orgId: owner ?? PLATFORM_AUDIT_ORG, action, target: { type: "service_key", id }, diff });
   }
 

@@ -2,9 +2,8 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { sql } from "drizzle-orm";
-import type { LightMyRequestResponse } from "fastify";
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from "jose";
-import { createTestApp, problemOf, signUp, type Backend, type TestApp, type TestUser } from "../../../test/harness.ts";
+import { addMember, createTestApp, makeOrg, signUp, uniqueSlug, type Backend, type TestApp, type TestUser } from "../../../test/harness.ts";
 import { createManualClock } from "../../lib/clock.ts";
 
 export interface Kit {
@@ -25,17 +24,9 @@ export async function startKit(backend: Backend, env?: Record<string, string>): 
   const clock = createManualClock();
   const t = await createTestApp({ backend, clock, worker: false, env });
   const [owner, admin, dev, viewer, root] = [await signUp(t, "Olivia Owner"), await signUp(t, "Adam Admin"), await signUp(t, "Dana Dev"), await signUp(t, "Vic Viewer"), await signUp(t, "Rita Root")];
-  const org = async (name: string) => {
-    const res = await t.call("POST", "/v1/orgs", { name, slug: `svk-${randomBytes(5).toString("hex")}` }, owner.access_token);
-    assert.equal(res.statusCode, 201, res.body);
-    return res.json().id as string;
-  };
-  const orgId = await org("Services Inc");
-  const otherOrgId = await org("Other Inc");
-  for (const [u, role] of [[admin, "admin"], [dev, "developer"], [viewer, "viewer"]] as const) {
-    await t.db.owner.execute(sql`insert into memberships (org_id, user_id, role) values (${orgId}, ${u.id}, ${role})`);
-  }
-  await t.deps.access.invalidate(orgId);
+  const orgId = await makeOrg(t, owner, "Services Inc", uniqueSlug("svk"));
+  const otherOrgId = await makeOrg(t, owner, "Other Inc", uniqueSlug("svk"));
+  for (const [u, role] of [[admin, "admin"], [dev, "developer"], [viewer, "viewer"]] as const) await addMember(t, orgId, u, role);
   await t.db.owner.execute(sql`update users set is_platform_admin = true where id = ${root.id}`);
   return { t, clock, owner, admin, dev, viewer, root, orgId, otherOrgId, close: () => t.close() };
 }
@@ -88,11 +79,4 @@ export async function serviceToken(kit: Pick<Kit, "t" | "clock">, service: strin
   };
   for (const c of o.omit ?? []) delete payload[c];
   return new SignJWT(payload).setProtectedHeader({ alg: o.alg ?? k.alg, kid: o.kid ?? k.kid, typ: "JWT" }).sign(k.privateKey);
-}
-
-export function assertProblem(res: LightMyRequestResponse, status: number, code: string, extra: Record<string, unknown> = {}): void {
-  assert.equal(res.statusCode, status, res.body);
-  const p = problemOf(res) as Record<string, unknown>;
-  assert.equal(p.code, code, res.body);
-  for (const [k, v] of Object.entries(extra)) assert.equal(p[k], v, `${k} in ${res.body}`);
 }

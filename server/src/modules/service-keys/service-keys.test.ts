@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { sql } from "drizzle-orm";
-import { assertFieldError, BACKENDS } from "../../../test/harness.ts";
-import { assertProblem, keyPair, registration, serviceName, startKit, type Kit } from "./service-keys.test-kit.ts";
+import { BACKENDS, assertFieldError, assertProblem } from "../../../test/harness.ts";
+import { keyPair, registration, serviceName, startKit, type Kit } from "./service-keys.test-kit.ts";
 
 const PRIVATE = ["d", "p", "q", "dp", "dq", "qi", "k", "oth"];
 

@@ -1,8 +1,8 @@
 import { decodeProtectedHeader, importJWK, type JWK } from "jose";
 import type { Logger } from "pino";
 import type { Database } from "../../db/client.ts";
-import type { ServicePrincipal, ServiceTokenAuthenticator } from "../../http/auth.ts";
-import type { ServiceMemberships } from "../../http/tenant.ts";
+import type { ServicePrincipal, ServiceTokenAuthenticator } from "../access/principal.ts";
+import type { ServiceMemberships } from "../access/principal.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { AppError } from "../../lib/errors.ts";
 import type { OrgMembership } from "../access/access.service.ts";

@@ -9,14 +9,7 @@ import { after, before, describe, it } from "node:test";
 import { sql } from "drizzle-orm";
 import type { LightMyRequestResponse } from "fastify";
 import { newId } from "../../lib/ids.ts";
-import { BACKENDS, createTestApp, problemOf, signUp, type TestApp, type TestUser } from "../../../test/harness.ts";
-
-function assertForbidden(res: LightMyRequestResponse, permission: string): void {
-  assert.equal(res.statusCode, 403, res.body);
-  const p = problemOf(res) as ReturnType<typeof problemOf> & { permission?: string };
-  assert.equal(p.code, "FORBIDDEN");
-  assert.equal(p.permission, permission, res.body);
-}
+import { BACKENDS, addMember, assertProblem, createTestApp, makeOrg, signUp, uniqueSlug, type TestApp, type TestUser } from "../../../test/harness.ts";
 
 for (const backend of BACKENDS) {
   describe(`team hierarchy and access (${backend})`, () => {
@@ -47,13 +40,9 @@ for (const backend of BACKENDS) {
     before(async () => {
       t = await createTestApp({ backend, worker: false });
       [alice, pm, sib, plain, reader, admin] = await Promise.all(["Alice", "Pat", "Sibyl", "Plain", "Reader", "Admin"].map((n) => signUp(t, n)));
-      const res = await t.call("POST", "/v1/orgs", { name: "Hier", slug: `hier-${randomBytes(5).toString("hex")}` }, alice.access_token);
-      org = res.json().id;
+      org = await makeOrg(t, alice, "Hier", uniqueSlug("hier"));
       await t.db.owner.execute(sql`insert into custom_roles (id, org_id, name, permissions) values (${newId("role")}, ${org}, 'nobody', '{}')`);
-      for (const [u, role] of [[pm, "developer"], [sib, "developer"], [plain, "viewer"], [reader, "nobody"], [admin, "admin"]] as const) {
-        await t.db.owner.execute(sql`insert into memberships (org_id, user_id, role) values (${org}, ${u.id}, ${role})`);
-      }
-      await t.deps.access.invalidate(org);
+      for (const [u, role] of [[pm, "developer"], [sib, "developer"], [plain, "viewer"], [reader, "nobody"], [admin, "admin"]] as const) await addMember(t, org, u, role);
       const mk = async (name: string, parent_id?: string) => (await ok(call(alice, "POST", "", { name, parent_id }), 201)).json().id as string;
       R = await mk("R");
       C = await mk("C", R);
@@ -84,18 +73,18 @@ for (const backend of BACKENDS) {
 
     it("a maintainer of a sibling team gets 403 naming the permission on every change, and nothing changes", async () => {
       const before = await snapshot();
-      assertForbidden(await call(sib, "PATCH", `/${G}`, { name: "Mine now" }), "teams:update");
-      assertForbidden(await call(sib, "PUT", `/${G}/members/${sib.id}`, { role: "maintainer" }), "teams:update");
-      assertForbidden(await call(sib, "DELETE", `/${G}/members/${plain.id}`), "teams:update");
-      assertForbidden(await call(sib, "POST", `/${G}/move`, { parent_id: S }), "teams:update");
-      assertForbidden(await call(sib, "DELETE", `/${G}`), "teams:delete");
-      assertForbidden(await call(sib, "DELETE", `/${R}?cascade=true`), "teams:delete");
+      assertProblem(await call(sib, "PATCH", `/${G}`, { name: "Mine now" }), 403, "FORBIDDEN", { permission: "teams:update" });
+      assertProblem(await call(sib, "PUT", `/${G}/members/${sib.id}`, { role: "maintainer" }), 403, "FORBIDDEN", { permission: "teams:update" });
+      assertProblem(await call(sib, "DELETE", `/${G}/members/${plain.id}`), 403, "FORBIDDEN", { permission: "teams:update" });
+      assertProblem(await call(sib, "POST", `/${G}/move`, { parent_id: S }), 403, "FORBIDDEN", { permission: "teams:update" });
+      assertProblem(await call(sib, "DELETE", `/${G}`), 403, "FORBIDDEN", { permission: "teams:delete" });
+      assertProblem(await call(sib, "DELETE", `/${R}?cascade=true`), 403, "FORBIDDEN", { permission: "teams:delete" });
       // hanging a team under one is administering that one: its grants would reach the newcomers
-      assertForbidden(await call(sib, "POST", "", { name: "Spy", parent_id: C }), "teams:update");
-      assertForbidden(await call(sib, "POST", `/${S}/move`, { parent_id: R }), "teams:update");
+      assertProblem(await call(sib, "POST", "", { name: "Spy", parent_id: C }), 403, "FORBIDDEN", { permission: "teams:update" });
+      assertProblem(await call(sib, "POST", `/${S}/move`, { parent_id: R }), 403, "FORBIDDEN", { permission: "teams:update" });
       // a maintainer of a child does not administer its parent
       await ok(call(alice, "PUT", `/${G}/members/${sib.id}`, { role: "maintainer" }), 201);
-      assertForbidden(await call(sib, "PATCH", `/${C}`, { name: "Up" }), "teams:update");
+      assertProblem(await call(sib, "PATCH", `/${C}`, { name: "Up" }), 403, "FORBIDDEN", { permission: "teams:update" });
       await ok(call(alice, "DELETE", `/${G}/members/${sib.id}`), 204);
       assert.deepEqual(await snapshot(), before);
     });
@@ -103,22 +92,22 @@ for (const backend of BACKENDS) {
     it("a plain member of a team reads it but changes nothing", async () => {
       const before = await snapshot();
       assert.equal((await ok(call(plain, "GET", `/${G}`))).json().id, G);
-      assertForbidden(await call(plain, "PATCH", `/${G}`, { name: "Plainly" }), "teams:update");
-      assertForbidden(await call(plain, "PUT", `/${G}/members/${plain.id}`, { role: "maintainer" }), "teams:update");
-      assertForbidden(await call(plain, "POST", `/${G}/move`, { parent_id: S }), "teams:update");
-      assertForbidden(await call(plain, "DELETE", `/${G}`), "teams:delete");
-      assertForbidden(await call(plain, "POST", "", { name: "New" }), "teams:create");
+      assertProblem(await call(plain, "PATCH", `/${G}`, { name: "Plainly" }), 403, "FORBIDDEN", { permission: "teams:update" });
+      assertProblem(await call(plain, "PUT", `/${G}/members/${plain.id}`, { role: "maintainer" }), 403, "FORBIDDEN", { permission: "teams:update" });
+      assertProblem(await call(plain, "POST", `/${G}/move`, { parent_id: S }), 403, "FORBIDDEN", { permission: "teams:update" });
+      assertProblem(await call(plain, "DELETE", `/${G}`), 403, "FORBIDDEN", { permission: "teams:delete" });
+      assertProblem(await call(plain, "POST", "", { name: "New" }), 403, "FORBIDDEN", { permission: "teams:create" });
       assert.deepEqual(await snapshot(), before);
     });
 
     it("without teams:read a member of a team reads that team and its members, and nothing else", async () => {
-      assertForbidden(await call(reader, "GET", ""), "teams:read");
-      assertForbidden(await call(reader, "GET", "/tree"), "teams:read");
+      assertProblem(await call(reader, "GET", ""), 403, "FORBIDDEN", { permission: "teams:read" });
+      assertProblem(await call(reader, "GET", "/tree"), 403, "FORBIDDEN", { permission: "teams:read" });
       assert.equal((await ok(call(reader, "GET", `/${G}`))).json().member_count, 3);
       assert.equal((await ok(call(reader, "GET", `/${G}/members`))).json().items.length, 3);
       for (const other of [C, R, S, newId("team")]) {
-        assertForbidden(await call(reader, "GET", `/${other}`), "teams:read");
-        assertForbidden(await call(reader, "GET", `/${other}/members`), "teams:read");
+        assertProblem(await call(reader, "GET", `/${other}`), 403, "FORBIDDEN", { permission: "teams:read" });
+        assertProblem(await call(reader, "GET", `/${other}/members`), 403, "FORBIDDEN", { permission: "teams:read" });
       }
     });
 
@@ -127,10 +116,10 @@ for (const backend of BACKENDS) {
       await ok(call(admin, "PUT", `/${G}/members/${admin.id}`, { role: "member" }), 201);
       await ok(call(admin, "DELETE", `/${G}/members/${admin.id}`), 204);
       // pm administers C (through R) but may not lift it out of R to the top level
-      assertForbidden(await call(pm, "POST", `/${C}/move`, { parent_id: null }), "teams:update");
+      assertProblem(await call(pm, "POST", `/${C}/move`, { parent_id: null }), 403, "FORBIDDEN", { permission: "teams:update" });
       assert.deepEqual((await ok(call(admin, "POST", `/${C}/move`, { parent_id: null }))).json().path, [C]);
       // now outside R: pm's maintainership no longer reaches C or G
-      assertForbidden(await call(pm, "PATCH", `/${G}`, { name: "Nope" }), "teams:update");
+      assertProblem(await call(pm, "PATCH", `/${G}`, { name: "Nope" }), 403, "FORBIDDEN", { permission: "teams:update" });
       await ok(call(admin, "POST", `/${C}/move`, { parent_id: R }));
       await ok(call(pm, "PATCH", `/${G}`, { name: "G" }));
     });
@@ -139,21 +128,21 @@ for (const backend of BACKENDS) {
       // removing a maintainer: their next change is refused
       await ok(call(pm, "PATCH", `/${G}`, { description: "still mine" }));
       await ok(call(alice, "DELETE", `/${R}/members/${pm.id}`), 204);
-      assertForbidden(await call(pm, "PATCH", `/${G}`, { description: "not any more" }), "teams:update");
+      assertProblem(await call(pm, "PATCH", `/${G}`, { description: "not any more" }), 403, "FORBIDDEN", { permission: "teams:update" });
       // adding one: their next change goes through
-      assertForbidden(await call(sib, "PATCH", `/${G}`, { description: "sib" }), "teams:update");
+      assertProblem(await call(sib, "PATCH", `/${G}`, { description: "sib" }), 403, "FORBIDDEN", { permission: "teams:update" });
       await ok(call(alice, "PUT", `/${R}/members/${sib.id}`, { role: "maintainer" }), 201);
       await ok(call(sib, "PATCH", `/${G}`, { description: "sib" }));
       // demoting to member: administering ends, reading R stays
       await ok(call(alice, "PUT", `/${R}/members/${sib.id}`, { role: "member" }));
-      assertForbidden(await call(sib, "PATCH", `/${G}`, { description: "sib again" }), "teams:update");
+      assertProblem(await call(sib, "PATCH", `/${G}`, { description: "sib again" }), 403, "FORBIDDEN", { permission: "teams:update" });
       await ok(call(alice, "DELETE", `/${R}/members/${sib.id}`), 204);
       // moving a team under S puts it in the reach of S's maintainer, and moving it back takes it away
-      assertForbidden(await call(sib, "PATCH", `/${G}`, { description: "via S" }), "teams:update");
+      assertProblem(await call(sib, "PATCH", `/${G}`, { description: "via S" }), 403, "FORBIDDEN", { permission: "teams:update" });
       await ok(call(alice, "POST", `/${G}/move`, { parent_id: S }));
       await ok(call(sib, "PATCH", `/${G}`, { description: "via S" }));
       await ok(call(alice, "POST", `/${G}/move`, { parent_id: C }));
-      assertForbidden(await call(sib, "PATCH", `/${G}`, { description: "via S again" }), "teams:update");
+      assertProblem(await call(sib, "PATCH", `/${G}`, { description: "via S again" }), 403, "FORBIDDEN", { permission: "teams:update" });
       await ok(call(alice, "PUT", `/${R}/members/${pm.id}`, { role: "maintainer" }), 201);
     });
 

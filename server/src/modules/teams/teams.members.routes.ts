@@ -1,10 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
-import { requireTenant } from "../../http/tenant.ts";
-import { BODY_ERRORS, bearerSecurity, encodeCursor, errors } from "../../http/schemas.ts";
-import { actorOf } from "../audit/audit.http.ts";
+import { requireTenant } from "../access/request.ts";
+import { BODY_ERRORS, bearerSecurity, errors } from "../../http/schemas.ts";
+import { idCursor, page, pageRequest } from "../../lib/pagination.ts";
+import { actorOf } from "../access/request.ts";
 import type { TeamMembersService } from "./teams.members.service.ts";
-import { cursorId } from "./teams.routes.ts";
 import { ListMembersQuery, PutMemberBody, TeamMember, TeamMemberPage, TeamMemberParams, TeamParams } from "./teams.schemas.ts";
 
 export function teamMembersRoutes(s: { members: TeamMembersService }): FastifyPluginAsyncTypebox {
@@ -23,15 +23,12 @@ export function teamMembersRoutes(s: { members: TeamMembersService }): FastifyPl
         response: { 200: TeamMemberPage, ...errors(400, 401, 403, 404) },
       },
     }, async (req) => {
-      const limit = req.query.limit ?? 50;
-      const rows = await s.members.list(requireTenant(req), req.params.teamId, { after: cursorId(req.query.cursor, "user"), limit: limit + 1 });
-      if (rows.length <= limit) return { items: rows, next_cursor: null };
-      rows.length = limit;
-      return { items: rows, next_cursor: encodeCursor(rows[limit - 1].user_id) };
+      const { limit, fetch, cursor } = pageRequest(req.query, idCursor("user"));
+      return page(await s.members.list(requireTenant(req), req.params.teamId, { after: cursor, limit: fetch }), limit, (m) => m.user_id);
     });
 
     app.put("/v1/orgs/:orgId/teams/:teamId/members/:userId", {
-      config: { permission: "teams:update", resourceCheck: true },
+      config: { mintsAuthority: true, permission: "teams:update", resourceCheck: true },
       schema: {
         operationId: "putTeamMember",
         tags,

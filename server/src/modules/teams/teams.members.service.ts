@@ -21,6 +21,20 @@ export function createTeamMembersService(deps: { db: Database; clock: Clock; rep
   }
 
   return {
+    /**
+     * Puts someone who has just joined the org (an accepted invitation) into those of `teamIds` that still exist, as
+     * member, in the caller's transaction; the teams joined, in the order given. Not audited here: the join's own
+     * event names the teams. The membership must exist already (team_members refers to it).
+     */
+    async placeNewMember(tx: Executor, orgId: string, userId: string, teamIds: readonly string[], now: Date): Promise<string[]> {
+      const joined: string[] = [];
+      for (const teamId of teamIds) {
+        if (!(await repo.find(tx, orgId, teamId, "key share"))) continue;
+        if (await repo.insertMember(tx, orgId, teamId, userId, "member", now)) joined.push(teamId);
+      }
+      return joined;
+    },
+
     /** The team's direct members, by user id. */
     async list(m: OrgMembership, teamId: string, opts: { after?: string; limit: number }): Promise<TeamMemberRow[]> {
       await access.require(m, "teams:read", { ref: { type: "team", id: teamId }, relation: "read" });

@@ -1,19 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
-import { requireTenant } from "../../http/tenant.ts";
-import { BODY_ERRORS, OrgIdParams, bearerSecurity, decodeCursor, encodeCursor, errors } from "../../http/schemas.ts";
-import { isId } from "../../lib/ids.ts";
-import { platformError } from "../../lib/errors.ts";
-import { actorOf } from "../audit/audit.http.ts";
+import { requireTenant } from "../access/request.ts";
+import { BODY_ERRORS, OrgIdParams, bearerSecurity, errors } from "../../http/schemas.ts";
+import { idCursor, page, pageRequest } from "../../lib/pagination.ts";
+import { actorOf } from "../access/request.ts";
 import type { TeamsService } from "./teams.service.ts";
 import { CreateTeamBody, DeleteTeamQuery, ListTeamsQuery, MoveTeamBody, Team, TeamDetail, TeamPage, TeamParams, TeamTree, UpdateTeamBody } from "./teams.schemas.ts";
-
-/** A next_cursor of a list ordered by `kind` ids, or a 400 naming cursor. */
-export function cursorId(cursor: string | undefined, kind: "team" | "user"): string | undefined {
-  const id = decodeCursor(cursor);
-  if (id !== undefined && !isId(kind, id)) throw platformError("VALIDATION_FAILED", "cursor is not a next_cursor of this list.", { field: "cursor" });
-  return id;
-}
 
 export function teamsRoutes(s: { teams: TeamsService }): FastifyPluginAsyncTypebox {
   const tags = ["teams"];
@@ -49,12 +41,9 @@ export function teamsRoutes(s: { teams: TeamsService }): FastifyPluginAsyncTypeb
     }, async (req) => {
       const { orgId } = requireTenant(req);
       const q = req.query;
-      const limit = q.limit ?? 50;
+      const { limit, fetch, cursor } = pageRequest(q, idCursor("team"));
       const parent = q.parent_id === undefined ? undefined : q.parent_id === "root" ? null : q.parent_id;
-      const rows = await s.teams.list(orgId, { parent, after: cursorId(q.cursor, "team"), limit: limit + 1 });
-      if (rows.length <= limit) return { items: rows, next_cursor: null };
-      rows.length = limit;
-      return { items: rows, next_cursor: encodeCursor(rows[limit - 1].id) };
+      return page(await s.teams.list(orgId, { parent, after: cursor, limit: fetch }), limit, (t) => t.id);
     });
 
     app.get("/v1/orgs/:orgId/teams/tree", {

@@ -1,5 +1,6 @@
 import { Type, type TSchema } from "typebox";
-import { Cursor, Limit, OrgIdParams, Timestamp } from "../../http/schemas.ts";
+import { OrgIdParams, Timestamp } from "../../http/schemas.ts";
+import { Page, PageQuery, pageQuery } from "../../lib/pagination.ts";
 import { idPattern } from "../../lib/ids.ts";
 import { MAX_TEAM_DEPTH } from "./teams.errors.ts";
 
@@ -35,12 +36,11 @@ export const ListTeamsQuery = Type.Object(
         description: "Only the direct children of this team (team_…), or `root` for the top-level teams; omitted: every team",
       }),
     ),
-    cursor: Type.Optional(Cursor),
-    limit: Type.Optional(Limit),
+    ...pageQuery,
   },
   { additionalProperties: false },
 );
-export const ListMembersQuery = Type.Object({ cursor: Type.Optional(Cursor), limit: Type.Optional(Limit) }, { additionalProperties: false });
+export const ListMembersQuery = PageQuery;
 export const DeleteTeamQuery = Type.Object(
   { cascade: Type.Optional(Type.Boolean({ default: false, description: "Also delete every team below it (default: a team with sub-teams is refused)" })) },
   { additionalProperties: false },
@@ -63,7 +63,7 @@ export const TeamDetail = Type.Object({
   member_count: Type.Integer({ description: "Direct members (maintainers included), not those of sub-teams" }),
   ancestors: Type.Array(Type.Object({ id: Type.String(), name: Type.String() }), { description: "The teams above it, top-level first" }),
 });
-export const TeamPage = Type.Object({ items: Type.Array(Team), next_cursor: Type.Union([Type.String(), Type.Null()]) });
+export const TeamPage = Page(Team);
 
 /**
  * A tree node, spelled out level by level down to MAX_TEAM_DEPTH instead of a recursive $ref: the serializer compiles
@@ -85,7 +85,7 @@ export const TeamMember = Type.Object({
   role: TeamRole,
   added_at: Timestamp("When the user joined the team"),
 });
-export const TeamMemberPage = Type.Object({ items: Type.Array(TeamMember), next_cursor: Type.Union([Type.String(), Type.Null()]) });
+export const TeamMemberPage = Page(TeamMember);
 
 export interface TeamRow {
   id: string;

@@ -1,11 +1,9 @@
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { sql } from "drizzle-orm";
-import type { LightMyRequestResponse } from "fastify";
 import { newId } from "../../lib/ids.ts";
 import { isoTimestamp } from "./teams.repo.ts";
-import { BACKENDS, createTestApp, problemOf, signUp, type TestApp, type TestUser } from "../../../test/harness.ts";
+import { BACKENDS, addMember, assertFieldError, assertProblem, createTestApp, makeOrg, signUp, uniqueSlug, type TestApp, type TestUser } from "../../../test/harness.ts";
 
 interface Team {
   id: string;
@@ -21,22 +19,6 @@ interface Node {
   id: string;
   name: string;
   children: Node[];
-}
-
-/** The field a 400 names: one of its `errors` (or its `field`) must be exactly `field`. */
-function assertFieldError(res: LightMyRequestResponse, field: string, code = "VALIDATION_FAILED"): void {
-  assert.equal(res.statusCode, 400, res.body);
-  const p = problemOf(res);
-  assert.equal(p.code, code, res.body);
-  const fields = [...(p.errors ?? []).map((e) => e.field), p.field];
-  assert.ok(fields.includes(field), `expected an error naming ${field}: ${res.body}`);
-}
-
-function assertProblem(res: LightMyRequestResponse, status: number, code: string, field?: string): void {
-  assert.equal(res.statusCode, status, res.body);
-  const p = problemOf(res);
-  assert.equal(p.code, code, res.body);
-  if (field) assert.equal(p.field, field, res.body);
 }
 
 describe("isoTimestamp", () => {
@@ -63,15 +45,7 @@ for (const backend of BACKENDS) {
     let otherOrg: string;
     let otherTeam: Team;
 
-    const newOrg = async (user: TestUser = alice): Promise<string> => {
-      const res = await t.call("POST", "/v1/orgs", { name: "Acme", slug: `teams-${randomBytes(5).toString("hex")}` }, user.access_token);
-      assert.equal(res.statusCode, 201, res.body);
-      return res.json().id;
-    };
-    const join = async (orgId: string, user: TestUser, role: string) => {
-      await t.db.owner.execute(sql`insert into memberships (org_id, user_id, role) values (${orgId}, ${user.id}, ${role})`);
-      await t.deps.access.invalidate(orgId);
-    };
+    const newOrg = (user: TestUser = alice) => makeOrg(t, user, "Acme", uniqueSlug("teams"));
     const call = (user: TestUser, method: string, path: string, body?: unknown) => t.call(method, path, body, user.access_token);
     const teamsUrl = (orgId: string) => `/v1/orgs/${orgId}/teams`;
     const create = async (orgId: string, body: Record<string, unknown>, user: TestUser = alice): Promise<Team> => {
@@ -288,7 +262,7 @@ for (const backend of BACKENDS) {
     it("GET /teams/:teamId shows ancestors and the member count; another org's team or a made-up id is 404 TEAM_NOT_FOUND", async () => {
       const org = await newOrg();
       const [a, b, c] = await chain(org, 3, "Anc");
-      await join(org, carol, "viewer");
+      await addMember(t, org, carol, "viewer");
       assert.equal((await call(alice, "PUT", `${teamsUrl(org)}/${c.id}/members/${carol.id}`, { role: "member" })).statusCode, 201);
       const detail = await get(org, c.id);
       assert.deepEqual(detail.ancestors, [{ id: a.id, name: "Anc 1" }, { id: b.id, name: "Anc 2" }]);
@@ -426,7 +400,7 @@ for (const backend of BACKENDS) {
       const org = await newOrg();
       const [a, b, c] = await chain(org, 3, "Del");
       const keep = await create(org, { name: "Keep" });
-      await join(org, carol, "viewer");
+      await addMember(t, org, carol, "viewer");
       await call(alice, "PUT", `${teamsUrl(org)}/${c.id}/members/${carol.id}`, { role: "member" });
       // grants on the subtree's teams, to them, and one that must survive
       const grant = (subjectType: string, subjectId: string, objectType: string, objectId: string) =>
@@ -467,7 +441,7 @@ for (const backend of BACKENDS) {
       const team = await create(org, { name: "Crew" });
       const url = `${teamsUrl(org)}/${team.id}/members`;
       const extra = await Promise.all([signUp(t, "M1"), signUp(t, "M2"), signUp(t, "M3")]);
-      for (const u of [carol, ...extra]) await join(org, u, "viewer");
+      for (const u of [carol, ...extra]) await addMember(t, org, u, "viewer");
       const add = await call(alice, "PUT", `${url}/${carol.id}`, { role: "member" });
       assert.equal(add.statusCode, 201, add.body);
       assert.deepEqual({ ...(add.json() as object), added_at: undefined }, { user_id: carol.id, name: "Carol", email: carol.email, role: "member", added_at: undefined });
@@ -526,7 +500,7 @@ for (const backend of BACKENDS) {
       it(`${method} members refuses ${label} with 400 naming ${field}, changing nothing`, async () => {
         const org = await newOrg();
         const team = await create(org, { name: "Guarded" });
-        await join(org, carol, "viewer");
+        await addMember(t, org, carol, "viewer");
         const before = await snapshot(org);
         const user = who === "USER" ? carol.id : who === "TEAM" ? team.id : who;
         const url =
@@ -540,7 +514,7 @@ for (const backend of BACKENDS) {
 
     it("another org's team ids answer 404 TEAM_NOT_FOUND on every team route, and that team is untouched", async () => {
       const org = await newOrg();
-      await join(org, carol, "viewer");
+      await addMember(t, org, carol, "viewer");
       const mine = await create(org, { name: "Mine" });
       const before = await snapshot(otherOrg);
       const base = `${teamsUrl(org)}/${otherTeam.id}`;
@@ -575,7 +549,7 @@ for (const backend of BACKENDS) {
       assert.equal(rows.filter((r) => r.parent_id === null).length, 1, "one of them is still at the top");
       const names = await Promise.all([1, 2, 3].map(() => call(alice, "POST", teamsUrl(org), { name: "Race" })));
       assert.deepEqual(names.map((r) => r.statusCode).sort(), [201, 409, 409]);
-      await join(org, carol, "viewer");
+      await addMember(t, org, carol, "viewer");
       const adds = await Promise.all([1, 2].map(() => call(alice, "PUT", `${teamsUrl(org)}/${a.id}/members/${carol.id}`, { role: "member" })));
       assert.deepEqual(adds.map((r) => r.statusCode).sort(), [200, 201]);
       assert.equal((await events(org)).filter((e) => e.action === "team.member_added").length, 1);
