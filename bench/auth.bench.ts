@@ -19,10 +19,15 @@
  * processes on the machine used meanwhile: req/s on a shared machine moves with its neighbours, CPU per request
  * much less.
  *
- * Knobs: BENCH_CONNECTIONS, BENCH_DURATION, BENCH_WARMUP (seconds), BENCH_LOG_LEVEL, DATABASE_POOL_SIZE (Plinth's
- * and (c)'s, default 10), BENCH_SCENARIOS=a,b (a subset), BENCH_CPU_PROF=<dir> (a V8 CPU profile of each server).
+ * The scenarios run BENCH_ROUNDS times (default 3), round after round; each ratio is taken within a round and
+ * judged by its median over the rounds.
  *
- * Prints a table and writes bench/results/auth-<timestamp>.json. A missed target is reported (BELOW), not a failure.
+ * Knobs: BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_DURATION, BENCH_WARMUP (seconds), BENCH_LOG_LEVEL, DATABASE_POOL_SIZE
+ * (Plinth's and (c)'s, default 10), BENCH_SCENARIOS=a,b (a subset), BENCH_CPU_PROF=<dir> (a V8 CPU profile of each
+ * server).
+ *
+ * Prints the figures, the ratios with PASS or FAIL, and writes bench/results/auth-<timestamp>.json. A missed target
+ * is reported (FAIL), not a failure of the bench.
  */
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
@@ -30,19 +35,20 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../server/test/services.ts";
 import {
-  cannon,
   runBench,
+  runRounds,
   busyWarning,
-  scenarioHeader,
-  scenarioRow,
-  ratioRow,
+  evaluateRatios,
+  ratioTable,
+  roundsReport,
+  roundsTable,
+  ROUNDS,
   writeResults,
   envNumber,
   machine,
   startServer,
-  type CannonResult,
   type Cleanup,
-  type RunningServer,
+  type PlanStep,
   CAN_PIN,
   measure,
   startBenchDatabase,
@@ -156,7 +162,7 @@ async function main(cleanup: Cleanup): Promise<void> {
     return { key, label, logLevel, ...m, logLines };
   };
 
-  const plan: { key: Key; label: string; run: (label: string) => Promise<Scenario> }[] = [
+  const plan: (PlanStep<Scenario> & { key: Key })[] = [
     {
       key: "a",
       label: "bare Fastify route",
@@ -201,49 +207,41 @@ async function main(cleanup: Cleanup): Promise<void> {
       },
     },
   ];
-  const scenarios: Scenario[] = [];
-  for (const s of plan) {
-    if (!ONLY.includes(s.key)) continue;
-    process.stdout.write(`  (${s.key}) ${s.label} …\n`);
-    scenarios.push(await s.run(s.label));
-  }
+  const rounds = await runRounds(plan, ONLY, ROUNDS);
 
-  const by = new Map(scenarios.map((s) => [s.key, s.result]));
-  const ratios = [
-    { name: "b/a", top: by.get("b"), bottom: by.get("a"), target: 0.7, what: "Plinth + JWT auth vs bare Fastify" },
-    { name: "d/c", top: by.get("d"), bottom: by.get("c"), target: 0.6, what: "GET /v1/me vs the database-bound limit" },
-    { name: "(b+log)/a", top: by.get("b+log"), bottom: by.get("a"), target: 0.5, what: "the same at Plinth's default LOG_LEVEL=info (one access line a request)" },
-  ]
-    .filter((r) => r.top && r.bottom)
-    .map(({ name, top, bottom, target, what }) => {
-      const value = top!.requestsPerSec / bottom!.requestsPerSec;
-      return { name, value, target, pass: target === undefined ? undefined : value >= target, what };
-    });
+  const ratios = evaluateRatios(rounds, [
+    { name: "b/a", top: "b", bottom: "a", metric: "rps", target: { op: "≥", value: 0.7 }, what: "Plinth + JWT auth vs bare Fastify" },
+    { name: "b/a CPU", top: "b", bottom: "a", metric: "cpu", format: "times", what: "the same, server CPU per request" },
+    { name: "(b+log)/a", top: "b+log", bottom: "a", metric: "rps", target: { op: "≥", value: 0.5 }, what: "the same at Plinth's default LOG_LEVEL=info (one access line a request)" },
+    { name: "(b+log)/a CPU", top: "b+log", bottom: "a", metric: "cpu", format: "times", what: "the same, server CPU per request" },
+    { name: "d/c", top: "d", bottom: "c", metric: "rps", target: { op: "≥", value: 0.6 }, what: "GET /v1/me vs the database-bound limit" },
+    { name: "d/c CPU", top: "d", bottom: "c", metric: "cpu", format: "times", what: "the same, server CPU per request" },
+  ]);
 
-  const pct = (n: number) => `${(n * 100).toFixed(1)} %`;
   const lines = [
     "",
-    `Plinth auth bench: ${CONNECTIONS} connections, ${DURATION} s per scenario after ${WARMUP} s warm-up; autocannon in its own process`,
+    `Plinth auth bench: ${rounds.length} run(s), ${CONNECTIONS} connections, ${DURATION} s per scenario after ${WARMUP} s warm-up; autocannon in its own process`,
     `${pgService.version}; Node ${process.version}; ${machine().cpus} CPU(s) ${machine().cpuModel}; ${CAN_PIN ? "server pinned to CPU 0, autocannon to CPU 1" : "no CPU pinning"}`,
     `Plinth (b, d): LOG_LEVEL=${LOG_LEVEL}, so request logging is ${logsRequests(LOG_LEVEL) ? "ON (one JSON access line per request, stdout → file)" : "OFF"}` +
       `; DATABASE_POOL_SIZE=${POOL_SIZE}; ${JWT_ALG} tokens; job worker on`,
     "",
-    scenarioHeader("scenario", 46),
-    ...scenarios.map((s) => scenarioRow(s.key, s.label, s, 46, 8)),
+    ...roundsTable(rounds, 46, 8),
     "",
-    ...ratios.map((r) => ratioRow(r, pct)),
-    ...scenarios
-      .filter((s) => s.logLines !== undefined && s.logLevel && logsRequests(s.logLevel))
-      .map((s) => `(${s.key}) logged ${s.logLines!.toLocaleString("en-US")} lines for ${s.result.total.toLocaleString("en-US")} measured requests and the warm-up's`),
+    ...ratioTable(ratios),
+    "",
+    ...rounds.flatMap((round, i) =>
+      round
+        .filter((s) => s.logLines !== undefined && s.logLevel && logsRequests(s.logLevel))
+        .map((s) => `(${s.key}) run ${i + 1} logged ${s.logLines!.toLocaleString("en-US")} lines for ${s.result.total.toLocaleString("en-US")} measured requests and the warm-up's`),
+    ),
   ];
-  lines.push(...busyWarning(scenarios));
+  lines.push(...busyWarning(rounds));
   process.stdout.write(`${lines.join("\n")}\n`);
 
   writeResults("auth", {
-    settings: { connections: CONNECTIONS, durationSec: DURATION, warmupSec: WARMUP, logLevel: LOG_LEVEL, poolSize: Number(POOL_SIZE), jwtAlg: JWT_ALG },
+    settings: { rounds: rounds.length, connections: CONNECTIONS, durationSec: DURATION, warmupSec: WARMUP, logLevel: LOG_LEVEL, poolSize: Number(POOL_SIZE), jwtAlg: JWT_ALG },
     machine: { ...machine(), postgres: pgService.version },
-    scenarios: scenarios.map((s) => ({ key: s.key, label: s.label, logLevel: s.logLevel, ...s.result, serverCpuUsPerReq: s.serverCpuUsPerReq, foreignCpus: s.foreignCpus, logLines: s.logLines })),
-    ratios: ratios.map(({ name, value, target, pass }) => ({ name, value, target, pass })),
+    ...roundsReport(rounds, ratios, (s) => ({ logLevel: (s as Scenario).logLevel, logLines: (s as Scenario).logLines })),
   }, started);
 }
 

@@ -20,8 +20,9 @@
  * Plinth runs at LOG_LEVEL=warn (no per-request log lines; bare Fastify and better-auth's server log nothing either),
  * as bench/auth's (b). Knobs: BENCH_CONNECTIONS, BENCH_DURATION, BENCH_WARMUP (seconds), DATABASE_POOL_SIZE (every
  * server's, default 10), BENCH_SCENARIOS=a,k,ba,o,k-auth (a subset), BENCH_CPU_PROF=<dir> (a V8 CPU profile of each
- * server). Prints a table and writes bench/results/keys-<timestamp>.json. A missed target is reported (BELOW), not a
- * failure; a non-2xx answer while measuring is.
+ * server), BENCH_ROUNDS (default 3: the scenarios run round after round, each ratio taken within a round and judged by
+ * its median). Prints the figures, the ratios with PASS or FAIL, and writes bench/results/keys-<timestamp>.json. A
+ * missed target is reported (FAIL), not a failure of the bench; a non-2xx answer while measuring is.
  */
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -30,7 +31,26 @@ import { join } from "node:path";
 import pg from "pg";
 import { newSecret } from "../server/src/modules/keys/api-keys.format.ts";
 import { freePort } from "../server/test/services.ts";
-import { CAN_PIN, runBench, writeResults, busyWarning, scenarioHeader, scenarioRow, ratioRow, envNumber, machine, measure, startBenchDatabase, startServer, type Cleanup, type Measured } from "./lib.ts";
+import {
+  CAN_PIN,
+  ROUNDS,
+  busyWarning,
+  envNumber,
+  evaluateRatios,
+  machine,
+  measure,
+  ratioTable,
+  roundsReport,
+  roundsTable,
+  runBench,
+  runRounds,
+  startBenchDatabase,
+  startServer,
+  writeResults,
+  type Cleanup,
+  type Measured,
+  type PlanStep,
+} from "./lib.ts";
 
 const CONNECTIONS = envNumber("BENCH_CONNECTIONS", 50);
 const DURATION = envNumber("BENCH_DURATION", 10);
@@ -160,7 +180,7 @@ async function main(cleanup: Cleanup): Promise<void> {
     return { key, label, ...m };
   };
 
-  const plan: { key: Key; label: string; run: (label: string) => Promise<Scenario> }[] = [
+  const plan: (PlanStep<Scenario> & { key: Key })[] = [
     {
       key: "a",
       label: "bare Fastify route",
@@ -208,47 +228,29 @@ async function main(cleanup: Cleanup): Promise<void> {
         }),
     },
   ];
-  const scenarios: Scenario[] = [];
-  for (const s of plan) {
-    if (!ONLY.includes(s.key)) continue;
-    process.stdout.write(`  (${s.key}) ${s.label} …\n`);
-    scenarios.push(await s.run(s.label));
-  }
+  const rounds = await runRounds(plan, ONLY, ROUNDS);
 
-  const rps = (key: Key) => scenarios.find((s) => s.key === key)?.result.requestsPerSec;
-  // req/s an idle server could give, from its CPU per request: steadier than req/s when the machine is shared. Not
-  // for (ba), whose cost is largely PostgreSQL's, outside its server process.
-  const cpuRps = (key: Key) => {
-    const us = scenarios.find((s) => s.key === key)?.serverCpuUsPerReq;
-    return us ? 1e6 / us : undefined;
-  };
-  const ratios = [
-    { name: "k/a", top: rps("k"), bottom: rps("a"), target: 0.6, times: false, what: "Plinth's key-authenticated org route vs bare Fastify" },
-    { name: "k/a CPU", top: cpuRps("k"), bottom: cpuRps("a"), target: undefined, times: false, what: "the same from server CPU per request (bare µs / Plinth µs)" },
-    { name: "k/ba", top: rps("k"), bottom: rps("ba"), target: 2, times: true, what: "Plinth's key check vs better-auth's verifyApiKey" },
-    { name: "k-auth/a", top: rps("k-auth"), bottom: rps("a"), target: undefined, times: false, what: "the key check alone (no tenant step) vs bare Fastify" },
-    { name: "o/a", top: rps("o"), bottom: rps("a"), target: undefined, times: false, what: "GET /v1/orgs/{orgId} (a database read) vs bare Fastify" },
-  ]
-    .filter((r) => r.top && r.bottom)
-    .map((r) => {
-      const value = r.top! / r.bottom!;
-      return { name: r.name, value, target: r.target, times: r.times, pass: r.target === undefined ? undefined : value >= r.target, what: r.what };
-    });
+  const ratios = evaluateRatios(rounds, [
+    { name: "k/a", top: "k", bottom: "a", metric: "rps", target: { op: "≥", value: 0.6 }, what: "Plinth's key-authenticated org route vs bare Fastify" },
+    { name: "k/a CPU", top: "k", bottom: "a", metric: "cpu", format: "times", what: "the same, server CPU per request" },
+    // not from CPU: better-auth's cost is largely PostgreSQL's, outside its server process
+    { name: "k/ba", top: "k", bottom: "ba", metric: "rps", format: "times", target: { op: "≥", value: 2 }, what: "Plinth's key check vs better-auth's verifyApiKey" },
+    { name: "k-auth/a", top: "k-auth", bottom: "a", metric: "rps", what: "the key check alone (no tenant step) vs bare Fastify" },
+    { name: "o/a", top: "o", bottom: "a", metric: "rps", what: "GET /v1/orgs/{orgId} (a database read) vs bare Fastify" },
+  ]);
 
-  const show = (v: number, times: boolean) => (times ? `${v.toFixed(2)}×` : `${(v * 100).toFixed(1)} %`);
-  const ba = scenarios.find((s) => s.key === "ba");
   const lines = [
     "",
-    `Plinth keys bench: ${CONNECTIONS} connections, ${DURATION} s per scenario after ${WARMUP} s warm-up; autocannon in its own process`,
+    `Plinth keys bench: ${rounds.length} run(s), ${CONNECTIONS} connections, ${DURATION} s per scenario after ${WARMUP} s warm-up; autocannon in its own process`,
     `${pgService.version}; Node ${process.version}; ${machine().cpus} CPU(s) ${machine().cpuModel}; ${CAN_PIN ? "server pinned to CPU 0, autocannon to CPU 1" : "no CPU pinning"}`,
     `Plinth: LOG_LEVEL=warn (no request logging), DATABASE_POOL_SIZE=${POOL_SIZE}, a viewer key by X-API-Key; better-auth: @better-auth/api-key defaults,` +
       " its per-key rate limit OFF (default 10 requests/day would answer 429)",
     "",
-    scenarioHeader("scenario", 46),
-    ...scenarios.map((s) => scenarioRow(s.key, s.label, s, 46, 9)),
+    ...roundsTable(rounds, 46, 9),
     "",
-    ...ratios.map((r) => ratioRow(r, (v) => show(v, r.times))),
+    ...ratioTable(ratios),
   ];
+  const ba = rounds.flat().find((s) => s.key === "ba");
   if (ba?.perRequest) {
     lines.push(
       "",
@@ -256,14 +258,13 @@ async function main(cleanup: Cleanup): Promise<void> {
         " (its server CPU µs/req leaves out PostgreSQL's share)",
     );
   }
-  lines.push(...busyWarning(scenarios));
+  lines.push(...busyWarning(rounds));
   process.stdout.write(`${lines.join("\n")}\n`);
 
   writeResults("keys", {
-    settings: { connections: CONNECTIONS, durationSec: DURATION, warmupSec: WARMUP, poolSize: Number(POOL_SIZE), betterAuthRateLimit: "off" },
+    settings: { rounds: rounds.length, connections: CONNECTIONS, durationSec: DURATION, warmupSec: WARMUP, poolSize: Number(POOL_SIZE), betterAuthRateLimit: "off" },
     machine: { ...machine(), postgres: pgService.version },
-    scenarios: scenarios.map((s) => ({ key: s.key, label: s.label, ...s.result, serverCpuUsPerReq: s.serverCpuUsPerReq, foreignCpus: s.foreignCpus, perRequest: s.perRequest })),
-    ratios: ratios.map(({ name, value, target, pass }) => ({ name, value, target, pass })),
+    ...roundsReport(rounds, ratios, (s) => ({ perRequest: (s as Scenario).perRequest })),
   }, started);
 }
 

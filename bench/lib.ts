@@ -223,10 +223,16 @@ const CLK_TCK = (() => {
  * hardly depends on what else runs on the machine, so it shows a server's own cost per request on a busy box.
  */
 export function cpuTimeMs(pid: number): number | undefined {
+  return cpuTimesMs(pid)?.total;
+}
+
+/** cpuTimeMs, and of it the system (kernel) time: a socket write's TCP loopback work counts there. */
+function cpuTimesMs(pid: number): { total: number; sys: number } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // fields from 3 (state) on; comm may hold spaces
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK; // utime (14), stime (15)
+    const sys = (Number(fields[12]) * 1000) / CLK_TCK; // stime (15)
+    return { total: (Number(fields[11]) * 1000) / CLK_TCK + sys, sys }; // utime (14)
   } catch {
     return undefined;
   }
@@ -322,6 +328,8 @@ export interface Measured {
   result: CannonResult;
   /** The server process's own CPU time per request (user + system), in µs. */
   serverCpuUsPerReq?: number;
+  /** Of serverCpuUsPerReq, the system (kernel) time: mostly socket reads and writes. */
+  serverSysUsPerReq?: number;
   /** CPU used meanwhile by processes outside the bench, in cores: other load competing for the machine. */
   foreignCpus?: number;
   /** CPU time the bench's own PostgreSQL spent per request (all its processes), in µs. */
@@ -337,12 +345,14 @@ export async function measure(
 ): Promise<Measured> {
   const { connections, headers, method, body } = opts;
   await cannon(cleanup, server.url + path, { connections, durationSec: opts.warmupSec, headers, method, body });
-  const cpu0 = cpuTimeMs(server.pid);
+  const cpu0 = cpuTimesMs(server.pid);
   const { value: result, foreignCpus, postgresMs } = await withForeignCpu(() => cannon(cleanup, server.url + path, { connections, durationSec: opts.durationSec, headers, method, body }));
-  const cpu1 = cpuTimeMs(server.pid);
-  const serverCpuUsPerReq = cpu0 !== undefined && cpu1 !== undefined && result.total ? ((cpu1 - cpu0) * 1000) / result.total : undefined;
-  const dbCpuUsPerReq = postgresMs !== undefined && result.total ? (postgresMs * 1000) / result.total : undefined;
-  return { result, serverCpuUsPerReq, foreignCpus, dbCpuUsPerReq };
+  const cpu1 = cpuTimesMs(server.pid);
+  const per = (ms: number) => (ms * 1000) / result.total;
+  const serverCpuUsPerReq = cpu0 && cpu1 && result.total ? per(cpu1.total - cpu0.total) : undefined;
+  const serverSysUsPerReq = cpu0 && cpu1 && result.total ? per(cpu1.sys - cpu0.sys) : undefined;
+  const dbCpuUsPerReq = postgresMs !== undefined && result.total ? per(postgresMs) : undefined;
+  return { result, serverCpuUsPerReq, serverSysUsPerReq, foreignCpus, dbCpuUsPerReq };
 }
 
 /**
@@ -397,41 +407,214 @@ export const num = (n: number) => Math.round(n).toLocaleString("en-US");
 
 /** The header of an HTTP scenario table, its first column `width` wide. */
 export function scenarioHeader(first: string, width: number, opts: { db?: boolean } = {}): string {
-  return `${first.padEnd(width)}${"req/s".padStart(9)}${"p99 ms".padStart(8)}${"server CPU µs/req".padStart(19)}${opts.db ? "db CPU µs/req".padStart(15) : ""}${"other load".padStart(12)}`;
+  return `${first.padEnd(width)}${"req/s".padStart(9)}${"p99 ms".padStart(8)}${"server CPU µs/req (sys)".padStart(25)}${opts.db ? "db CPU µs/req".padStart(15) : ""}${"other load".padStart(12)}`;
 }
 
 /** One measured HTTP scenario as a table row: `(key) label`, padded to `width`, then its figures. */
 export function scenarioRow(
   key: string,
   label: string,
-  m: Pick<Measured, "result" | "serverCpuUsPerReq" | "foreignCpus" | "dbCpuUsPerReq">,
+  m: Pick<Measured, "result" | "serverCpuUsPerReq" | "serverSysUsPerReq" | "foreignCpus" | "dbCpuUsPerReq">,
   width: number,
   keyWidth: number,
   opts: { db?: boolean } = {},
 ): string {
+  return `${`(${key})`.padEnd(keyWidth)}${label.padEnd(width - keyWidth)}${scenarioFigures(m, opts)}`;
+}
+
+/** A scenario's figures, in scenarioHeader's columns. */
+function scenarioFigures(m: Pick<Measured, "result" | "serverCpuUsPerReq" | "serverSysUsPerReq" | "foreignCpus" | "dbCpuUsPerReq">, opts: { db?: boolean } = {}): string {
   return (
-    `${`(${key})`.padEnd(keyWidth)}${label.padEnd(width - keyWidth)}${num(m.result.requestsPerSec).padStart(9)}${String(m.result.p99Ms).padStart(8)}` +
-    `${(m.serverCpuUsPerReq === undefined ? "-" : m.serverCpuUsPerReq.toFixed(0)).padStart(19)}` +
+    `${num(m.result.requestsPerSec).padStart(9)}${String(m.result.p99Ms).padStart(8)}` +
+    `${(m.serverCpuUsPerReq === undefined ? "-" : `${m.serverCpuUsPerReq.toFixed(0)}${m.serverSysUsPerReq === undefined ? "" : ` (${m.serverSysUsPerReq.toFixed(0)})`}`).padStart(25)}` +
     `${opts.db ? (m.dbCpuUsPerReq === undefined ? "-" : m.dbCpuUsPerReq.toFixed(0)).padStart(15) : ""}` +
     `${(m.foreignCpus === undefined ? "-" : `${m.foreignCpus.toFixed(2)} CPU`).padStart(12)}`
   );
 }
 
-/** One ratio as a table row: its value, its target and verdict (or "(no target)"), and what it compares. */
-export function ratioRow(r: { name: string; value: number; target?: number; pass?: boolean; what: string }, show: (v: number) => string): string {
-  return (
-    `${r.name.padEnd(10)}${show(r.value).padStart(8)}   ` +
-    `${r.target === undefined ? "(no target)".padEnd(24) : `target ≥ ${show(r.target).padEnd(8)} ${r.pass ? "PASS " : "BELOW"}`}  ${r.what}`
-  );
+/** How many times a bench runs its scenarios (BENCH_ROUNDS, default 3); every ratio is taken within one round. */
+export const ROUNDS = envNumber("BENCH_ROUNDS", 3);
+
+/** One scenario of a bench's plan: run(label) starts its server, checks it, measures it and stops it. */
+export interface PlanStep<S> {
+  key: string;
+  label: string;
+  run: (label: string) => Promise<S>;
 }
 
-/** The lines warning that other processes competed for the CPU during some scenarios (none when nothing did). */
-export function busyWarning(scenarios: { key: string; foreignCpus?: number }[]): string[] {
-  const busy = scenarios.filter((s) => (s.foreignCpus ?? 0) > 0.1);
+/**
+ * Runs the steps of `plan` whose key is in `only`, all of them once per round, `rounds` times: round 1 every
+ * scenario, then round 2, and so on, so that a baseline and the figure compared with it are measured minutes apart
+ * at most, and a change in the machine's other load during the run falls on every scenario alike.
+ */
+export async function runRounds<S>(plan: PlanStep<S>[], only: string[], rounds = ROUNDS): Promise<S[][]> {
+  const out: S[][] = [];
+  for (let r = 1; r <= rounds; r++) {
+    const round: S[] = [];
+    for (const step of plan) {
+      if (!only.includes(step.key)) continue;
+      process.stdout.write(`  ${rounds > 1 ? `[run ${r}/${rounds}] ` : ""}(${step.key}) ${step.label} …\n`);
+      round.push(await step.run(step.label));
+    }
+    out.push(round);
+  }
+  return out;
+}
+
+export function median(xs: number[]): number | undefined {
+  if (!xs.length) return undefined;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+export interface RoundScenario extends Measured {
+  key: string;
+  label: string;
+}
+
+type Metric = "rps" | "cpu" | "db";
+const metricOf = (s: RoundScenario | undefined, metric: Metric): number | undefined =>
+  !s ? undefined : metric === "rps" ? s.result.requestsPerSec : metric === "cpu" ? s.serverCpuUsPerReq : s.dbCpuUsPerReq;
+const UNIT: Record<Metric, string> = { rps: "req/s", cpu: "µs/req server CPU", db: "µs/req PostgreSQL CPU" };
+
+/**
+ * A figure against its baseline: metric(top) / metric(bottom), both from the same round. req/s: higher is better,
+ * so targets are `≥`; CPU per request: lower is better, so targets are `≤` (a multiple of the baseline's).
+ */
+export interface RatioSpec {
+  name: string;
+  top: string;
+  bottom: string;
+  metric: Metric;
+  target?: { op: "≥" | "≤"; value: number };
+  /** How the ratio reads: a percentage (default) or a multiple. */
+  format?: "pct" | "times";
+  what: string;
+}
+
+export interface RatioOutcome {
+  name: string;
+  what: string;
+  format: "pct" | "times";
+  metric: Metric;
+  /** One per round (undefined where a scenario of the pair did not run or had no figure). */
+  values: (number | undefined)[];
+  median?: number;
+  target?: { op: "≥" | "≤"; value: number };
+  /** The median against the target. */
+  pass?: boolean;
+  /** The medians over the rounds of the figure and of its baseline, to print beside the ratio. */
+  topMedian?: number;
+  bottomMedian?: number;
+  top: string;
+  bottom: string;
+}
+
+/** Each ratio per round, its median over the rounds, and the median against its target. */
+export function evaluateRatios(rounds: RoundScenario[][], specs: RatioSpec[]): RatioOutcome[] {
+  return specs
+    .map((spec) => {
+      const values = rounds.map((round) => {
+        const top = metricOf(round.find((s) => s.key === spec.top), spec.metric);
+        const bottom = metricOf(round.find((s) => s.key === spec.bottom), spec.metric);
+        return top && bottom ? top / bottom : undefined;
+      });
+      const mid = median(values.filter((v): v is number => v !== undefined));
+      const figures = (key: string) => median(rounds.map((r) => metricOf(r.find((s) => s.key === key), spec.metric)).filter((v): v is number => v !== undefined));
+      const pass = mid === undefined || !spec.target ? undefined : spec.target.op === "≥" ? mid >= spec.target.value : mid <= spec.target.value;
+      return {
+        name: spec.name,
+        what: spec.what,
+        format: spec.format ?? "pct",
+        metric: spec.metric,
+        values,
+        median: mid,
+        target: spec.target,
+        pass,
+        topMedian: figures(spec.top),
+        bottomMedian: figures(spec.bottom),
+        top: spec.top,
+        bottom: spec.bottom,
+      };
+    })
+    .filter((r) => r.median !== undefined);
+}
+
+const showRatio = (v: number | undefined, format: "pct" | "times") => (v === undefined ? "-" : format === "times" ? `${v.toFixed(2)}×` : `${(v * 100).toFixed(1)} %`);
+
+/**
+ * The ratios as a table: each round's value, the median, the target and PASS or FAIL (the median against it), and
+ * the medians of the figure and of its baseline.
+ */
+export function ratioTable(outcomes: RatioOutcome[]): string[] {
+  const rounds = Math.max(0, ...outcomes.map((o) => o.values.length));
+  const runCols = rounds > 1 ? Array.from({ length: rounds }, (_, i) => `run ${i + 1}`.padStart(9)).join("") : "";
+  const header = `${"ratio".padEnd(11)}${runCols}${(rounds > 1 ? "median" : "value").padStart(9)}${"target".padStart(12)}  verdict  figure vs baseline (medians)`;
+  const rows = outcomes.map((o) => {
+    const cells = rounds > 1 ? o.values.map((v) => showRatio(v, o.format).padStart(9)).join("") : "";
+    const target = o.target ? `${o.target.op} ${showRatio(o.target.value, o.format)}` : "";
+    const verdict = o.pass === undefined ? "-      " : o.pass ? "PASS   " : "FAIL   ";
+    const figures = `(${o.top}) ${num(o.topMedian!)} vs (${o.bottom}) ${num(o.bottomMedian!)} ${UNIT[o.metric]}`;
+    return `${o.name.padEnd(11)}${cells}${showRatio(o.median, o.format).padStart(9)}${target.padStart(12)}  ${verdict}  ${figures.padEnd(44)} ${o.what}`;
+  });
+  return [header, ...rows];
+}
+
+/**
+ * The scenarios' figures, by scenario: one row per round and, with several rounds, their medians (each column's
+ * median on its own).
+ */
+export function roundsTable(rounds: RoundScenario[][], width: number, keyWidth: number, opts: { db?: boolean } = {}): string[] {
+  const many = rounds.length > 1;
+  const lines = [`${"scenario".padEnd(width)}${many ? "run".padStart(7) : ""}${scenarioHeader("", 0, opts)}`];
+  const keys = [...new Set(rounds.flat().map((s) => s.key))];
+  const mid = (xs: (number | undefined)[]) => median(xs.filter((v): v is number => v !== undefined));
+  for (const key of keys) {
+    const runs = rounds.map((r) => r.find((s) => s.key === key));
+    const label = runs.find(Boolean)!.label;
+    runs.forEach((s, i) => {
+      if (!s) return;
+      const first = i === 0 ? `${`(${key})`.padEnd(keyWidth)}${label.padEnd(width - keyWidth)}` : "".padEnd(width);
+      lines.push(`${first}${many ? String(i + 1).padStart(7) : ""}${scenarioFigures(s, opts)}`);
+    });
+    if (many) {
+      const present = runs.filter((s): s is RoundScenario => s !== undefined);
+      const m: Pick<Measured, "result" | "serverCpuUsPerReq" | "serverSysUsPerReq" | "foreignCpus" | "dbCpuUsPerReq"> = {
+        result: { ...present[0].result, requestsPerSec: mid(present.map((s) => s.result.requestsPerSec))!, p99Ms: mid(present.map((s) => s.result.p99Ms))! },
+        serverCpuUsPerReq: mid(present.map((s) => s.serverCpuUsPerReq)),
+        serverSysUsPerReq: mid(present.map((s) => s.serverSysUsPerReq)),
+        dbCpuUsPerReq: mid(present.map((s) => s.dbCpuUsPerReq)),
+        foreignCpus: mid(present.map((s) => s.foreignCpus)),
+      };
+      lines.push(`${"".padEnd(width)}${"median".padStart(7)}${scenarioFigures(m, opts)}`);
+    }
+  }
+  return lines;
+}
+
+/** What a bench's results file says about its rounds: every round's scenarios, and the ratios with their medians. */
+export function roundsReport(rounds: RoundScenario[][], outcomes: RatioOutcome[], extra: (s: RoundScenario) => object = () => ({})): object {
+  return {
+    rounds: rounds.map((round) =>
+      round.map((s) => ({ key: s.key, label: s.label, ...s.result, serverCpuUsPerReq: s.serverCpuUsPerReq, serverSysUsPerReq: s.serverSysUsPerReq, dbCpuUsPerReq: s.dbCpuUsPerReq, foreignCpus: s.foreignCpus, ...extra(s) })),
+    ),
+    ratios: outcomes.map(({ name, values, median, target, pass, topMedian, bottomMedian, metric }) => ({ name, metric, values, median, target, pass, topMedian, bottomMedian })),
+  };
+}
+
+/**
+ * The lines warning that other processes competed for the CPU during some scenarios (none when nothing did), and
+ * how much: the median and the highest "other load" of the scenarios measured.
+ */
+export function busyWarning(scenarios: { key: string; foreignCpus?: number }[][] | { key: string; foreignCpus?: number }[]): string[] {
+  const rounds = (Array.isArray(scenarios[0]) ? scenarios : [scenarios]) as { key: string; foreignCpus?: number }[][];
+  const busy = rounds.flatMap((round, i) => round.filter((s) => (s.foreignCpus ?? 0) > 0.1).map((s) => `(${s.key})${rounds.length > 1 ? `#${i + 1}` : ""}`));
   if (!busy.length) return [];
+  const loads = rounds.flat().map((s) => s.foreignCpus).filter((v): v is number => v !== undefined);
   return [
     "",
-    `warning: other processes used the CPU during ${busy.map((s) => `(${s.key})`).join(" ")} ("other load", in cores of ${machine().cpus}):` +
-      " req/s and the ratios are unreliable then; server CPU µs/req much less so",
+    `warning: other processes used the CPU during ${busy.join(" ")} ("other load", in cores of ${machine().cpus}; median ${median(loads)!.toFixed(2)},` +
+      ` at most ${Math.max(...loads).toFixed(2)}): req/s and the ratios are unreliable then; server CPU µs/req much less so`,
   ];
 }

@@ -1,5 +1,5 @@
 /**
- * `npm test`: type-check, check openapi.json, start a real PostgreSQL 15 and Redis on 127.0.0.1, then run every
+ * `npm test`: format and lint (Biome), type-check, check openapi.json, start a real PostgreSQL 15 and Redis on 127.0.0.1, then run every
  * test file (each on PGlite and on PostgreSQL) with node's test runner, files in parallel.
  */
 import { spawn, spawnSync } from "node:child_process";
@@ -21,6 +21,7 @@ const args = process.argv.slice(2);
 const files = args.filter((a) => !a.startsWith("-"));
 const quick = files.length > 0;
 if (!quick) {
+  step("format and lint (biome ci; fix with npx biome check --write)", "biome", ["ci", "--colors=off"]);
   step("type check", "tsc", ["-p", "."]);
   step("openapi.json", process.execPath, ["scripts/openapi.ts", "--check"]);
 }

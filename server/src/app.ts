@@ -25,8 +25,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export const OPENAPI_INFO = {
   title: "Plinth API",
   version: "0.1.0",
-  description:
-    "Identity, tenancy, authorization, secrets and spend for AI-agent products. Errors are RFC 9457 problem+json with a stable `code`.",
+  description: "Identity, tenancy, authorization, secrets and spend for AI-agent products. Errors are RFC 9457 problem+json with a stable `code`.",
 };
 
 function newAjv(coerceTypes: false | "array"): Ajv {
@@ -57,7 +56,11 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
     // errors the router raises before any route or hook (a malformed %-escape, a path segment over 100 characters)
     // leave as problem+json like every other error, not as Fastify's own JSON
     frameworkErrors: (error, request, reply) =>
-      sendProblem(request, reply, platformError("BAD_REQUEST", error.code === "FST_ERR_MAX_PARAM_LENGTH" ? "A path segment is too long." : "The URL is malformed.")),
+      sendProblem(
+        request,
+        reply,
+        platformError("BAD_REQUEST", error.code === "FST_ERR_MAX_PARAM_LENGTH" ? "A path segment is too long." : "The URL is malformed."),
+      ),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // Bodies are validated as sent (no coercion: 42 is not "42"); query strings and params are text, so they coerce.

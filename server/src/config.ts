@@ -112,7 +112,6 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd(), stdoutIs
   const accessTtl = intVar(env, "PLINTH_ACCESS_TOKEN_TTL", 900, 60, 86_400);
   const refreshTtl = intVar(env, "PLINTH_REFRESH_TOKEN_TTL", 30 * 86_400, 3600, 365 * 86_400);
 
-
   return {
     port,
     host,
@@ -147,7 +146,11 @@ export const CONFIG_VARIABLES = [
   ["PLINTH_DATA_DIR", "./.plinth", "embedded database, key file, blobs"],
   ["DATABASE_URL", "(embedded PGlite)", "PostgreSQL URL of the table owner (migrations)"],
   ["DATABASE_APP_URL", "derived", "PostgreSQL URL the server's requests use (role plinth_app)"],
-  ["DATABASE_POOL_SIZE", "10", "connections per pool per instance: request transactions and the access engine's read-only reads each have a pool this size (up to twice this many connections)"],
+  [
+    "DATABASE_POOL_SIZE",
+    "10",
+    "connections per pool per instance: request transactions and the access engine's read-only reads each have a pool this size (up to twice this many connections)",
+  ],
   ["REDIS_URL", "(in-process)", "Redis/Valkey for rate limits shared across instances"],
   ["PLINTH_MASTER_KEY", "(key file in embedded mode)", "32 bytes base64; wraps signing keys"],
   ["PLINTH_JWT_ALG", "ES256", "ES256 or EdDSA: the alg of new signing keys (existing keys keep theirs until rotated)"],

@@ -20,10 +20,12 @@ import * as invitations from "./modules/invitations/index.ts";
 import * as members from "./modules/members/index.ts";
 import * as teams from "./modules/teams/index.ts";
 import * as keys from "./modules/keys/index.ts";
+import { KEY_RELOAD_INTERVAL_MS } from "./modules/keys/signing-keys.ts";
 import * as orgs from "./modules/orgs/index.ts";
 import * as serviceAccounts from "./modules/service-accounts/index.ts";
 import * as serviceKeys from "./modules/service-keys/index.ts";
 import * as impersonation from "./modules/impersonation/index.ts";
+import * as vault from "./modules/vault/index.ts";
 
 export interface Deps {
   config: Config;
@@ -51,6 +53,7 @@ export interface Deps {
   serviceAccounts: ReturnType<typeof serviceAccounts.wire>["service"];
   serviceKeys: ReturnType<typeof serviceKeys.wire>["serviceKeys"];
   impersonation: ReturnType<typeof impersonation.wire>["service"];
+  vault: ReturnType<typeof vault.wire>["service"];
   routes: FastifyPluginAsync[];
   close(): Promise<void>;
 }
@@ -118,7 +121,8 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       const { applied } = await migrate(db, wantsPassword ? appRolePassword(masterKey) : undefined);
       if (applied) log.info({ applied }, "applied database migrations");
     }
-    redis = config.redis.kind === "configured" ? new Redis(config.redis.url, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: true }) : undefined;
+    redis =
+      config.redis.kind === "configured" ? new Redis(config.redis.url, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: true }) : undefined;
     redis?.on("error", (e) => log.warn({ err: e.message }, "redis connection problem"));
     const limiterStore: LimiterStore = redis ? { kind: "redis", client: redis } : { kind: "memory" };
 
@@ -128,12 +132,28 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     const bus = await createBus({ redis, log });
     closers.push(bus.close);
     const ac = await access.wire({ db, clock, bus, audit: au.service });
-    const k = keys.wire({ db, clock, log, masterKey, jwt: config.jwt, accessTtlSeconds: config.jwt.accessTtlSeconds, access: ac.service, principals: ac.principals, audit: au.service, limiterStore });
+    const k = keys.wire({
+      db,
+      clock,
+      log,
+      masterKey,
+      jwt: config.jwt,
+      accessTtlSeconds: config.jwt.accessTtlSeconds,
+      access: ac.service,
+      principals: ac.principals,
+      audit: au.service,
+      limiterStore,
+    });
     closers.push(k.close); // writes the API key usage counted since the last batch
     const created = await k.service.ensureActiveKey();
     if (created.created) log.info("generated the first token-signing key");
-    await k.service.retireExpired();
-    const o = orgs.wire({ db, clock, audit: au.service, access: ac.service, jobs });
+    // superseded keys leave the JWKS once their tokens have expired: one job across all instances, every reload period
+    await jobs.schedule("keys.retire", KEY_RELOAD_INTERVAL_MS, async () => {
+      const retired = await k.service.retireExpired();
+      if (retired.length) log.info({ kids: retired }, "retired signing keys");
+    });
+    // each table has one writer: a new org's owner goes in through the members module (wired later, see wireMemberships)
+    const o = orgs.wire({ db, clock, audit: au.service, access: ac.service, jobs, members: members.wireMemberships() });
     const id = identity.wire({
       db,
       clock,
@@ -148,20 +168,60 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       refreshTtlSeconds: config.jwt.refreshTtlSeconds,
       bus,
       maxTokenTtlSeconds: Math.max(config.jwt.accessTtlSeconds, 3600),
+      audit: au.service,
+      // a disabled account's memberships stop counting: every org it belongs to drops its cached access
+      onAccountChanged: async (userId) => {
+        for (const { org } of await o.service.listMyOrgs(userId)) await ac.service.invalidate(org.id);
+      },
     });
     closers.push(id.close);
     await id.start();
-    const tm = teams.wire({ db, clock, audit: au.service, access: ac.service });
-    const sa = serviceAccounts.wire({ db, clock, audit: au.service, access: ac.service, keys: k.service, apiKeys: k.apiKeys.verifier, apiKeyService: k.apiKeys, limiterStore, issuer: config.jwt.issuer, publicUrl: config.publicUrl });
+    const tm = teams.wire({ db, clock, audit: au.service, access: ac.service, grants: ac.grants });
+    const sa = serviceAccounts.wire({
+      db,
+      clock,
+      audit: au.service,
+      access: ac.service,
+      keys: k.service,
+      apiKeys: k.apiKeys.verifier,
+      apiKeyService: k.apiKeys,
+      limiterStore,
+      issuer: config.jwt.issuer,
+      publicUrl: config.publicUrl,
+    });
     const svk = serviceKeys.wire({ db, clock, log, jwt: config.jwt, access: ac.service, audit: au.service });
     closers.push(svk.close); // writes the service keys' last use counted since the last batch
     // a removal ends or lists the member's rows through the modules owning them; revoked sessions stop after the commit
-    const memberOwners = { sessions: id.service.sessions, keys: k.apiKeys.owners, clients: sa.service, serviceKeys: svk.serviceKeys.makers };
-    const mb = members.wire({ db, clock, audit: au.service, access: ac.service, owners: memberOwners, onSessionsRevoked: (ids) => id.service.sessions.revoked(ids) });
-    const inv = invitations.wire({ db, clock, audit: au.service, access: ac.service, jobs, mailer, identity: id.service.identity, members: mb.service.members, teams: tm.service.members, publicUrl: config.publicUrl });
+    const memberOwners = { sessions: id.service.sessions, grants: ac.grants, keys: k.apiKeys.owners, clients: sa.service, serviceKeys: svk.serviceKeys.makers };
+    const mb = members.wire({
+      db,
+      clock,
+      audit: au.service,
+      access: ac.service,
+      owners: memberOwners,
+      onSessionsRevoked: (ids) => id.service.sessions.revoked(ids),
+    });
+    const inv = invitations.wire({
+      db,
+      clock,
+      audit: au.service,
+      access: ac.service,
+      jobs,
+      mailer,
+      identity: id.service.identity,
+      members: mb.service.members,
+      teams: tm.service.members,
+      publicUrl: config.publicUrl,
+    });
     // what each kind of principal may do is answered in one place (access/principal.ts), from these modules' facts
-    ac.principals.setSources({ serviceAccounts: sa.service.memberships, clients: sa.service.clients, sourceKeys: k.apiKeys.verifier, services: svk.serviceKeys.verifier });
-    const imp = impersonation.wire({ db, clock, keys: k.service, access: ac.service, audit: au.service });
+    ac.principals.setSources({
+      serviceAccounts: sa.service.memberships,
+      clients: sa.service.clients,
+      sourceKeys: k.apiKeys.verifier,
+      services: svk.serviceKeys.verifier,
+    });
+    const imp = impersonation.wire({ db, clock, keys: k.service, access: ac.service, audit: au.service, bus });
+    const vt = vault.wire({ db, clock, masterKey, audit: au.service });
     const ownDb = db;
     return {
       config,
@@ -188,7 +248,21 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       serviceAccounts: sa.service,
       serviceKeys: svk.serviceKeys,
       impersonation: imp.service,
-      routes: [...k.routes, ...o.routes, ...id.routes, ...ac.routes, ...au.routes, ...tm.routes, ...mb.routes, ...inv.routes, ...sa.routes, ...svk.routes, ...imp.routes],
+      vault: vt.service,
+      routes: [
+        ...k.routes,
+        ...o.routes,
+        ...id.routes,
+        ...ac.routes,
+        ...au.routes,
+        ...tm.routes,
+        ...mb.routes,
+        ...inv.routes,
+        ...sa.routes,
+        ...svk.routes,
+        ...imp.routes,
+        ...vt.routes,
+      ],
       async close() {
         await jobs.stop();
         for (const c of closers) await c();

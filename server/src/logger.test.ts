@@ -18,7 +18,10 @@ describe("the server's log format", () => {
     const path = join(dir, `out-${++n}.log`);
     const fd = openSync(path, "w");
     const log = createServerLogger(config, fd);
-    log.info({ req: { method: "POST", url: "/auth/verify-email?token=emailed-secret" }, res: { statusCode: 204 }, responseTime: 1.25, reqId: "req_1" }, ACCESS_LINE);
+    log.info(
+      { req: { method: "POST", url: "/auth/verify-email?token=emailed-secret" }, res: { statusCode: 204 }, responseTime: 1.25, reqId: "req_1" },
+      ACCESS_LINE,
+    );
     log.info({ body: { password: "hunter2-passphrase", refresh_token: "rt-secret" } }, "login attempt");
     log.error({ err: new Error("database unreachable") }, "request failed");
     const beforeFlush = readFileSync(path, "utf8");
@@ -46,9 +49,15 @@ describe("the server's log format", () => {
   it("LOG_FORMAT=json writes one JSON object a line, redacted (flushLogsSync writes out what is batched)", () => {
     const { out, beforeFlush } = logWith({ LOG_FORMAT: "json" }, true);
     assert.equal(beforeFlush, "", "JSON lines are batched, not written one by one");
-    const lines = out.trimEnd().split("\n").map((l) => JSON.parse(l));
+    const lines = out
+      .trimEnd()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     assert.equal(lines.length, 3);
-    assert.deepEqual(lines.map((l) => l.msg), [ACCESS_LINE, "login attempt", "request failed"]);
+    assert.deepEqual(
+      lines.map((l) => l.msg),
+      [ACCESS_LINE, "login attempt", "request failed"],
+    );
     assert.equal(lines[0].req.url, "/auth/verify-email?token=[REDACTED]");
     assert.equal(lines[1].body.password, "[REDACTED]");
     assert.equal(lines[2].err.message, "database unreachable");
@@ -70,7 +79,10 @@ describe("the server's log format", () => {
     const { out, beforeFlush } = logWith({ LOG_FORMAT: "pretty" }, false);
     assert.equal(beforeFlush, out, "readable lines are written as they come");
     const lines = out.trimEnd().split("\n");
-    assert.ok(lines.every((l) => !l.startsWith("{")), `not JSON:\n${out}`);
+    assert.ok(
+      lines.every((l) => !l.startsWith("{")),
+      `not JSON:\n${out}`,
+    );
     assert.match(lines[0], /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: POST \/auth\/verify-email\?token=\[REDACTED\] 204 1\.3 ms \{"reqId":"req_1"\}$/);
     assert.match(out, /INFO: login attempt \{"body":\{"password":"\[REDACTED\]","refresh_token":"\[REDACTED\]"\}\}/);
     assert.match(out, /ERROR: request failed/);

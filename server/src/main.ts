@@ -10,8 +10,9 @@ export async function serve(env: Record<string, string | undefined> = process.en
   const deps = await createDeps(config);
   const app = await buildApp(deps);
   if (config.runWorker) deps.jobs.start();
-  // Superseded signing keys leave the JWKS once their tokens have expired; the check is idempotent across instances.
-  const maintenance = setInterval(() => void deps.keys.retireExpired().catch((e) => deps.log.warn({ err: e }, "key retirement failed")), KEY_RELOAD_INTERVAL_MS);
+  // Each instance re-reads the signing keys, to pick up a key rotated or retired elsewhere; retiring them is a job
+  // that runs once across all instances (keys.retire, scheduled in deps.ts).
+  const maintenance = setInterval(() => void deps.keys.reload().catch((e) => deps.log.warn({ err: e }, "signing key reload failed")), KEY_RELOAD_INTERVAL_MS);
   maintenance.unref();
   await app.listen({ port: config.port, host: config.host });
   const where = config.database.kind === "embedded" ? `embedded PostgreSQL (PGlite) in ${config.database.dir}` : "PostgreSQL (DATABASE_URL)";

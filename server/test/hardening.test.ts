@@ -32,7 +32,10 @@ for (const backend of BACKENDS) {
       [owner, admin, dev, root] = [await signUp(t, "Owner"), await signUp(t, "Admin"), await signUp(t, "Dev"), await signUp(t, "Root")];
       orgId = (await t.call("POST", "/v1/orgs", { name: "Hard Inc", slug: `hard-${randomBytes(5).toString("hex")}` }, owner.access_token)).json().id;
       otherOrgId = (await t.call("POST", "/v1/orgs", { name: "Other Inc", slug: `other-${randomBytes(5).toString("hex")}` }, owner.access_token)).json().id;
-      for (const [u, role] of [[admin, "admin"], [dev, "developer"]] as const) {
+      for (const [u, role] of [
+        [admin, "admin"],
+        [dev, "developer"],
+      ] as const) {
         await t.db.owner.execute(sql`insert into memberships (org_id, user_id, role) values (${orgId}, ${u.id}, ${role})`);
       }
       await t.db.owner.execute(sql`update users set is_platform_admin = true where id = ${root.id}`);
@@ -55,7 +58,10 @@ for (const backend of BACKENDS) {
 
     it("key rotation hands over no wider secret: an admin rotating an owner's key gets 403 naming org:delete", async () => {
       const ownerKey = await makeKey(owner, { roles: ["owner"] });
-      expectProblem(await t.call("POST", org(`/keys/${ownerKey.id}/$rotate`), {}, admin.access_token), 403, "FORBIDDEN", { permission: "org:delete", missing: ["org:delete"] });
+      expectProblem(await t.call("POST", org(`/keys/${ownerKey.id}/$rotate`), {}, admin.access_token), 403, "FORBIDDEN", {
+        permission: "org:delete",
+        missing: ["org:delete"],
+      });
       // the owner's own key is theirs to rotate
       const ok = await t.call("POST", org(`/keys/${ownerKey.id}/$rotate`), {}, owner.access_token);
       assert.equal(ok.statusCode, 200, ok.body);
@@ -77,7 +83,12 @@ for (const backend of BACKENDS) {
     it("revoked OAuth clients stop: a client_credentials token is refused once its client is revoked", async () => {
       const sa = (await t.call("POST", org("/service-accounts"), { name: name("sa"), roles: ["viewer"] }, owner.access_token)).json();
       const c = (await t.call("POST", org(`/service-accounts/${sa.id}/clients`), { name: "deploy" }, owner.access_token)).json();
-      const tok = await t.inject({ method: "POST", url: "/v1/oauth/token", headers: FORM, payload: new URLSearchParams({ grant_type: "client_credentials", client_id: c.client_id, client_secret: c.client_secret }).toString() });
+      const tok = await t.inject({
+        method: "POST",
+        url: "/v1/oauth/token",
+        headers: FORM,
+        payload: new URLSearchParams({ grant_type: "client_credentials", client_id: c.client_id, client_secret: c.client_secret }).toString(),
+      });
       assert.equal(tok.statusCode, 200, tok.body);
       const access = tok.json().access_token as string;
       assert.equal((await t.call("GET", org(), undefined, access)).statusCode, 200);
@@ -91,7 +102,9 @@ for (const backend of BACKENDS) {
       assert.equal((await t.call("GET", "/v1/me", undefined, a.access_token)).statusCode, 200);
       assert.equal((await t.call("POST", "/v1/auth/logout", { refresh_token: a.refresh_token })).statusCode, 204);
       expectProblem(await t.call("GET", "/v1/me", undefined, a.access_token), 401, "INVALID_TOKEN", { reason: "session_revoked" });
-      expectProblem(await t.call("POST", org("/keys"), { name: name(), roles: ["viewer"] }, a.access_token), 401, "INVALID_TOKEN", { reason: "session_revoked" });
+      expectProblem(await t.call("POST", org("/keys"), { name: name(), roles: ["viewer"] }, a.access_token), 401, "INVALID_TOKEN", {
+        reason: "session_revoked",
+      });
 
       const b = await login(dev);
       const c = await login(dev);
@@ -117,7 +130,10 @@ for (const backend of BACKENDS) {
       const k = await makeKey(dev, { roles: ["viewer"] });
       expectProblem(await t.call("POST", org("/leave"), undefined, k.secret), 403, "FORBIDDEN", { reason: "person_only" });
       const members = await t.call("GET", org("/members"), undefined, owner.access_token);
-      assert.ok(members.json().items.some((m: { user_id?: string; id?: string }) => (m.user_id ?? m.id) === dev.id), "still a member");
+      assert.ok(
+        members.json().items.some((m: { user_id?: string; id?: string }) => (m.user_id ?? m.id) === dev.id),
+        "still a member",
+      );
     });
 
     it("a narrowed credential does not act as its owner's role: an owner's key without all permissions cannot flip owner_impersonation", async () => {
@@ -126,7 +142,12 @@ for (const backend of BACKENDS) {
     });
 
     it("impersonation leaves no lasting access: an impersonator cannot invite, create keys, service accounts or grants", async () => {
-      const imp = await t.call("POST", "/v1/impersonations", { user_id: owner.id, org_id: orgId, reason: "support ticket 9", expires_in: 600 }, root.access_token);
+      const imp = await t.call(
+        "POST",
+        "/v1/impersonations",
+        { user_id: owner.id, org_id: orgId, reason: "support ticket 9", expires_in: 600 },
+        root.access_token,
+      );
       assert.equal(imp.statusCode, 201, imp.body);
       const token = imp.json().access_token as string;
       assert.equal((await t.call("GET", org(), undefined, token)).statusCode, 200, "reads work");
@@ -158,10 +179,68 @@ for (const backend of BACKENDS) {
       await t.deps.access.invalidate(orgId);
       const k = await makeKey(u, { roles: ["viewer"] });
       assert.equal((await t.call("GET", org(), undefined, k.secret)).statusCode, 200);
+      // disabled behind the platform's back (a database edit): the membership stops counting once the org's facts reload
       await t.db.owner.execute(sql`update users set disabled_at = now() where id = ${u.id}`);
       await t.deps.access.invalidate(orgId);
       expectProblem(await t.call("GET", org(), undefined, k.secret), 404, "NOT_FOUND");
       expectProblem(await t.call("GET", org(), undefined, u.access_token), 404, "NOT_FOUND");
+    });
+
+    it("disabling an account (platform admins, POST /v1/users/{id}/$disable) revokes its sessions and stops its keys at once; enabling restores the keys", async () => {
+      const u = await signUp(t, "To Disable");
+      await t.db.owner.execute(sql`insert into memberships (org_id, user_id, role) values (${orgId}, ${u.id}, 'developer')`);
+      await t.deps.access.invalidate(orgId);
+      const k = await makeKey(u, { roles: ["viewer"] });
+      assert.equal((await t.call("GET", org(), undefined, k.secret)).statusCode, 200);
+      // bad input and the wrong callers change nothing
+      expectProblem(await t.call("POST", "/v1/users/usr_nope/$disable", {}, root.access_token), 400, "VALIDATION_FAILED");
+      expectProblem(await t.call("POST", `/v1/users/${u.id.slice(0, -1)}0/$disable`, {}, root.access_token), 404, "USER_NOT_FOUND");
+      expectProblem(await t.call("POST", `/v1/users/${u.id}/$disable`, {}, owner.access_token), 403, "PLATFORM_ADMIN_REQUIRED");
+      expectProblem(await t.call("POST", `/v1/users/${root.id}/$disable`, {}, root.access_token), 409, "CANNOT_DISABLE_SELF");
+      const rootKey = await t.call("POST", `/v1/orgs/${otherOrgId}/keys`, { name: name() }, owner.access_token);
+      expectProblem(await t.call("POST", `/v1/users/${u.id}/$disable`, {}, rootKey.json().secret), 401, "UNAUTHENTICATED");
+      assert.equal((await t.call("GET", org(), undefined, k.secret)).statusCode, 200);
+
+      const res = await t.call("POST", `/v1/users/${u.id}/$disable`, {}, root.access_token);
+      assert.equal(res.statusCode, 200, res.body);
+      assert.equal(res.json().disabled, true);
+      assert.equal(res.json().revoked_sessions, 1);
+      expectProblem(await t.call("GET", "/v1/me", undefined, u.access_token), 401, "INVALID_TOKEN", { reason: "session_revoked" });
+      expectProblem(await t.call("GET", org(), undefined, k.secret), 404, "NOT_FOUND");
+      expectProblem(await t.call("POST", "/v1/auth/login", { email: u.email, password: u.password }), 403, "ACCOUNT_DISABLED");
+      // again: nothing changes, nothing more is recorded
+      assert.equal((await t.call("POST", `/v1/users/${u.id}/$disable`, {}, root.access_token)).json().revoked_sessions, 0);
+      const events = (await t.db.owner.execute(
+        sql`select action, actor_id from audit_events where org_id = 'platform' and target_id = ${u.id} order by seq`,
+      )) as unknown as { rows: unknown[] };
+      assert.deepEqual(events.rows, [{ action: "user.disabled", actor_id: root.id }]);
+
+      const back = await t.call("POST", `/v1/users/${u.id}/$enable`, {}, root.access_token);
+      assert.equal(back.statusCode, 200, back.body);
+      assert.equal(back.json().disabled, false);
+      assert.equal((await t.call("GET", org(), undefined, k.secret)).statusCode, 200);
+      assert.equal((await t.call("POST", "/v1/auth/login", { email: u.email, password: u.password })).statusCode, 200);
+    });
+
+    it("actions through a token exchanged from an API key are audited with the key (actor.via_key_id)", async () => {
+      const k = await makeKey(owner, { roles: ["owner"] });
+      const x = await t.call("POST", "/v1/oauth/token", {
+        grant_type: "urn:ietf:params:oauth:grant-type:token-exchange",
+        subject_token: k.secret,
+        subject_token_type: "urn:plinth:api-key",
+      });
+      assert.equal(x.statusCode, 200, x.body);
+      const display_name = `Via key ${randomBytes(3).toString("hex")}`;
+      assert.equal((await t.call("PATCH", org(), { display_name }, x.json().access_token)).statusCode, 200);
+      assert.equal((await t.call("PATCH", org(), { display_name: `${display_name}!` }, owner.access_token)).statusCode, 200);
+      const list = await t.call("GET", org("/audit?action=org.updated&limit=2"), undefined, owner.access_token);
+      assert.equal(list.statusCode, 200, list.body);
+      const [direct, viaKey] = list.json().items;
+      assert.deepEqual(viaKey.actor, { type: "user", id: owner.id, impersonator_id: null, via_key_id: k.id });
+      assert.equal(direct.actor.via_key_id, null);
+      // the chain still verifies with the new field hashed
+      const verify = await t.deps.audit.verify(orgId);
+      assert.equal(verify.ok, true, JSON.stringify(verify));
     });
   });
 }
@@ -169,7 +248,11 @@ for (const backend of BACKENDS) {
 describe("failed credentials are throttled per IP on authenticated routes", () => {
   let t: TestApp;
   before(async () => {
-    t = await createTestApp({ backend: "pglite", worker: false, abuseRules: { ...TEST_ABUSE_RULES, credentialFailuresPerIp: { points: 5, windowSeconds: 60, baseBlockSeconds: 60, maxBlockSeconds: 3600 } } });
+    t = await createTestApp({
+      backend: "pglite",
+      worker: false,
+      abuseRules: { ...TEST_ABUSE_RULES, credentialFailuresPerIp: { points: 5, windowSeconds: 60, baseBlockSeconds: 60, maxBlockSeconds: 3600 } },
+    });
   });
   after(() => t.close());
 
@@ -177,7 +260,12 @@ describe("failed credentials are throttled per IP on authenticated routes", () =
     const ip = "203.0.113.7";
     const codes: number[] = [];
     for (let i = 0; i < 8; i++) {
-      const res = await t.inject({ method: "GET", url: "/v1/me", remoteAddress: ip, headers: { authorization: `Bearer eyJ${randomBytes(12).toString("base64url")}.e30.sig` } });
+      const res = await t.inject({
+        method: "GET",
+        url: "/v1/me",
+        remoteAddress: ip,
+        headers: { authorization: `Bearer eyJ${randomBytes(12).toString("base64url")}.e30.sig` },
+      });
       codes.push(res.statusCode);
       if (res.statusCode === 429) {
         assert.ok(Number(res.headers["retry-after"]) > 0, "Retry-After");
@@ -185,8 +273,16 @@ describe("failed credentials are throttled per IP on authenticated routes", () =
       }
     }
     assert.deepEqual(codes.slice(0, 5), [401, 401, 401, 401, 401]);
-    assert.ok(codes.slice(5).every((c) => c === 429), codes.join(","));
-    const other = await t.inject({ method: "GET", url: "/v1/me", remoteAddress: "203.0.113.8", headers: { authorization: "Bearer eyJhbGciOiJub25lIn0.e30.x" } });
+    assert.ok(
+      codes.slice(5).every((c) => c === 429),
+      codes.join(","),
+    );
+    const other = await t.inject({
+      method: "GET",
+      url: "/v1/me",
+      remoteAddress: "203.0.113.8",
+      headers: { authorization: "Bearer eyJhbGciOiJub25lIn0.e30.x" },
+    });
     assert.equal(other.statusCode, 401);
   });
 });

@@ -214,7 +214,15 @@ export async function signUp(t: TestApp, name = "Test User"): Promise<TestUser> 
 }
 
 /** Asserts the common shape of every error: problem+json with code, detail and request id, no stack. */
-export function problemOf(res: LightMyRequestResponse): { code: string; status: number; detail: string; field?: string; errors?: { field: string; reason: string }[]; request_id: string; reason?: string } {
+export function problemOf(res: LightMyRequestResponse): {
+  code: string;
+  status: number;
+  detail: string;
+  field?: string;
+  errors?: { field: string; reason: string }[];
+  request_id: string;
+  reason?: string;
+} {
   const type = String(res.headers["content-type"] ?? "");
   if (!type.startsWith("application/problem+json")) throw new Error(`expected problem+json, got ${type}: ${res.body}`);
   if (/\bat .*\.(ts|js):\d+/.test(res.body)) throw new Error(`stack trace in response: ${res.body}`);
@@ -283,7 +291,12 @@ export interface TestKey {
  */
 export async function makeKey(t: TestApp, orgId: string, by: TestUser | string, body: Record<string, unknown> = {}): Promise<TestKey> {
   const grants = "roles" in body || "permissions" in body || "inherit" in body ? {} : { roles: ["viewer"] };
-  const res = await t.call("POST", `/v1/orgs/${orgId}/keys`, { name: `k-${randomBytes(4).toString("hex")}`, ...grants, ...body }, typeof by === "string" ? by : by.access_token);
+  const res = await t.call(
+    "POST",
+    `/v1/orgs/${orgId}/keys`,
+    { name: `k-${randomBytes(4).toString("hex")}`, ...grants, ...body },
+    typeof by === "string" ? by : by.access_token,
+  );
   assert.equal(res.statusCode, 201, res.body);
   return res.json() as TestKey;
 }

@@ -57,7 +57,8 @@ export interface Tenant {
 
 /**
  * Gives `orgId` (owned by `owner`, who makes everything through the API) a team with a sub-team, a custom role, a
- * second member in the team, an invitation, a share grant, a peer grant and a pending grant request.
+ * second member in the team, an invitation, a share grant, a peer grant, a pending grant request, keys, a service
+ * account with a client, a service key and a team secret.
  */
 export async function seedTenant(t: TestApp, orgId: string, owner: TestUser, label: string): Promise<Tenant> {
   const tag = `${label.toLowerCase()}${randomBytes(4).toString("hex")}`;
@@ -83,7 +84,15 @@ export async function seedTenant(t: TestApp, orgId: string, owner: TestUser, lab
   const account = await post("/service-accounts", { name: `sa${tag}`, description: `Robot ${tag}`, roles: ["viewer"] });
   const client = await post(`/service-accounts/${account.id}/clients`, { name: `client${tag}` });
   const jwk = generateKeyPairSync("ed25519").publicKey.export({ format: "jwk" });
-  const serviceKey = await post("/service-keys", { service: `svc-${tag}`, kid: `kid-${tag}`, alg: "EdDSA", jwk, roles: ["viewer"], description: `Service ${tag}` });
+  const serviceKey = await post("/service-keys", {
+    service: `svc-${tag}`,
+    kid: `kid-${tag}`,
+    alg: "EdDSA",
+    jwk,
+    roles: ["viewer"],
+    description: `Service ${tag}`,
+  });
+  const secret = await post("/secrets", { name: `SECRET_${tag.toUpperCase()}`, value: `value of ${tag}`, description: `Secret ${tag}`, team_id: team.id });
 
   const params = {
     teamId: [team.id, subTeam.id],
@@ -97,11 +106,50 @@ export async function seedTenant(t: TestApp, orgId: string, owner: TestUser, lab
     serviceAccountId: [account.id],
     clientId: [client.client_id],
     serviceKeyId: [serviceKey.id],
+    secretId: [secret.id],
   };
   const byType = { user: [member.id, owner.id], team: [team.id, subTeam.id], org: [orgId] };
-  const ids = [orgId, ...Object.values(params).flat().filter((v) => v !== key.name)];
-  const names = [team.name, subTeam.name, `About ${tag}`, role.name, `Role of ${tag}`, email, member.email, `Member ${tag}`, owner.email, `Reason ${tag}`, key.name, account.name, `Robot ${tag}`, client.name, serviceKey.service, serviceKey.kid, `Service ${tag}`];
-  return { orgId, owner, member, teamId: team.id, subTeamId: subTeam.id, roleName: role.name, params, byType, ids, names, secrets: [...new Set([...ids, ...names])] };
+  const ids = [
+    orgId,
+    ...Object.values(params)
+      .flat()
+      .filter((v) => v !== key.name),
+  ];
+  const names = [
+    team.name,
+    subTeam.name,
+    `About ${tag}`,
+    role.name,
+    `Role of ${tag}`,
+    email,
+    member.email,
+    `Member ${tag}`,
+    owner.email,
+    `Reason ${tag}`,
+    key.name,
+    account.name,
+    `Robot ${tag}`,
+    client.name,
+    serviceKey.service,
+    serviceKey.kid,
+    `Service ${tag}`,
+    secret.name,
+    `Secret ${tag}`,
+    `value of ${tag}`,
+  ];
+  return {
+    orgId,
+    owner,
+    member,
+    teamId: team.id,
+    subTeamId: subTeam.id,
+    roleName: role.name,
+    params,
+    byType,
+    ids,
+    names,
+    secrets: [...new Set([...ids, ...names])],
+  };
 }
 
 /** Tenant tables and the columns that order their rows. */
@@ -119,6 +167,9 @@ const TENANT_TABLES: Record<string, string> = {
   service_accounts: "id",
   oauth_clients: "id",
   service_keys: "id",
+  vault_keks: "version",
+  vault_secrets: "id",
+  vault_secret_versions: "secret_id, version",
 };
 
 /** Every row the org owns: its profile, its tenant tables and its audit chain (with the chain's own verdict). */

@@ -14,7 +14,19 @@ import type { LightMyRequestResponse } from "fastify";
 import { newId } from "../src/lib/ids.ts";
 import { BUILT_IN_ROLES, isPermission, type BuiltInRole, type Permission } from "../src/modules/access/permissions.ts";
 import { BACKENDS, addMember, createTestApp, makeOrg, problemOf, signUp, type TestApp, type TestUser } from "./harness.ts";
-import { fakeId, idSlots, leaked, missingLike, seedTenant, tenantState, valuesFor, withValue, type IdSlot, type Schema, type Tenant } from "./isolation.fixtures.ts";
+import {
+  fakeId,
+  idSlots,
+  leaked,
+  missingLike,
+  seedTenant,
+  tenantState,
+  valuesFor,
+  withValue,
+  type IdSlot,
+  type Schema,
+  type Tenant,
+} from "./isolation.fixtures.ts";
 
 /** What a body may need to know about the org it is sent to. */
 interface OrgFacts {
@@ -41,9 +53,15 @@ const EXAMPLE_BODIES: Record<string, unknown> = {
     roles: ["viewer"],
   }),
   "PATCH /v1/orgs/{orgId}/service-keys/{serviceKeyId}": { description: "changed by the isolation suite" },
+  // a fresh env-var style name each time: names are unique per scope
+  "POST /v1/orgs/{orgId}/secrets": () => ({ name: `ISO_${randomBytes(4).toString("hex").toUpperCase()}`, value: "isolation value" }),
 };
-/** Path parameters other than orgId whose schema does not say what a valid one looks like. */
-const EXAMPLE_PARAMS: Record<string, string> = {};
+/**
+ * Path parameters other than orgId whose schema does not say what a valid one looks like. Those that are a position
+ * inside a resource (a secret's version number) rather than a tenant's resource keep this value when the suite puts
+ * org B's resources into the path.
+ */
+const EXAMPLE_PARAMS: Record<string, string> = { version: "1" };
 /**
  * Bodies whose id fields sit in a shape the schema leaves open (a check is a permission OR a relation with an object):
  * the base into which org B's ids are put.
@@ -81,13 +99,40 @@ const KNOWN_ORG_OPERATIONS = [
   ...["createGrantRequest", "listGrantRequests", "getGrantRequest", "approveGrantRequest", "denyGrantRequest", "cancelGrantRequest"],
   ...["checkAccess", "explainAccess"],
   ...["createApiKey", "listApiKeys", "getApiKey", "updateApiKey", "getApiKeyRoles", "putApiKeyRoles", "rotateApiKey", "revokeApiKey"],
-  ...["createServiceAccount", "listServiceAccounts", "getServiceAccount", "updateServiceAccount", "disableServiceAccount", "enableServiceAccount", "deleteServiceAccount"],
+  ...[
+    "createServiceAccount",
+    "listServiceAccounts",
+    "getServiceAccount",
+    "updateServiceAccount",
+    "disableServiceAccount",
+    "enableServiceAccount",
+    "deleteServiceAccount",
+  ],
   ...["registerServiceKey", "listServiceKeys", "getServiceKey", "updateServiceKey", "revokeServiceKey"],
   ...["createOAuthClient", "listOAuthClients", "revokeOAuthClient", "createServiceAccountApiKey"],
+  ...[
+    "createSecret",
+    "listSecrets",
+    "getSecret",
+    "updateSecret",
+    "deleteSecret",
+    "revealSecret",
+    "listSecretVersions",
+    "revealSecretVersion",
+    "rollbackSecret",
+  ],
 ];
 /** Least powerful first, so an operation that destroys the org (owner only) runs last. */
 const ROLES: BuiltInRole[] = ["viewer", "developer", "admin", "owner"];
-const BAD_ORG_IDS = ["org_x", "../etc", encodeURIComponent("../etc"), "ORG_01ARZ3NDEKTSV4RRFFQ69G5FAV", `org_${"a".repeat(300)}`, encodeURIComponent("org_' or '1'='1"), "org_%00"];
+const BAD_ORG_IDS = [
+  "org_x",
+  "../etc",
+  encodeURIComponent("../etc"),
+  "ORG_01ARZ3NDEKTSV4RRFFQ69G5FAV",
+  `org_${"a".repeat(300)}`,
+  encodeURIComponent("org_' or '1'='1"),
+  "org_%00",
+];
 
 interface Operation {
   operationId?: string;
@@ -155,7 +200,9 @@ function sample(s: Schema | undefined): unknown {
       const id = s.pattern ? CROCKFORD.exec(s.pattern) : null;
       if (id) return fakeId(id[1]);
       const candidates = ["Isolation check", `iso-${randomBytes(4).toString("hex")}`, "x".repeat(s.minLength ?? 1)];
-      return candidates.find((c) => c.length >= (s.minLength ?? 0) && c.length <= (s.maxLength ?? Infinity) && (!s.pattern || new RegExp(s.pattern, "u").test(c)));
+      return candidates.find(
+        (c) => c.length >= (s.minLength ?? 0) && c.length <= (s.maxLength ?? Infinity) && (!s.pattern || new RegExp(s.pattern, "u").test(c)),
+      );
     }
     default:
       return undefined;
@@ -277,7 +324,8 @@ for (const backend of BACKENDS) {
       const slugB = `tenant-b-${randomBytes(5).toString("hex")}`;
       orgB = await makeOrg(t, stranger, "Tenant B", slugB);
       slugs.set(orgB, slugB);
-      for (const display_name of ["B one", "B two"]) assert.equal((await t.call("PATCH", `/v1/orgs/${orgB}`, { display_name }, stranger.access_token)).statusCode, 200);
+      for (const display_name of ["B one", "B two"])
+        assert.equal((await t.call("PATCH", `/v1/orgs/${orgB}`, { display_name }, stranger.access_token)).statusCode, 200);
       B = await seedTenant(t, orgB, stranger, "B");
       B.secrets.push(slugB, "Tenant B", "B one", "B two");
       A = await seedTenant(t, orgA, owner, "A");
@@ -307,7 +355,11 @@ for (const backend of BACKENDS) {
           }
           assert.deepEqual(op.security, [{ bearerAuth: [] }], `${key} must declare bearerAuth (or be listed in PUBLIC_ROUTES)`);
           // and the server agrees: without a token it answers 401 before anything else
-          const res = await t.call(m.toUpperCase(), path.replace(/\{(\w+)\}/g, (_, n) => (n === "orgId" ? orgA : fakeId("x"))), {});
+          const res = await t.call(
+            m.toUpperCase(),
+            path.replace(/\{(\w+)\}/g, (_, n) => (n === "orgId" ? orgA : fakeId("x"))),
+            {},
+          );
           assert.equal(res.statusCode, 401, `${key} without a token: ${res.body}`);
         }
       }
@@ -376,7 +428,12 @@ for (const backend of BACKENDS) {
       assert.ok(minting.length >= 10, `only ${minting.length} operations say x-mints-authority`);
       const root = await signUp(t, "Platform admin");
       await t.db.owner.execute(sql`update users set is_platform_admin = true where id = ${root.id}`);
-      const imp = await t.call("POST", "/v1/impersonations", { user_id: owner.id, org_id: orgA, reason: "isolation suite", expires_in: 600 }, root.access_token);
+      const imp = await t.call(
+        "POST",
+        "/v1/impersonations",
+        { user_id: owner.id, org_id: orgA, reason: "isolation suite", expires_in: 600 },
+        root.access_token,
+      );
       assert.equal(imp.statusCode, 201, imp.body);
       const asOwner = { ...owner, access_token: imp.json().access_token as string };
       const before = await snapshot(orgA);
@@ -401,10 +458,17 @@ for (const backend of BACKENDS) {
         method: "POST",
         url: "/v1/oauth/token",
         headers: { "content-type": "application/x-www-form-urlencoded" },
-        payload: new URLSearchParams({ grant_type: "urn:ietf:params:oauth:grant-type:token-exchange", subject_token: narrowed, subject_token_type: "urn:plinth:api-key" }).toString(),
+        payload: new URLSearchParams({
+          grant_type: "urn:ietf:params:oauth:grant-type:token-exchange",
+          subject_token: narrowed,
+          subject_token_type: "urn:plinth:api-key",
+        }).toString(),
       });
       assert.equal(exchanged.statusCode, 200, exchanged.body);
-      const credentials: [string, string][] = [["a narrowed key", narrowed], ["an exchanged token", exchanged.json().access_token as string]];
+      const credentials: [string, string][] = [
+        ["a narrowed key", narrowed],
+        ["an exchanged token", exchanged.json().access_token as string],
+      ];
       for (const o of personal) {
         for (const [what, secret] of credentials) {
           const res = await t.call(o.method, o.path.replace(":orgId", orgA), bodyAs(o, orgA, members.developer), secret);
@@ -417,7 +481,12 @@ for (const backend of BACKENDS) {
     });
 
     it("a key narrowed to org:read gets 403 naming the permission on every operation that needs another one", async () => {
-      const res = await t.call("POST", `/v1/orgs/${orgA}/keys`, { name: `iso-${randomBytes(4).toString("hex")}`, permissions: ["org:read"] }, owner.access_token);
+      const res = await t.call(
+        "POST",
+        `/v1/orgs/${orgA}/keys`,
+        { name: `iso-${randomBytes(4).toString("hex")}`, permissions: ["org:read"] },
+        owner.access_token,
+      );
       assert.equal(res.statusCode, 201, res.body);
       const secret = res.json().secret as string;
       const before = await snapshot(orgA);
@@ -443,12 +512,15 @@ for (const backend of BACKENDS) {
       for (const o of ops.filter((x) => x.nested)) {
         const before = await snapshot(orgB);
         for (const n of o.params) {
-          if (!B.params[n]) assert.fail(`path parameter ${n} of ${o.key} has no org B resource: make one in seedTenant (server/test/isolation.fixtures.ts)`);
+          if (!B.params[n] && !(n in EXAMPLE_PARAMS))
+            assert.fail(`path parameter ${n} of ${o.key} has no org B resource: make one in seedTenant (server/test/isolation.fixtures.ts)`);
         }
         // every mix of B's ids with each other and with A's own (A's team, B's member), never A's alone
         let combos: { value: string; foreign: boolean }[][] = [[]];
         for (const n of o.params) {
-          const choices = [...B.params[n].map((value) => ({ value, foreign: true })), { value: A.params[n][0], foreign: false }];
+          const choices = B.params[n]
+            ? [...B.params[n].map((value) => ({ value, foreign: true })), { value: A.params[n][0], foreign: false }]
+            : [{ value: EXAMPLE_PARAMS[n], foreign: false }];
           combos = combos.flatMap((c) => choices.map((x) => [...c, x]));
         }
         for (const combo of combos.filter((c) => c.some((x) => x.foreign))) {
@@ -475,7 +547,8 @@ for (const backend of BACKENDS) {
       for (const slot of slots) {
         const field = slot.path.join(".");
         const candidates = valuesFor(slot, B);
-        if (!candidates) assert.fail(`${o.key}: ${field} takes ${slot.kind}_… ids and org B has none: make one in seedTenant (server/test/isolation.fixtures.ts)`);
+        if (!candidates)
+          assert.fail(`${o.key}: ${field} takes ${slot.kind}_… ids and org B has none: make one in seedTenant (server/test/isolation.fixtures.ts)`);
         for (const { value, type } of candidates) {
           const req = send(slot, value, type);
           const res = await t.call(o.method, req.url, req.body, owner.access_token);
@@ -508,7 +581,9 @@ for (const backend of BACKENDS) {
         const slots = idSlots(o.op.requestBody?.content?.["application/json"]?.schema);
         if (!slots.length) continue;
         // the path names A's own resources, so the body is what is judged
-        const values = Object.fromEntries(o.params.map((n) => [n, A.params[n]?.[0] ?? assert.fail(`path parameter ${n} of ${o.key} has no org A resource in seedTenant`)]));
+        const values = Object.fromEntries(
+          o.params.map((n) => [n, A.params[n]?.[0] ?? assert.fail(`path parameter ${n} of ${o.key} has no org A resource in seedTenant`)]),
+        );
         const base = FOREIGN_ID_BASES[o.key] ?? bodyAs(o, orgA, owner);
         calls += await tryForeignValues(o, slots, (slot, value, type) => ({ url: urlOf(o, orgA, values), body: withValue(base, slot, value, type, sample) }));
         assert.deepEqual(await snapshot(orgB), before, `${o.key} changed org B`);
@@ -525,7 +600,9 @@ for (const backend of BACKENDS) {
         const schema: Schema = { type: "object", properties: Object.fromEntries(query.map((p) => [p.name, p.schema ?? {}])) };
         const slots = idSlots(schema);
         if (!slots.length) continue;
-        const values = Object.fromEntries(o.params.map((n) => [n, A.params[n]?.[0] ?? assert.fail(`path parameter ${n} of ${o.key} has no org A resource in seedTenant`)]));
+        const values = Object.fromEntries(
+          o.params.map((n) => [n, A.params[n]?.[0] ?? assert.fail(`path parameter ${n} of ${o.key} has no org A resource in seedTenant`)]),
+        );
         calls += await tryForeignValues(o, slots, (slot, value) => {
           const url = urlOf(o, orgA, values);
           return { url: `${url}${url.includes("?") ? "&" : "?"}${String(slot.path[0])}=${encodeURIComponent(value)}`, body: bodyAs(o, orgA, owner) };

@@ -113,9 +113,24 @@ export async function startPostgres(opts: StartOptions = {}): Promise<Service & 
   if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr || init.stdout}`);
   const port = await freePort();
   const [cmd, args] = asPostgresUser(join(bin, "postgres"), [
-    "-D", data, "-p", String(port), "-k", dir, "-c", "listen_addresses=127.0.0.1",
-    "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-    "-c", "max_connections=400", "-c", "shared_buffers=256MB",
+    "-D",
+    data,
+    "-p",
+    String(port),
+    "-k",
+    dir,
+    "-c",
+    "listen_addresses=127.0.0.1",
+    "-c",
+    "fsync=off",
+    "-c",
+    "synchronous_commit=off",
+    "-c",
+    "full_page_writes=off",
+    "-c",
+    "max_connections=400",
+    "-c",
+    "shared_buffers=256MB",
   ]);
   const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
   await waitForOutput(child, /database system is ready to accept connections/, "PostgreSQL");

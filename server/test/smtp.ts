@@ -31,7 +31,12 @@ export async function startSmtp(): Promise<TestSmtp> {
       simpleParser(stream)
         .then((parsed) => {
           const to = Array.isArray(parsed.to) ? parsed.to[0] : parsed.to;
-          const mail = { to: to?.value[0]?.address ?? "", subject: parsed.subject ?? "", text: parsed.text ?? "", html: typeof parsed.html === "string" ? parsed.html : "" };
+          const mail = {
+            to: to?.value[0]?.address ?? "",
+            subject: parsed.subject ?? "",
+            text: parsed.text ?? "",
+            html: typeof parsed.html === "string" ? parsed.html : "",
+          };
           messages.push(mail);
           events.emit("mail", mail);
           cb();

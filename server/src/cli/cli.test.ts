@@ -136,6 +136,33 @@ describe("plinth CLI on an embedded data dir", () => {
     assert.match(r.stdout, /All checks passed/);
   });
 
+  it("user disable stops an account (sign-in refused), user enable restores it, and the platform chain verifies", async () => {
+    const email = `off.${randomBytes(3).toString("hex")}@example.com`;
+    assert.equal(plinth(["user", "create", "--email", email, "--password", GOOD_PASSWORD], env).status, 0);
+    const off = plinth(["user", "disable", "--email", email.toUpperCase()], env);
+    assert.equal(off.status, 0, off.all);
+    assert.match(off.stdout, new RegExp(`disabled ${email.replace(/\./g, "\\.")} \\(usr_[0-9a-z]{26}\\); revoked 0 session\\(s\\)`));
+    const nobody = plinth(["user", "disable", "--email", "nobody@example.com"], env);
+    assert.equal(nobody.status, 1, nobody.all);
+    assert.match(nobody.stderr, /no user with email nobody@example\.com/);
+    const verify = plinth(["audit", "verify", "--org", "platform"], env);
+    assert.equal(verify.status, 0, verify.all);
+
+    const config = loadConfig({ PLINTH_DATA_DIR: dir, LOG_LEVEL: "silent" });
+    const deps = await createDeps(config, { log: createLogger("silent") });
+    try {
+      const app = await buildApp(deps);
+      const login = () => app.inject({ method: "POST", url: "/v1/auth/login", payload: { email, password: GOOD_PASSWORD } });
+      assert.equal((await login()).statusCode, 403);
+      const user = (await deps.identity.accounts.byEmail(email))!;
+      await deps.identity.accounts.enable({ kind: "operator" }, user.id, { type: "system", id: null });
+      assert.equal((await login()).statusCode, 200);
+      await app.close();
+    } finally {
+      await deps.close();
+    }
+  });
+
   it("mail list shows the verification mail of a user who registered", async () => {
     const config = loadConfig({ PLINTH_DATA_DIR: dir, LOG_LEVEL: "silent" });
     const deps = await createDeps(config, { log: createLogger("silent") });
@@ -228,12 +255,17 @@ describe("plinth serve on PostgreSQL", () => {
       assert.equal(body.checks.database.detail, "postgres reachable");
       assert.equal(body.checks.migrations.ok, true);
 
-      const role = await admin.query<{ rolpassword: string; rolcanlogin: boolean }>("select rolpassword, rolcanlogin from pg_authid where rolname = 'plinth_app'");
+      const role = await admin.query<{ rolpassword: string; rolcanlogin: boolean }>(
+        "select rolpassword, rolcanlogin from pg_authid where rolname = 'plinth_app'",
+      );
       assert.equal(role.rows[0].rolcanlogin, true);
       assert.ok(scramMatches(role.rows[0].rolpassword, appRolePassword(masterKey)), "the role's password is the derived one");
       assert.ok(!scramMatches(role.rows[0].rolpassword, appRolePassword(randomBytes(32))));
       const sessions = await admin.query<{ usename: string }>("select distinct usename from pg_stat_activity where datname = 'plinth_cli'");
-      assert.ok(sessions.rows.some((r) => r.usename === "plinth_app"), "requests run as plinth_app");
+      assert.ok(
+        sessions.rows.some((r) => r.usename === "plinth_app"),
+        "requests run as plinth_app",
+      );
 
       child.kill("SIGTERM");
       assert.equal(await exited, 0);

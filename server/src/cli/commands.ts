@@ -44,12 +44,36 @@ export async function createUser(config: Config, input: { email: string; name?: 
     const name = input.name ?? email.split("@")[0];
     await deps.db.tx({ userId }, async (tx) => {
       if (await identityRepo.findUserByEmail(tx, email)) throw new Error(`a user with email ${email} already exists`);
-      const user = await identityRepo.insertUser(tx, { id: userId, email, name, emailVerifiedAt: now, isPlatformAdmin: input.admin, createdAt: now, updatedAt: now });
+      const user = await identityRepo.insertUser(tx, {
+        id: userId,
+        email,
+        name,
+        emailVerifiedAt: now,
+        isPlatformAdmin: input.admin,
+        createdAt: now,
+        updatedAt: now,
+      });
       await identityRepo.setPasswordHash(tx, userId, hash, now);
       await deps.orgs.createPersonalOrg(tx, user, { type: "system", id: null });
     });
     out(`created ${input.admin ? "platform admin" : "user"} ${email} (${userId})`);
     if (generated) out(`password (shown once): ${password}`);
+  });
+}
+
+/** Disables or enables an account as the operator (audited in the platform's chain as done by the system). */
+export async function setUserDisabled(config: Config, email: string, disable: boolean): Promise<void> {
+  await withDeps(config, async (deps) => {
+    const checked = normalizeEmail(email);
+    if (!checked.ok) throw new Error(`--email: the email address ${checked.reason}`);
+    const user = await deps.identity.accounts.byEmail(checked.email);
+    if (!user) throw new Error(`no user with email ${checked.email}`);
+    const actor = { type: "system" as const, id: null };
+    const r = disable
+      ? await deps.identity.accounts.disable({ kind: "operator" }, user.id, actor)
+      : await deps.identity.accounts.enable({ kind: "operator" }, user.id, actor);
+    if (disable) out(`disabled ${r.user.email} (${r.user.id}); revoked ${r.revokedSessions} session(s)`);
+    else out(`enabled ${r.user.email} (${r.user.id})`);
   });
 }
 

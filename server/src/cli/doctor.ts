@@ -25,7 +25,11 @@ export async function doctor(env: Record<string, string | undefined>): Promise<n
   let config: Config;
   try {
     config = loadConfig(env);
-    say({ ok: true, what: "configuration", detail: `valid (${config.database.kind} database, ${config.redis.kind === "configured" ? "Redis" : "in-process"} limits, ${config.mail.kind} mail)` });
+    say({
+      ok: true,
+      what: "configuration",
+      detail: `valid (${config.database.kind} database, ${config.redis.kind === "configured" ? "Redis" : "in-process"} limits, ${config.mail.kind} mail)`,
+    });
   } catch (e) {
     say({ ok: false, what: "configuration", detail: e instanceof ConfigError ? e.message : String(e) });
     return 78; // EX_CONFIG, as every other command answers a bad configuration
@@ -60,7 +64,9 @@ export async function doctor(env: Record<string, string | undefined>): Promise<n
     say({ ok: true, what: "database", detail: `${db.kind} reachable` });
   } catch (e) {
     const msg = (e as Error).message;
-    const hint = /password authentication failed|role "plinth_app"/.test(msg) ? " (run `plinth migrate` to create the plinth_app role and set its password)" : "";
+    const hint = /password authentication failed|role "plinth_app"/.test(msg)
+      ? " (run `plinth migrate` to create the plinth_app role and set its password)"
+      : "";
     const inUse = msg.includes("in use by another Plinth process");
     say({ ok: inUse ? "warn" : false, what: "database", detail: inUse || hint ? msg + hint : `unreachable: ${msg}` });
   }
@@ -69,7 +75,11 @@ export async function doctor(env: Record<string, string | undefined>): Promise<n
   if (db && reachable) {
     try {
       const m = await migrationStatus(db);
-      say({ ok: m.applied >= m.expected, what: "migrations", detail: m.applied >= m.expected ? `all ${m.expected} applied` : `${m.applied} of ${m.expected} applied: run plinth migrate` });
+      say({
+        ok: m.applied >= m.expected,
+        what: "migrations",
+        detail: m.applied >= m.expected ? `all ${m.expected} applied` : `${m.applied} of ${m.expected} applied: run plinth migrate`,
+      });
     } catch (e) {
       say({ ok: false, what: "migrations", detail: (e as Error).message });
     }
@@ -81,13 +91,26 @@ export async function doctor(env: Record<string, string | undefined>): Promise<n
         if (!active.length) say({ ok: "warn", what: "signing keys", detail: "none yet: plinth serve creates the first one" });
         else {
           await keys.ensureActiveKey(); // loads and decrypts every published key
-          say({ ok: true, what: "signing keys", detail: `${active.length} signing, ${list.filter((k) => k.supersededAt && !k.retiredAt).length} published for rotation; private keys decrypt with the master key` });
+          say({
+            ok: true,
+            what: "signing keys",
+            detail: `${active.length} signing, ${list.filter((k) => k.supersededAt && !k.retiredAt).length} published for rotation; private keys decrypt with the master key`,
+          });
           // an upgraded deployment keeps signing with its old key's alg until it rotates (PLINTH_JWT_ALG names new keys' alg)
           const other = active.filter((k) => k.alg !== config.jwt.alg).map((k) => k.alg);
-          if (other.length) say({ ok: "warn", what: "signing keys", detail: `tokens are signed with ${other.join(", ")}, not PLINTH_JWT_ALG=${config.jwt.alg}: run plinth keys rotate to switch` });
+          if (other.length)
+            say({
+              ok: "warn",
+              what: "signing keys",
+              detail: `tokens are signed with ${other.join(", ")}, not PLINTH_JWT_ALG=${config.jwt.alg}: run plinth keys rotate to switch`,
+            });
         }
       } catch (e) {
-        say({ ok: false, what: "signing keys", detail: `cannot decrypt with this master key (${(e as Error).message}): is PLINTH_MASTER_KEY the one the keys were made with?` });
+        say({
+          ok: false,
+          what: "signing keys",
+          detail: `cannot decrypt with this master key (${(e as Error).message}): is PLINTH_MASTER_KEY the one the keys were made with?`,
+        });
       }
     }
   }

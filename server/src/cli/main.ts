@@ -3,7 +3,8 @@ import { ConfigError, loadConfig } from "../config.ts";
 import { serve } from "../main.ts";
 import { doctor } from "./doctor.ts";
 import { isId } from "../lib/ids.ts";
-import { createUser, listMail, migrateCommand, rotateKeys, listKeys, verifyAudit } from "./commands.ts";
+import { createUser, listMail, migrateCommand, rotateKeys, listKeys, setUserDisabled, verifyAudit } from "./commands.ts";
+import { PLATFORM_AUDIT_ORG } from "../modules/audit/audit.service.ts";
 
 const HELP = `plinth — the platform layer for AI agents
 
@@ -12,10 +13,12 @@ Usage:
   plinth migrate                     apply database migrations
   plinth user create --email E [--name N] [--password P] [--admin]
                                      create a user (verified); --admin makes a platform admin
+  plinth user disable --email E      disable an account: no sign-in, its sessions revoked, its keys and tokens stop
+  plinth user enable --email E       enable a disabled account again
   plinth keys rotate                 add a new token-signing key; the old one stays published until its tokens expire
   plinth keys list                   list token-signing keys
   plinth mail list [--limit N]       show the dev outbox (mail kept when SMTP_URL is unset)
-  plinth audit verify --org ORG      check an org's audit hash chain; names the first broken link
+  plinth audit verify --org ORG      check an org's audit hash chain (--org platform: the platform's); names the first broken link
   plinth doctor                      check configuration, database, Redis, mail and keys
 
 Configuration comes from the environment; see the README's table.`;
@@ -31,6 +34,12 @@ export async function run(argv: string[]): Promise<number> {
         await migrateCommand(loadConfig());
         return 0;
       case "user": {
+        if (sub === "disable" || sub === "enable") {
+          const { values } = parseArgs({ args: rest, options: { email: { type: "string" } } });
+          if (!values.email) throw new UsageError(`user ${sub} needs --email`);
+          await setUserDisabled(loadConfig(), values.email, sub === "disable");
+          return 0;
+        }
         if (sub !== "create") break;
         const { values } = parseArgs({
           args: rest,
@@ -59,7 +68,8 @@ export async function run(argv: string[]): Promise<number> {
       case "audit": {
         if (sub !== "verify") break;
         const { values } = parseArgs({ args: rest, options: { org: { type: "string" } } });
-        if (!values.org || !isId("org", values.org)) throw new UsageError("audit verify needs --org org_…");
+        if (!values.org || !(isId("org", values.org) || values.org === PLATFORM_AUDIT_ORG))
+          throw new UsageError("audit verify needs --org org_… (or --org platform)");
         return (await verifyAudit(loadConfig(), values.org)) ? 0 : 1;
       }
       case "doctor":

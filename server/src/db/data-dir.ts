@@ -31,8 +31,7 @@ export function lockDataDir(dataDir: string): () => void {
       const holder = Number(readFileSync(lockPath, "utf8").trim());
       if (holder && holder !== process.pid && isAlive(holder)) {
         throw new Error(
-          `the data directory ${dataDir} is in use by another Plinth process (pid ${holder}); ` +
-            "stop it first, or point PLINTH_DATA_DIR elsewhere",
+          `the data directory ${dataDir} is in use by another Plinth process (pid ${holder}); ` + "stop it first, or point PLINTH_DATA_DIR elsewhere",
         );
       }
       rmSync(lockPath, { force: true }); // stale lock from a process that died

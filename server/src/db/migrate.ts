@@ -35,18 +35,14 @@ export async function migrate(db: Database, appPassword?: string): Promise<{ app
       await db.owner.execute(sql`select pg_advisory_unlock(7262836)`);
     }
   }
-  await db.owner.execute(
-    sql.raw(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${APP_ROLE}`),
-  );
+  await db.owner.execute(sql.raw(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${APP_ROLE}`));
   for (const table of APPEND_ONLY_TABLES) {
     await db.owner.execute(sql.raw(`REVOKE UPDATE, DELETE, TRUNCATE ON ${table} FROM ${APP_ROLE}`));
   }
   await db.owner.execute(sql.raw(`GRANT USAGE ON SCHEMA drizzle TO ${APP_ROLE}`));
   await db.owner.execute(sql.raw(`GRANT SELECT ON drizzle.__drizzle_migrations TO ${APP_ROLE}`));
   if (appPassword !== undefined) {
-    await db.owner.execute(
-      sql.raw(`ALTER ROLE ${APP_ROLE} LOGIN PASSWORD ${pg.escapeLiteral(appPassword)}`),
-    );
+    await db.owner.execute(sql.raw(`ALTER ROLE ${APP_ROLE} LOGIN PASSWORD ${pg.escapeLiteral(appPassword)}`));
   }
   return { applied: (await appliedCount(db)) - before };
 }

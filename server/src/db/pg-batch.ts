@@ -19,6 +19,7 @@ interface ProtocolQuery {
   name?: string;
 }
 
+const NO_VALUES: never[] = [];
 const EMPTY_RESULT = { command: "", rowCount: 0, oid: 0, fields: [], rows: [] } as unknown as QueryResult;
 
 interface ConnectionState {
@@ -33,16 +34,16 @@ interface ConnectionState {
   sendCopyFail(msg: string): void;
 }
 
-/**
- * A statement whose rows nobody reads (BEGIN, the tenant setting, COMMIT): sent without a Describe, its answer
- * dropped unparsed. Its values are text.
- */
 /** A statement whose rows are read, with its values. */
 export interface Statement {
   config: QueryConfig;
   values?: unknown[];
 }
 
+/**
+ * A statement whose rows nobody reads (BEGIN, the tenant setting, COMMIT): sent without a Describe, its answer
+ * dropped unparsed. Its values are text.
+ */
 export interface QuietStatement {
   quiet: true;
   text: string;
@@ -70,7 +71,7 @@ class QuietQuery implements ProtocolQuery {
       con.parse({ text, name, types: [] });
       if (name) con.submittedNamedStatements[name] = text;
     }
-    con.bind({ statement: name, values: values ?? [] });
+    con.bind({ statement: name, values: values ?? NO_VALUES });
     con.execute({ portal: "" });
   }
 
@@ -189,11 +190,12 @@ class RowsQuery implements ProtocolQuery {
 }
 
 class Batch {
-  readonly results: Promise<QueryResult>[] = [];
-  readonly finished: Promise<boolean>;
+  /** The last statement's result; rejects with the first error, of whichever statement. */
+  readonly result: Promise<QueryResult>;
+  private resolve!: (res: QueryResult) => void;
+  private reject!: (err: Error) => void;
   private readonly queries: ProtocolQuery[];
-  /** Whether each statement's outcome has been handed to its promise. */
-  private readonly settled: boolean[];
+  private lastResult: QueryResult = EMPTY_RESULT;
   /** Index of the statement whose answer is being read. */
   private at = 0;
   private failed = false;
@@ -201,23 +203,30 @@ class Batch {
   private lastNewNamed = -1;
   /** True when the batch failed in a way that leaves the connection's prepared-statement bookkeeping in doubt. */
   private inDoubt = false;
-  private finish!: (inDoubt: boolean) => void;
-  private firstError: Error | undefined;
+  private over = false;
+  private readonly onFinished: ((inDoubt: boolean) => void) | undefined;
 
-  constructor(statements: (Statement | QuietStatement)[]) {
-    this.settled = statements.map(() => false);
+  constructor(statements: (Statement | QuietStatement)[], onFinished?: (inDoubt: boolean) => void) {
+    this.onFinished = onFinished;
+    this.result = new Promise<QueryResult>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    const last = statements.length - 1;
     this.queries = statements.map((config, i) => {
-      let settle!: (err: Error | null, res: QueryResult) => void;
-      this.results.push(new Promise<QueryResult>((resolve, reject) => (settle = (err, res) => (err ? reject(err) : resolve(res)))));
       const callback = (err: Error | null, res: QueryResult) => {
-        if (this.settled[i]) return; // the first word stands
-        this.settled[i] = true;
-        if (err) this.firstError ??= err;
-        settle(err, res);
+        if (err) this.fail(err);
+        else if (i === last) this.lastResult = res;
       };
       return "quiet" in config ? new QuietQuery(config, callback) : new RowsQuery(config.config, config.values, callback);
     });
-    this.finished = new Promise<boolean>((resolve) => (this.finish = resolve));
+  }
+
+  /** The first word stands: the batch fails once, with the first error. */
+  private fail(err: Error): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.reject(err);
   }
 
   /** Called by pg once the connection is free: every statement's messages, then one Sync, in one write. */
@@ -229,11 +238,10 @@ class Batch {
         const q = this.queries[i];
         if (q.name && con.parsedStatements[q.name] === undefined && con.submittedNamedStatements[q.name] === undefined) this.lastNewNamed = i;
         q.prepare(connection);
-        if (this.settled[i]) {
+        if (this.failed) {
           // its values could not be encoded: send nothing after it, so no later statement (a COMMIT, say) runs
           // without it; the statements before it still run (and, with no block open, commit: they are the caller's
           // to undo, as when a statement fails)
-          this.failAll(this.firstError ?? new Error("a statement of the batch could not be sent"), i + 1);
           this.inDoubt ||= i <= this.lastNewNamed;
           break;
         }
@@ -243,15 +251,6 @@ class Batch {
       con.stream.uncork?.();
     }
     return null;
-  }
-
-  /** Hands statement i its outcome, unless it already has one. */
-  private settle(i: number, fn: () => void): void {
-    if (!this.settled[i]) fn();
-  }
-
-  private failAll(err: Error, from: number): void {
-    for (let i = from; i < this.queries.length; i++) this.settle(i, () => this.queries[i].handleError(err, undefined as unknown as Connection));
   }
 
   handleRowDescription(msg: unknown): void {
@@ -272,27 +271,29 @@ class Batch {
   }
 
   /**
-   * A statement failed (the server skips the rest up to the Sync), or the connection did: every statement fails
-   * with that error, also those before it (with no block open they are rolled back with it). The batch is over for
-   * its caller now; pg keeps the connection busy until the server's ReadyForQuery.
+   * A statement failed (the server skips the rest up to the Sync), or the connection did: the batch fails with that
+   * error (with no block open, the statements before it are rolled back with it). The batch is over for its caller
+   * now; pg keeps the connection busy until the server's ReadyForQuery.
    */
   handleError(err: Error): void {
-    this.failed = true;
     if (this.at <= this.lastNewNamed) this.inDoubt = true;
-    this.failAll(err, 0);
+    this.fail(err);
     this.finishOnce();
   }
 
   handleReadyForQuery(connection: Connection): void {
-    if (!this.failed) for (let i = 0; i < this.queries.length; i++) this.settle(i, () => this.queries[i].handleReadyForQuery(connection));
+    if (!this.failed) {
+      // a statement whose rows could not be parsed fails now, its answer complete
+      for (const q of this.queries) q.handleReadyForQuery(connection);
+      if (!this.failed) this.resolve(this.lastResult);
+    }
     this.finishOnce();
   }
 
-  private over = false;
   private finishOnce(): void {
     if (this.over) return;
     this.over = true;
-    this.finish(this.inDoubt);
+    this.onFinished?.(this.inDoubt);
   }
 
   handlePortalSuspended(): void {}
@@ -302,23 +303,17 @@ class Batch {
   handleCopyData(): void {}
 }
 
-export interface BatchOutcome {
-  /** One per statement, in order; each rejects with the batch's error if any statement failed. */
-  results: Promise<QueryResult>[];
-  /**
-   * Settles when the batch is over; resolves true when the connection's prepared-statement state is in doubt
-   * (a named statement was parsed in a batch that failed before it ran): such a connection must be closed.
-   */
-  finished: Promise<boolean>;
-}
-
 /**
- * Sends `statements` (extended protocol, each with its values) as one batch on `client`. Statements with a `name`
- * are prepared once per connection, as with pg's own named queries.
+ * Sends `statements` (extended protocol, each with its values) as one batch on `client`: resolves with the last
+ * statement's result once the server has answered them all, rejects with the first error of any. Statements with a
+ * `name` are prepared once per connection, as with pg's own named queries. `onFinished` is called (synchronously,
+ * before the result's handlers run) once the batch is over, with true when the connection's prepared-statement
+ * state is in doubt (a named statement was parsed in a batch that failed before it ran): such a connection must be
+ * closed.
  */
-export function sendBatch(client: pg.ClientBase, statements: (Statement | QuietStatement)[]): BatchOutcome {
-  const batch = new Batch(statements);
+export function sendBatch(client: pg.ClientBase, statements: (Statement | QuietStatement)[], onFinished?: (inDoubt: boolean) => void): Promise<QueryResult> {
+  const batch = new Batch(statements, onFinished);
   // pg queues it like any query: it is sent once the connection is idle
   (client as unknown as { query(q: unknown): unknown }).query(batch);
-  return { results: batch.results, finished: batch.finished };
+  return batch.result;
 }

@@ -30,7 +30,6 @@ const BEGIN: QuietStatement = { quiet: true, text: "begin" };
 const COMMIT: QuietStatement = { quiet: true, text: "commit" };
 const ROLLBACK: QuietStatement = { quiet: true, text: "rollback" };
 const SESSION_OPTIONS = { logger: new NoopLogger(), cache: new NoopCache() };
-const noop = () => {};
 
 export type PgWorkMode = "tx" | "read";
 
@@ -42,12 +41,20 @@ class TenantConnection {
   /** Whether BEGIN has been sent: from then on statements go one by one, the block ends with COMMIT or ROLLBACK. */
   private open = false;
   private over = false;
+  /** Batches sent whose answer is not complete yet. */
+  private inFlight = 0;
+  /** Called once inFlight is back to 0, when end() waits for it. */
+  private drained: (() => void) | undefined;
   /** Set when a failed batch leaves the connection's prepared statements in doubt: it is then closed, not reused. */
-  private inDoubt: Promise<boolean>[] = [];
+  private inDoubt = false;
   readonly queued: Statement[] = [];
   private readonly tenant: QuietStatement;
   private readonly client: pg.PoolClient;
   readonly mode: PgWorkMode;
+  private readonly finished = (inDoubt: boolean) => {
+    this.inDoubt ||= inDoubt;
+    if (--this.inFlight === 0) this.drained?.();
+  };
 
   constructor(client: pg.PoolClient, orgId: string, userId: string, mode: PgWorkMode) {
     this.client = client;
@@ -66,48 +73,58 @@ class TenantConnection {
     return this.batch([statement]);
   }
 
-  /** Statements' final word: the last one's promise (a failure fails them all). */
+  /** Statements' final word: the last one's result (a failure fails them all). */
   private batch(statements: (Statement | QuietStatement)[]): Promise<QueryResult> {
-    const { results, finished } = sendBatch(this.client, statements);
-    this.inDoubt.push(finished);
-    for (let i = 0; i < results.length - 1; i++) results[i].catch(noop); // the last statement's promise carries the error
-    return results[results.length - 1];
+    this.inFlight++;
+    return sendBatch(this.client, statements, this.finished);
   }
 
-  /** Ends the work after fn succeeded: the queued statements, then COMMIT, in one round trip. */
-  async commit(): Promise<void> {
-    if (this.over) return;
-    try {
-      if (this.queued.length) {
-        // with no block open, the queued statements run as one implicit transaction, the tenant set first
-        await this.batch(this.open ? [...this.queued, COMMIT] : [this.tenant, ...this.queued]);
+  /**
+   * Ends the work after fn succeeded: the queued statements, then COMMIT, in one round trip. Nothing to send (a
+   * read, say) gives the connection back at once, with no promise to wait for.
+   */
+  commit(): Promise<void> | undefined {
+    if (this.over) return undefined;
+    if (!this.queued.length && !this.open) return this.end();
+    // with no block open, the queued statements run as one implicit transaction, the tenant set first
+    return this.batch(this.open ? [...this.queued, COMMIT] : [this.tenant, ...this.queued]).then(
+      () => {
         this.open = false;
-      } else if (this.open) {
-        await this.batch([COMMIT]);
-        this.open = false;
-      }
-    } catch (e) {
-      await this.end();
-      throw e;
-    }
-    await this.end();
+        return this.end();
+      },
+      async (e: unknown) => {
+        await this.end();
+        throw e;
+      },
+    );
   }
 
-  /** Gives the connection back: after ROLLBACK when a block is still open (fn or the commit failed). */
-  async end(): Promise<void> {
-    if (this.over) return;
+  /**
+   * Gives the connection back: after ROLLBACK when a block is still open (fn or the commit failed), once every batch
+   * sent has been answered. Synchronous (undefined) when there is nothing to wait for.
+   */
+  end(): Promise<void> | undefined {
+    if (this.over) return undefined;
     this.over = true;
+    if (!this.open && !this.inFlight) {
+      this.client.release(this.inDoubt ? new Error("a batch failed before its named statements were known to be prepared") : undefined);
+      return undefined;
+    }
+    return this.endAfterAnswers();
+  }
+
+  private async endAfterAnswers(): Promise<void> {
     let destroy: Error | undefined;
     if (this.open) {
+      this.open = false;
       try {
         await this.batch([ROLLBACK]);
       } catch (e) {
         destroy = e as Error; // a connection that cannot roll back is not reused
       }
     }
-    if (!destroy && (await Promise.all(this.inDoubt)).some(Boolean)) {
-      destroy = new Error("a batch failed before its named statements were known to be prepared");
-    }
+    if (this.inFlight) await new Promise<void>((resolve) => (this.drained = resolve));
+    if (!destroy && this.inDoubt) destroy = new Error("a batch failed before its named statements were known to be prepared");
     this.client.release(destroy);
   }
 }
@@ -127,7 +144,7 @@ export async function runTenantWork<T>(
   const session = new NodePgSession(conn as unknown as pg.PoolClient, dialect, undefined, SESSION_OPTIONS);
   const tx = new NodePgDatabase(dialect, session, undefined) as unknown as Executor;
   // a nested transaction would send its BEGIN through this connection: not supported (nothing needs it)
-  (tx as unknown as { transaction: unknown }).transaction = () => Promise.reject(new Error("nested transactions are not supported"));
+  (tx as unknown as { transaction: unknown }).transaction = refuseNested;
   connections.set(tx, conn);
   let result: T;
   try {
@@ -136,9 +153,12 @@ export async function runTenantWork<T>(
     await conn.end();
     throw e;
   }
-  await conn.commit();
+  const committing = conn.commit();
+  if (committing) await committing;
   return result;
 }
+
+const refuseNested = () => Promise.reject(new Error("nested transactions are not supported"));
 
 /**
  * Queues a write to run at the end of `tx`, just before COMMIT and in the same round trip. For statements whose

@@ -66,18 +66,16 @@ for (const backend of BACKENDS) {
     });
 
     it("a user sees only their own memberships without a tenant", async () => {
-      const r = (await t.db.tx({ userId: userB }, (tx) =>
-        tx.execute(sql`select array_agg(org_id) as orgs from memberships`),
-      )) as unknown as Rows<{ orgs: string[] }>;
+      const r = (await t.db.tx({ userId: userB }, (tx) => tx.execute(sql`select array_agg(org_id) as orgs from memberships`))) as unknown as Rows<{
+        orgs: string[];
+      }>;
       assert.equal(r.rows[0].orgs.length, 1);
       assert.notEqual(r.rows[0].orgs[0], orgA);
     });
 
     it("writes into another tenant are refused by WITH CHECK, and nothing is written", async () => {
       await assert.rejects(
-        t.db.tx({ userId: userB }, (tx) =>
-          tx.execute(sql`insert into memberships (org_id, user_id, role) values (${orgA}, ${userB}, 'owner')`),
-        ),
+        t.db.tx({ userId: userB }, (tx) => tx.execute(sql`insert into memberships (org_id, user_id, role) values (${orgA}, ${userB}, 'owner')`)),
       );
       const r = (await t.db.tx({ orgId: orgA }, (tx) =>
         tx.execute(sql`select count(*)::int as n from memberships where user_id = ${userB}`),

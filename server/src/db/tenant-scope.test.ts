@@ -44,7 +44,9 @@ for (const backend of BACKENDS) {
       assert.deepEqual(inRead.orgs, [org], `a read for ${org} sees ${inRead.orgs}`);
       assert.equal(inRead.setting, org);
       // the other org's row is not there to change either
-      const changed = (await t.db.tx({ orgId: org }, (tx) => tx.execute(sql`update orgs set name = name where id = ${other} returning id`))) as unknown as Rows<unknown>;
+      const changed = (await t.db.tx({ orgId: org }, (tx) =>
+        tx.execute(sql`update orgs set name = name where id = ${other} returning id`),
+      )) as unknown as Rows<unknown>;
       assert.equal(changed.rows.length, 0);
       const none = await t.db.tx({}, (tx) => seen(tx));
       assert.deepEqual(none.orgs, [], `a tenantless transaction after ${org} sees ${none.orgs}`);
@@ -77,7 +79,10 @@ for (const backend of BACKENDS) {
 
     it("after a failed statement, a failed transaction or a failed commit, the next org still sees only itself", async () => {
       // a statement fails inside a transaction (the first one, sent with BEGIN and the tenant, and a later one)
-      await assert.rejects(t.db.tx({ orgId: orgA }, (tx) => tx.execute(sql`select 1 / 0`)), (e) => /division by zero/.test(messages(e)));
+      await assert.rejects(
+        t.db.tx({ orgId: orgA }, (tx) => tx.execute(sql`select 1 / 0`)),
+        (e) => /division by zero/.test(messages(e)),
+      );
       await expectOnly(orgB, orgA);
       await assert.rejects(
         t.db.tx({ orgId: orgA }, async (tx) => {
@@ -97,7 +102,10 @@ for (const backend of BACKENDS) {
       );
       await expectOnly(orgB, orgA);
       // a read fails
-      await assert.rejects(t.db.read({ orgId: orgA }, (ex) => ex.execute(sql`select 1 / 0`)), (e) => /division by zero/.test(messages(e)));
+      await assert.rejects(
+        t.db.read({ orgId: orgA }, (ex) => ex.execute(sql`select 1 / 0`)),
+        (e) => /division by zero/.test(messages(e)),
+      );
       await expectOnly(orgB, orgA);
       // a statement queued for the commit fails: the transaction's own write is rolled back with it
       const before = ((await t.db.owner.execute(sql`select name from orgs where id = ${orgA}`)) as unknown as Rows<{ name: string }>).rows[0].name;
@@ -147,6 +155,10 @@ for (const backend of BACKENDS) {
       const name = async () => ((await t.db.owner.execute(sql`select name from orgs where id = ${orgA}`)) as unknown as Rows<{ name: string }>).rows[0].name;
       const original = await name();
       await assert.rejects(t.db.tx({ orgId: orgA }, (tx) => tx.execute(sql`select ${circular}::jsonb`)));
+      // a read fails at once too, while the batch's tenant setting is still on its way: the connection goes back
+      // to the pool only once that has been answered
+      await assert.rejects(t.db.read({ orgId: orgA }, (ex) => ex.execute(sql`select ${circular}::jsonb`)));
+      await expectOnly(orgB, orgA);
       await assert.rejects(
         t.db.tx({ orgId: orgA }, async (tx) => {
           await tx.execute(sql`update orgs set name = 'unsendable' where id = ${orgA}`);

@@ -11,6 +11,7 @@ describe("request logging: one access line per request", () => {
   let t: TestApp;
   let user: TestUser;
   let lines: string[] = [];
+  // biome-ignore lint/suspicious/noExplicitAny: log lines are free-form JSON, read field by field
   const entries = () => lines.map((l) => JSON.parse(l) as Record<string, any>);
   before(async () => {
     const sink = new Writable({

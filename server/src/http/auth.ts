@@ -20,7 +20,6 @@ import "../modules/access/request.ts";
  */
 export type AuthMode = "user" | "none";
 
-
 const TOKEN = /^[A-Za-z0-9._~+/=-]{1,8192}$/;
 
 /**
@@ -64,7 +63,8 @@ export function installAuth(app: FastifyInstance, sources: AuthSources): void {
   // and no microtask on the hot path; only a first sight of a token waits for the signature check.
   function authenticate(request: FastifyRequest, _reply: FastifyReply, done0: HookHandlerDoneFunction): void {
     // failures are counted per IP; a success costs nothing extra
-    const done: HookHandlerDoneFunction = (err?: Error) => (err && failures && (err as AppError).status === 401 ? countFailure(request, err, done0) : done0(err));
+    const done: HookHandlerDoneFunction = (err?: Error) =>
+      err && failures && (err as AppError).status === 401 ? countFailure(request, err, done0) : done0(err);
     const header = request.headers.authorization;
     if (!header) {
       const apiKey = request.headers["x-api-key"];
@@ -73,7 +73,7 @@ export function installAuth(app: FastifyInstance, sources: AuthSources): void {
     }
     const token = bearerToken(header);
     // API keys start plk_; an access token (a JWT) starts eyJ
-    if (apiKeys && token !== undefined && token.startsWith("plk_")) return withApiKey(request, token, done);
+    if (apiKeys && token?.startsWith("plk_")) return withApiKey(request, token, done);
     // a cached token is one whose signature this instance checked, so it is well-formed
     const cached = token === undefined ? undefined : keys.verifyCached(token);
     if (cached) return settle(request, admit(request, cached), done);
@@ -95,7 +95,10 @@ export function installAuth(app: FastifyInstance, sources: AuthSources): void {
   }
   function tooManyFailures(request: FastifyRequest, seconds?: number) {
     const s = seconds ?? Math.max(1, Math.ceil(((blockedIps.get(request.ip) ?? Date.now()) - Date.now()) / 1000));
-    return platformError("RATE_LIMITED", `Too many failed credentials from this address. Try again in ${s} seconds.`, { retryAfter: s, extra: { reason: "credential_failures" } });
+    return platformError("RATE_LIMITED", `Too many failed credentials from this address. Try again in ${s} seconds.`, {
+      retryAfter: s,
+      extra: { reason: "credential_failures" },
+    });
   }
   function countFailure(request: FastifyRequest, err: Error, done: HookHandlerDoneFunction): void {
     (failures as Throttle).hit(request.ip).then(
@@ -123,7 +126,11 @@ export function installAuth(app: FastifyInstance, sources: AuthSources): void {
   function settle(request: FastifyRequest, error: AppError | undefined, done: HookHandlerDoneFunction): void {
     const sid = error ? undefined : (request.principal as UserPrincipal).sessionId;
     if (sid !== undefined && revokedSessions?.isRevoked(sid)) {
-      return done(platformError("INVALID_TOKEN", "The session of this access token has ended (signed out, password changed, or revoked); sign in again.", { extra: { reason: "session_revoked" } }));
+      return done(
+        platformError("INVALID_TOKEN", "The session of this access token has ended (signed out, password changed, or revoked); sign in again.", {
+          extra: { reason: "session_revoked" },
+        }),
+      );
     }
     const imp = error ? undefined : (request.principal as UserPrincipal).impersonation;
     if (!imp) return done(error);
@@ -163,4 +170,3 @@ function admit(request: FastifyRequest, result: VerifyResult): AppError | undefi
   request.principal = principalOfClaims(result.claims);
   return undefined;
 }
-

@@ -71,7 +71,11 @@ for (const backend of BACKENDS) {
     });
 
     it("answers bodies that are not JSON with 415", async () => {
-      for (const [type, payload] of [["text/plain", "email=a@example.com"], ["application/xml", "<a/>"], ["application/x-www-form-urlencoded", "email=a%40example.com"]]) {
+      for (const [type, payload] of [
+        ["text/plain", "email=a@example.com"],
+        ["application/xml", "<a/>"],
+        ["application/x-www-form-urlencoded", "email=a%40example.com"],
+      ]) {
         const res = await raw("POST", LOGIN, payload, { "content-type": type });
         assert.equal(res.statusCode, 415, `${type}: ${res.body}`);
         assert.equal(problemOf(res).code, "UNSUPPORTED_MEDIA_TYPE");
@@ -88,7 +92,11 @@ for (const backend of BACKENDS) {
     });
 
     it("answers unknown routes with 404 ROUTE_NOT_FOUND", async () => {
-      for (const [method, url] of [["GET", "/v1/nope"], ["POST", "/nope?token=x"], ["GET", "/v1/me/"]] as const) {
+      for (const [method, url] of [
+        ["GET", "/v1/nope"],
+        ["POST", "/nope?token=x"],
+        ["GET", "/v1/me/"],
+      ] as const) {
         const res = await raw(method, url, method === "POST" ? "{}" : undefined);
         assert.equal(res.statusCode, 404, `${method} ${url}: ${res.body}`);
         const p = problemOf(res);
@@ -98,7 +106,12 @@ for (const backend of BACKENDS) {
     });
 
     it("answers a wrong method on a known path with a 404/405 problem", async () => {
-      for (const [method, url] of [["DELETE", LOGIN], ["GET", "/v1/auth/register"], ["PUT", "/v1/me"], ["POST", "/healthz"]] as const) {
+      for (const [method, url] of [
+        ["DELETE", LOGIN],
+        ["GET", "/v1/auth/register"],
+        ["PUT", "/v1/me"],
+        ["POST", "/healthz"],
+      ] as const) {
         const res = await raw(method, url, method === "GET" ? undefined : "{}", { ...JSON_TYPE, authorization: `Bearer ${user.access_token}` });
         assert.ok([404, 405].includes(res.statusCode), `${method} ${url}: ${res.statusCode}`);
         assert.ok(["ROUTE_NOT_FOUND", "METHOD_NOT_ALLOWED"].includes(problemOf(res).code));
@@ -108,7 +121,10 @@ for (const backend of BACKENDS) {
     it("refuses unknown fields with 400 naming them", async () => {
       const login = await t.call("POST", LOGIN, { email: user.email, password: GOOD_PASSWORD, remember_me: true });
       assert.equal(login.statusCode, 400);
-      assert.deepEqual(problemOf(login).errors?.find((e) => e.field === "remember_me"), { field: "remember_me", reason: "is not a known field" });
+      assert.deepEqual(
+        problemOf(login).errors?.find((e) => e.field === "remember_me"),
+        { field: "remember_me", reason: "is not a known field" },
+      );
       const patch = await t.call("PATCH", "/v1/me", { is_platform_admin: true }, user.access_token);
       assert.equal(patch.statusCode, 400);
       assert.equal(problemOf(patch).field, "is_platform_admin");
@@ -118,10 +134,17 @@ for (const backend of BACKENDS) {
 
     it("never answers junk bodies with a 5xx or a stack trace", async () => {
       const routes: [InjectOptions["method"], string, boolean][] = [
-        ["POST", "/v1/auth/register", false], ["POST", LOGIN, false], ["POST", "/v1/auth/refresh", false], ["POST", "/v1/auth/logout", false],
-        ["POST", "/v1/auth/verify-email", false], ["POST", "/v1/auth/password-reset", false], ["POST", "/v1/auth/password-reset/confirm", false],
-        ["POST", "/v1/auth/magic-link", false], ["POST", "/v1/auth/magic-link/verify", false],
-        ["PATCH", "/v1/me", true], ["POST", "/v1/me/password", true],
+        ["POST", "/v1/auth/register", false],
+        ["POST", LOGIN, false],
+        ["POST", "/v1/auth/refresh", false],
+        ["POST", "/v1/auth/logout", false],
+        ["POST", "/v1/auth/verify-email", false],
+        ["POST", "/v1/auth/password-reset", false],
+        ["POST", "/v1/auth/password-reset/confirm", false],
+        ["POST", "/v1/auth/magic-link", false],
+        ["POST", "/v1/auth/magic-link/verify", false],
+        ["PATCH", "/v1/me", true],
+        ["POST", "/v1/me/password", true],
       ];
       for (const [method, url, auth] of routes) {
         for (const [label, payload] of junkBodies()) {
@@ -211,7 +234,10 @@ for (const backend of BACKENDS) {
       assert.equal(buckets.length, 13);
       assert.equal(buckets.find((b) => b.labels.le === "+Inf")?.value, requests);
       const values = buckets.map((b) => b.value);
-      assert.deepEqual(values, [...values].sort((a, b) => a - b));
+      assert.deepEqual(
+        values,
+        [...values].sort((a, b) => a - b),
+      );
       assert.match(res.body, /# TYPE plinth_http_request_duration_seconds histogram\n/);
       assert.match(res.body, /# TYPE plinth_http_requests_total counter\n/);
     });

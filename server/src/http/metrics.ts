@@ -87,17 +87,23 @@ export function installMetrics(app: FastifyInstance): Registry {
     done(null, payload);
   });
 
-  register(registry, "plinth_http_request_duration_seconds", "HTTP request latency by route, method and status: from the first hook until the response is handed to the socket", "histogram", reset, () =>
-    all.flatMap((s) => {
-      let cumulative = 0;
-      const name = "plinth_http_request_duration_seconds";
-      return [
-        ...LATENCY_BUCKETS.map((le, i) => ({ metricName: `${name}_bucket`, labels: { ...s.labels, le }, value: (cumulative += s.buckets[i]) })),
-        { metricName: `${name}_bucket`, labels: { ...s.labels, le: "+Inf" }, value: s.count },
-        { metricName: `${name}_sum`, labels: { ...s.labels }, value: s.sum },
-        { metricName: `${name}_count`, labels: { ...s.labels }, value: s.count },
-      ];
-    }),
+  register(
+    registry,
+    "plinth_http_request_duration_seconds",
+    "HTTP request latency by route, method and status: from the first hook until the response is handed to the socket",
+    "histogram",
+    reset,
+    () =>
+      all.flatMap((s) => {
+        let cumulative = 0;
+        const name = "plinth_http_request_duration_seconds";
+        return [
+          ...LATENCY_BUCKETS.map((le, i) => ({ metricName: `${name}_bucket`, labels: { ...s.labels, le }, value: (cumulative += s.buckets[i]) })),
+          { metricName: `${name}_bucket`, labels: { ...s.labels, le: "+Inf" }, value: s.count },
+          { metricName: `${name}_sum`, labels: { ...s.labels }, value: s.sum },
+          { metricName: `${name}_count`, labels: { ...s.labels }, value: s.count },
+        ];
+      }),
   );
   register(registry, "plinth_http_requests_total", "HTTP requests by route, method and status", "counter", reset, () =>
     all.map((s) => ({ labels: { ...s.labels }, value: s.count })),

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { AppError, isAppError, platformError } from "../lib/errors.ts";
+import { type AppError, isAppError, platformError } from "../lib/errors.ts";
 
 /** One entry per invalid field in a 400. */
 export interface FieldError {

@@ -11,14 +11,17 @@ export const Problem = Type.Object(
     detail: Type.String({ description: "What went wrong with this request, in words" }),
     field: Type.Optional(Type.String({ description: "The request field at fault" })),
     errors: Type.Optional(
-      Type.Array(
-        Type.Object({ field: Type.String(), reason: Type.String() }, { description: "One invalid field" }),
-        { description: "Every invalid field, for validation errors" },
-      ),
+      Type.Array(Type.Object({ field: Type.String(), reason: Type.String() }, { description: "One invalid field" }), {
+        description: "Every invalid field, for validation errors",
+      }),
     ),
     reason: Type.Optional(Type.String({ description: "Why a token was refused (expired, bad_signature, …)" })),
     permission: Type.Optional(Type.String({ description: "The permission the caller's role lacks (403)" })),
-    missing: Type.Optional(Type.Array(Type.String(), { description: "Every permission the caller lacks for what it asked to create or re-issue, in catalog order (403; the first is `permission`)" })),
+    missing: Type.Optional(
+      Type.Array(Type.String(), {
+        description: "Every permission the caller lacks for what it asked to create or re-issue, in catalog order (403; the first is `permission`)",
+      }),
+    ),
     instance: Type.String({ description: "The request path" }),
     request_id: Type.String({ description: "Echo of x-request-id; quote it when reporting a problem" }),
   },
@@ -53,7 +56,12 @@ export const bearerSecurity = [{ bearerAuth: [] }];
 export const Timestamp = (description: string) => Type.String({ format: "date-time", description });
 export const NullableTimestamp = (description: string) => Type.Union([Type.String({ format: "date-time" }), Type.Null()], { description });
 
-export const Cursor = Type.String({ minLength: 1, maxLength: 200, pattern: "^[A-Za-z0-9_-]+$", description: "Opaque cursor from a previous page's next_cursor" });
+export const Cursor = Type.String({
+  minLength: 1,
+  maxLength: 200,
+  pattern: "^[A-Za-z0-9_-]+$",
+  description: "Opaque cursor from a previous page's next_cursor",
+});
 export const Limit = Type.Integer({ minimum: 1, maximum: 200, default: 50, description: "Page size (1–200)" });
 
 export function encodeCursor(id: string): string {

@@ -42,16 +42,26 @@ export function installTenant(app: FastifyInstance, access: Pick<AccessService, 
     request.tenant = membership;
     const config = request.routeOptions.config;
     if (config.personOnly && !isPersonSelf(principal)) {
-      throw platformError("FORBIDDEN", "This acts on you rather than the organization: sign in as yourself (not with an API key, an exchanged token or an impersonation).", { extra: { reason: "person_only" } });
+      throw platformError(
+        "FORBIDDEN",
+        "This acts on you rather than the organization: sign in as yourself (not with an API key, an exchanged token or an impersonation).",
+        { extra: { reason: "person_only" } },
+      );
     }
     if (config.mintsAuthority && principal.kind === "user" && principal.impersonation) {
-      throw platformError("FORBIDDEN", "An impersonation cannot hand out lasting authority (invitations, roles, grants, keys, accounts): it would outlive the impersonation. Sign in as yourself.", { extra: { reason: "impersonation" } });
+      throw platformError(
+        "FORBIDDEN",
+        "An impersonation cannot hand out lasting authority (invitations, roles, grants, keys, accounts): it would outlive the impersonation. Sign in as yourself.",
+        { extra: { reason: "impersonation" } },
+      );
     }
     if (config.resourceCheck) return;
     const permission = config.permission as Permission;
     const decision = access.decide(membership, permission);
     if (!decision.allowed) {
-      throw platformError("FORBIDDEN", `This needs the ${permission} permission, which ${holderOf(principal, membership)} does not have.`, { extra: { permission } });
+      throw platformError("FORBIDDEN", `This needs the ${permission} permission, which ${holderOf(principal, membership)} does not have.`, {
+        extra: { permission },
+      });
     }
   }
 }

@@ -13,6 +13,13 @@ export interface JobQueue {
   /** Enqueue inside the caller's transaction: a committed change never loses its job, a rolled-back one never runs it. */
   enqueue(tx: Executor, kind: string, payload: JobPayload, opts?: { runAt?: Date; maxAttempts?: number }): Promise<string>;
   register(kind: string, handler: JobHandler): void;
+  /**
+   * Runs `kind`'s handler every `everyMs`, once across all instances sharing the database: the schedule is one job
+   * row (id `schedule:<kind>`), claimed like any job (FOR UPDATE SKIP LOCKED, then a lease), and moved to its next
+   * run instead of deleted when the handler succeeds. Instances that call this for the same kind share the row.
+   * Takes effect when the worker runs (`start`); call before it.
+   */
+  schedule(kind: string, everyMs: number, handler: JobHandler): Promise<void>;
   /** Wake the worker after a commit instead of waiting for the next poll. */
   kick(): void;
   start(): void;
@@ -26,6 +33,8 @@ const LEASE_MS = 60_000;
 export function createJobQueue(deps: { db: Database; clock: Clock; log: Logger; pollMs?: number }): JobQueue {
   const { db, clock, log } = deps;
   const handlers = new Map<string, JobHandler>();
+  const schedules = new Map<string, number>();
+  const scheduleId = (kind: string) => `schedule:${kind}`;
   let running = false;
   let timer: NodeJS.Timeout | undefined;
   let active: Promise<void> | undefined;
@@ -37,14 +46,7 @@ export function createJobQueue(deps: { db: Database; clock: Clock; log: Logger; 
       const [due] = await tx
         .select({ id: jobs.id })
         .from(jobs)
-        .where(
-          and(
-            isNull(jobs.finishedAt),
-            isNull(jobs.failedAt),
-            lte(jobs.runAt, now),
-            or(isNull(jobs.lockedUntil), lte(jobs.lockedUntil, now)),
-          ),
-        )
+        .where(and(isNull(jobs.finishedAt), isNull(jobs.failedAt), lte(jobs.runAt, now), or(isNull(jobs.lockedUntil), lte(jobs.lockedUntil, now))))
         .orderBy(asc(jobs.runAt), asc(jobs.createdAt), asc(jobs.id))
         .limit(1)
         .for("update", { skipLocked: true });
@@ -65,12 +67,20 @@ export function createJobQueue(deps: { db: Database; clock: Clock; log: Logger; 
     try {
       if (!handler) throw new Error(`no handler for job kind ${job.kind}`);
       await handler(job.payload as JobPayload, { jobId: job.id, attempt: job.attempts });
-      await db.tx({}, (tx) => tx.delete(jobs).where(eq(jobs.id, job.id)));
+      const every = job.id === scheduleId(job.kind) ? schedules.get(job.kind) : undefined;
+      await db.tx({}, (tx) =>
+        every !== undefined
+          ? tx
+              .update(jobs)
+              .set({ runAt: new Date(clock.now().getTime() + every), lockedUntil: null, attempts: 0, lastError: null })
+              .where(eq(jobs.id, job.id))
+          : tx.delete(jobs).where(eq(jobs.id, job.id)),
+      );
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       const final = job.attempts >= job.maxAttempts;
       // exponential backoff: 2s, 4s, 8s … capped at one hour
-      const delay = Math.min(3600_000, 1000 * 2 ** job.attempts);
+      const delay = Math.min(schedules.get(job.kind) ?? 3600_000, 3600_000, 1000 * 2 ** job.attempts);
       log.warn({ jobId: job.id, kind: job.kind, attempt: job.attempts, final, err: message }, "job failed");
       await db.tx({}, (tx) =>
         tx
@@ -79,7 +89,8 @@ export function createJobQueue(deps: { db: Database; clock: Clock; log: Logger; 
             lastError: message.slice(0, 2000),
             lockedUntil: null,
             runAt: new Date(clock.now().getTime() + delay),
-            failedAt: final ? clock.now() : null,
+            // a schedule never gives up: it keeps its next run (at most one period away)
+            failedAt: final && !schedules.has(job.kind) ? clock.now() : null,
           })
           .where(eq(jobs.id, job.id)),
       );
@@ -123,6 +134,17 @@ export function createJobQueue(deps: { db: Database; clock: Clock; log: Logger; 
     },
     register(kind, handler) {
       handlers.set(kind, handler);
+    },
+    async schedule(kind, everyMs, handler) {
+      handlers.set(kind, handler);
+      schedules.set(kind, everyMs);
+      // the first instance creates the row (due now); the others find it and keep its time
+      await db.tx({}, (tx) =>
+        tx
+          .insert(jobs)
+          .values({ id: scheduleId(kind), kind, payload: {}, runAt: clock.now(), maxAttempts: 1_000_000 })
+          .onConflictDoNothing({ target: jobs.id }),
+      );
     },
     kick: wake,
     start() {

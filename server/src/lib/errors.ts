@@ -41,8 +41,7 @@ export function defineErrors<const T extends ErrorTable>(table: T) {
     if (known !== undefined && known !== status) throw new Error(`error code ${code} declared twice with different statuses`);
     errorRegistry.set(code, status);
   }
-  return (code: keyof T & string, detail: string, options?: AppErrorOptions): AppError =>
-    new AppError(code, table[code], detail, options);
+  return (code: keyof T & string, detail: string, options?: AppErrorOptions): AppError => new AppError(code, table[code], detail, options);
 }
 
 export const platformError = defineErrors({

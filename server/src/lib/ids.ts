@@ -25,6 +25,7 @@ export const ID_PREFIXES = {
   oauthClient: "cli",
   serviceKey: "svk",
   impersonation: "imp",
+  secret: "sec",
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

@@ -8,14 +8,25 @@ describe("pagination", () => {
   const rows = [1, 2, 3].map((n) => ({ id: `row${n}`, n }));
 
   it("shows `limit` rows and the cursor of the last one when more were fetched", () => {
-    const p = page(rows, 2, (r) => r.id, (r) => r.n);
+    const p = page(
+      rows,
+      2,
+      (r) => r.id,
+      (r) => r.n,
+    );
     assert.deepEqual(p.items, [1, 2]);
     assert.equal(decodeCursor(p.next_cursor ?? undefined), "row2");
   });
 
   it("has no next page when the rows fit", () => {
-    assert.deepEqual(page(rows, 3, (r) => r.id), { items: rows, next_cursor: null });
-    assert.deepEqual(page([], 50, (r: { id: string }) => r.id), { items: [], next_cursor: null });
+    assert.deepEqual(
+      page(rows, 3, (r) => r.id),
+      { items: rows, next_cursor: null },
+    );
+    assert.deepEqual(
+      page([], 50, (r: { id: string }) => r.id),
+      { items: [], next_cursor: null },
+    );
   });
 
   it("reads limit (default 50), fetch and the cursor's key", () => {

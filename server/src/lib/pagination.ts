@@ -12,7 +12,12 @@ import { isId, type IdKind } from "./ids.ts";
 export const DEFAULT_LIMIT = 50;
 export const MAX_LIMIT = 200;
 
-export const Cursor = Type.String({ minLength: 1, maxLength: 200, pattern: "^[A-Za-z0-9_-]+$", description: "Opaque cursor from a previous page's next_cursor" });
+export const Cursor = Type.String({
+  minLength: 1,
+  maxLength: 200,
+  pattern: "^[A-Za-z0-9_-]+$",
+  description: "Opaque cursor from a previous page's next_cursor",
+});
 export const Limit = Type.Integer({ minimum: 1, maximum: MAX_LIMIT, default: DEFAULT_LIMIT, description: "Page size (1–200)" });
 
 /** The paging fields of a list's querystring, to spread beside its filters. */
@@ -40,7 +45,10 @@ export function decodeCursor(cursor: string | undefined): string | undefined {
 export type CursorParser<C> = (key: string) => C | undefined;
 
 /** A cursor that carries an id of `kind` (lists ordered by their time-ordered ids). */
-export const idCursor = (kind: IdKind): CursorParser<string> => (key) => (isId(kind, key) ? key : undefined);
+export const idCursor =
+  (kind: IdKind): CursorParser<string> =>
+  (key) =>
+    isId(kind, key) ? key : undefined;
 
 export interface PageRequest<C> {
   /** The page size the caller asked for (default 50). */

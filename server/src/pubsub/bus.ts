@@ -78,7 +78,8 @@ export async function createBus(opts: { redis?: Redis; log: Logger; ackTimeoutMs
             const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, ackTimeoutMs)));
             await Promise.race([acked, timedOut]);
             clearTimeout(timer);
-            if (entry.got < entry.need) log.warn({ channel: name, acked: entry.got, expected: entry.need }, "not every instance acknowledged a bus message in time");
+            if (entry.got < entry.need)
+              log.warn({ channel: name, acked: entry.got, expected: entry.need }, "not every instance acknowledged a bus message in time");
           } catch (e) {
             log.warn({ err: (e as Error).message, channel: name }, "could not publish on the bus; other instances catch up by their own expiry");
           } finally {

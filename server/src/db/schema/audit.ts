@@ -18,6 +18,8 @@ export const auditEvents = pgTable(
     actorId: text("actor_id"),
     /** Set when someone acted as the actor (impersonation). */
     impersonatorId: text("impersonator_id"),
+    /** The API key a token was exchanged from, when the actor acted through such a token (null otherwise). */
+    viaKeyId: text("via_key_id"),
     targetType: text("target_type").notNull(),
     targetId: text("target_id"),
     ip: text("ip"),

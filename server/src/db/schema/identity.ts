@@ -50,7 +50,11 @@ export const sessions = pgTable(
     revokedAt: ts("revoked_at"),
     revokedReason: text("revoked_reason"),
   },
-  (t) => [index("sessions_user_idx").on(t.userId)],
+  (t) => [
+    index("sessions_user_idx").on(t.userId),
+    // every instance reads the sessions revoked since its last look (identity/session-revocations.ts)
+    index("sessions_revoked_at_idx").on(t.revokedAt).where(sql`revoked_at is not null`),
+  ],
 );
 
 export const refreshTokens = pgTable(

@@ -3,3 +3,4 @@ export * from "./orgs.ts";
 export * from "./audit.ts";
 export * from "./tenancy.ts";
 export * from "./machine.ts";
+export * from "./vault.ts";

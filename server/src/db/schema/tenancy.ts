@@ -50,7 +50,9 @@ export const teamMembers = pgTable(
   (t) => [
     primaryKey({ columns: [t.teamId, t.userId] }),
     // leaving the org leaves its teams
-    foreignKey({ columns: [t.orgId, t.userId], foreignColumns: [memberships.orgId, memberships.userId], name: "team_members_membership_fk" }).onDelete("cascade"),
+    foreignKey({ columns: [t.orgId, t.userId], foreignColumns: [memberships.orgId, memberships.userId], name: "team_members_membership_fk" }).onDelete(
+      "cascade",
+    ),
     index("team_members_org_user_idx").on(t.orgId, t.userId),
   ],
 );

@@ -56,7 +56,8 @@ describe("access cache invalidation across two instances (postgres + redis)", ()
   });
 
   it("a peer grant revoked on a is denied on b at once", async () => {
-    const [p] = (await a.call("POST", `/v1/orgs/${orgId}/peer-grants`, { grantee_id: carol.id, permissions: ["secrets:read"] }, owner.access_token)).json().items;
+    const [p] = (await a.call("POST", `/v1/orgs/${orgId}/peer-grants`, { grantee_id: carol.id, permissions: ["secrets:read"] }, owner.access_token)).json()
+      .items;
     assert.equal(await allowedOn(b, carol, { permission: "secrets:read" }), true);
     assert.equal((await a.call("DELETE", `/v1/orgs/${orgId}/peer-grants/${p.id}`, undefined, owner.access_token)).statusCode, 204);
     assert.equal(await allowedOn(b, carol, { permission: "secrets:read" }), false);
@@ -71,12 +72,18 @@ describe("access cache invalidation across two instances (postgres + redis)", ()
     assert.equal(problemOf(res).field, "orgId");
     assert.equal((await b.call("POST", `/v1/orgs/${orgId}/access/check`, { checks: [{ permission: "org:read" }] }, carol.access_token)).statusCode, 404);
     await addCarol();
-    assert.equal((await b.call("GET", `/v1/orgs/${orgId}`, undefined, carol.access_token)).statusCode, 200, "and back when re-added (a cached 'stranger' is invalidated too)");
+    assert.equal(
+      (await b.call("GET", `/v1/orgs/${orgId}`, undefined, carol.access_token)).statusCode,
+      200,
+      "and back when re-added (a cached 'stranger' is invalidated too)",
+    );
   });
 
   it("the cache is real: a grant deleted behind the engine's back is still honoured on b until someone invalidates", async () => {
     const d = doc();
-    const g = (await a.call("POST", `/v1/orgs/${orgId}/grants`, { subject: { type: "user", id: carol.id }, relation: "read", object: d }, owner.access_token)).json();
+    const g = (
+      await a.call("POST", `/v1/orgs/${orgId}/grants`, { subject: { type: "user", id: carol.id }, relation: "read", object: d }, owner.access_token)
+    ).json();
     assert.equal(await allowedOn(b, carol, { relation: "read", object: d }), true);
     await a.db.owner.execute(sql`delete from grants where id = ${g.id}`);
     assert.equal(await allowedOn(b, carol, { relation: "read", object: d }), true, "b answers from its cache");

@@ -3,7 +3,18 @@ import { after, before, describe, it } from "node:test";
 import { sql } from "drizzle-orm";
 import { createManualClock } from "../../lib/clock.ts";
 import { newId } from "../../lib/ids.ts";
-import { BACKENDS, addMember, assertFieldError, createTestApp, makeOrg, problemOf, signUp, uniqueSlug, type TestApp, type TestUser } from "../../../test/harness.ts";
+import {
+  BACKENDS,
+  addMember,
+  assertFieldError,
+  createTestApp,
+  makeOrg,
+  problemOf,
+  signUp,
+  uniqueSlug,
+  type TestApp,
+  type TestUser,
+} from "../../../test/harness.ts";
 
 const objectId = (prefix: string) => newId("request").replace("req_", `${prefix}_`);
 const doc = () => ({ type: "document", id: objectId("doc") });
@@ -38,13 +49,27 @@ for (const backend of BACKENDS) {
       t = await createTestApp({ backend, worker: false, clock });
       [owner, dev, maint, member, guest] = await Promise.all(["Owner", "Dev", "Maint", "Member", "Guest"].map((n) => signUp(t, n)));
       orgId = await makeOrg(t, owner, "Checks", uniqueSlug("checks"));
-      await t.db.owner.execute(sql`insert into custom_roles (id, org_id, name, permissions) values (${newId("role")}, ${orgId}, 'guest', ARRAY['org:read']::text[])`);
-      for (const [u, role] of [[dev, "developer"], [maint, "viewer"], [member, "viewer"], [guest, "guest"]] as const) await addMember(t, orgId, u, role);
+      await t.db.owner.execute(
+        sql`insert into custom_roles (id, org_id, name, permissions) values (${newId("role")}, ${orgId}, 'guest', ARRAY['org:read']::text[])`,
+      );
+      for (const [u, role] of [
+        [dev, "developer"],
+        [maint, "viewer"],
+        [member, "viewer"],
+        [guest, "guest"],
+      ] as const)
+        await addMember(t, orgId, u, role);
       [root, mid, leaf] = [newId("team"), newId("team"), newId("team")];
       await t.db.owner.execute(sql`insert into teams (id, org_id, name, path) values (${root}, ${orgId}, 'Root', ARRAY[${root}]::text[])`);
-      await t.db.owner.execute(sql`insert into teams (id, org_id, name, parent_id, path) values (${mid}, ${orgId}, 'Mid', ${root}, ARRAY[${root}, ${mid}]::text[])`);
-      await t.db.owner.execute(sql`insert into teams (id, org_id, name, parent_id, path) values (${leaf}, ${orgId}, 'Leaf', ${mid}, ARRAY[${root}, ${mid}, ${leaf}]::text[])`);
-      await t.db.owner.execute(sql`insert into team_members (team_id, org_id, user_id, role) values (${root}, ${orgId}, ${maint.id}, 'maintainer'), (${leaf}, ${orgId}, ${member.id}, 'member')`);
+      await t.db.owner.execute(
+        sql`insert into teams (id, org_id, name, parent_id, path) values (${mid}, ${orgId}, 'Mid', ${root}, ARRAY[${root}, ${mid}]::text[])`,
+      );
+      await t.db.owner.execute(
+        sql`insert into teams (id, org_id, name, parent_id, path) values (${leaf}, ${orgId}, 'Leaf', ${mid}, ARRAY[${root}, ${mid}, ${leaf}]::text[])`,
+      );
+      await t.db.owner.execute(
+        sql`insert into team_members (team_id, org_id, user_id, role) values (${root}, ${orgId}, ${maint.id}, 'maintainer'), (${leaf}, ${orgId}, ${member.id}, 'member')`,
+      );
       await t.deps.access.invalidate(orgId);
     });
     after(() => t.close());
@@ -70,11 +95,14 @@ for (const backend of BACKENDS) {
       assert.deepEqual(await checkAll(guest, checks), [false, false, false, false, false, false, false, false]);
       const res = await call(dev, "/access/check", { checks: checks.slice(0, 3) });
       assert.deepEqual(res.json().subject, { type: "user", id: dev.id });
-      assert.deepEqual(res.json().results.map((r: Record<string, unknown>) => ({ ...r, reason: typeof r.reason })), [
-        { allowed: true, permission: "secrets:read", reason: "string" },
-        { allowed: false, permission: "members:remove", reason: "string" },
-        { allowed: true, relation: "read", object: secret, reason: "string" },
-      ]);
+      assert.deepEqual(
+        res.json().results.map((r: Record<string, unknown>) => ({ ...r, reason: typeof r.reason })),
+        [
+          { allowed: true, permission: "secrets:read", reason: "string" },
+          { allowed: false, permission: "members:remove", reason: "string" },
+          { allowed: true, relation: "read", object: secret, reason: "string" },
+        ],
+      );
     });
 
     it("takes 1 to 100 checks: 100 pass, 101 and 0 are 400 naming checks", async () => {
@@ -110,7 +138,10 @@ for (const backend of BACKENDS) {
       assert.equal(res.statusCode, 403, res.body);
       assert.equal((problemOf(res) as { permission?: string }).permission, "grants:read");
       assert.deepEqual(await checkAll(guest, [{ permission: "org:read" }], { type: "user", id: guest.id }), [true], "oneself needs nothing more");
-      assertFieldError(await call(owner, "/access/check", { checks: [{ permission: "org:read" }], subject: { type: "user", id: newId("user") } }), "subject.id");
+      assertFieldError(
+        await call(owner, "/access/check", { checks: [{ permission: "org:read" }], subject: { type: "user", id: newId("user") } }),
+        "subject.id",
+      );
       assertFieldError(await call(owner, "/access/check", { checks: [{ permission: "org:read" }], subject: { type: "team", id: leaf } }), "subject.type");
       const explained = await call(guest, "/access/explain", { check: { permission: "org:read" }, subject: { type: "user", id: dev.id } });
       assert.equal(explained.statusCode, 403);
@@ -119,12 +150,22 @@ for (const backend of BACKENDS) {
     it("explain shows the path: role, peer grant, team grant, maintainer, team membership, default", async () => {
       const role = await explain(dev, { permission: "secrets:read" });
       assert.equal(role.allowed, true);
-      assert.deepEqual(role.steps.map((s) => s.kind), ["membership", "role"]);
+      assert.deepEqual(
+        role.steps.map((s) => s.kind),
+        ["membership", "role"],
+      );
       assert.match(role.steps[1].detail, /developer grants secrets:read/);
 
       const [peer] = (await call(dev, "/peer-grants", { grantee_id: guest.id, permissions: ["keys:create"] })).json().items;
       const viaPeer = await explain(guest, { permission: "keys:create" });
-      assert.deepEqual(viaPeer.steps.map((s) => [s.kind, s.grant_id]), [["membership", undefined], ["role", undefined], ["peer_grant", peer.id]]);
+      assert.deepEqual(
+        viaPeer.steps.map((s) => [s.kind, s.grant_id]),
+        [
+          ["membership", undefined],
+          ["role", undefined],
+          ["peer_grant", peer.id],
+        ],
+      );
       assert.match(viaPeer.steps[2].detail, new RegExp(dev.id));
 
       const d = doc();
@@ -137,12 +178,18 @@ for (const backend of BACKENDS) {
       assert.match(last.detail, /admin includes write/);
 
       const viaMaintainer = await explain(maint, { relation: "admin", object: { type: "team", id: leaf } });
-      assert.deepEqual(viaMaintainer.steps.map((s) => s.kind), ["membership", "maintainer"]);
+      assert.deepEqual(
+        viaMaintainer.steps.map((s) => s.kind),
+        ["membership", "maintainer"],
+      );
       // the guest's role cannot read teams, but a team's members read it
       await t.db.owner.execute(sql`insert into team_members (team_id, org_id, user_id, role) values (${leaf}, ${orgId}, ${guest.id}, 'member')`);
       await t.deps.access.invalidate(orgId);
       const viaTeamMember = await explain(guest, { relation: "read", object: { type: "team", id: leaf } });
-      assert.deepEqual(viaTeamMember.steps.map((s) => s.kind), ["membership", "team"]);
+      assert.deepEqual(
+        viaTeamMember.steps.map((s) => s.kind),
+        ["membership", "team"],
+      );
       assert.equal((await explain(guest, { relation: "read", object: { type: "team", id: mid } })).allowed, false, "not the parent team");
       await t.db.owner.execute(sql`delete from team_members where team_id = ${leaf} and user_id = ${guest.id}`);
       await t.deps.access.invalidate(orgId);
@@ -161,7 +208,14 @@ for (const backend of BACKENDS) {
 
     it("an expired share grant stops counting without any job or invalidation, and its tuple can be granted again", async () => {
       const d = doc();
-      const g = (await call(owner, "/grants", { subject: { type: "user", id: guest.id }, relation: "read", object: d, expires_at: new Date(clock.now().getTime() + 60_000).toISOString() })).json();
+      const g = (
+        await call(owner, "/grants", {
+          subject: { type: "user", id: guest.id },
+          relation: "read",
+          object: d,
+          expires_at: new Date(clock.now().getTime() + 60_000).toISOString(),
+        })
+      ).json();
       assert.deepEqual(await checkAll(guest, [{ relation: "read", object: d }]), [true]); // cached now, until the expiry
       clock.advance(59_000);
       assert.deepEqual(await checkAll(guest, [{ relation: "read", object: d }]), [true]);
@@ -171,7 +225,10 @@ for (const backend of BACKENDS) {
       // listed as expired only on request
       assert.deepEqual((await call(owner, `/grants?object_id=${d.id}`, undefined, "GET")).json().items, []);
       const all = (await call(owner, `/grants?object_id=${d.id}&include_expired=true`, undefined, "GET")).json().items;
-      assert.deepEqual(all.map((x: { id: string; expired: boolean }) => [x.id, x.expired]), [[g.id, true]]);
+      assert.deepEqual(
+        all.map((x: { id: string; expired: boolean }) => [x.id, x.expired]),
+        [[g.id, true]],
+      );
       // the same tuple again replaces the expired grant
       const again = await call(owner, "/grants", { subject: { type: "user", id: guest.id }, relation: "read", object: d });
       assert.equal(again.statusCode, 201, again.body);
@@ -181,17 +238,35 @@ for (const backend of BACKENDS) {
     });
 
     it("an expired peer grant stops counting too, and a sharer's limited access limits what they share", async () => {
-      const [p] = (await call(dev, "/peer-grants", { grantee_id: guest.id, permissions: ["conversations:read"], expires_at: new Date(clock.now().getTime() + 30_000).toISOString() })).json().items;
-      assert.deepEqual(await checkAll(guest, [{ permission: "conversations:read" }, { relation: "read", object: { type: "conversation", id: objectId("cnv") } }]), [true, true]);
+      const [p] = (
+        await call(dev, "/peer-grants", {
+          grantee_id: guest.id,
+          permissions: ["conversations:read"],
+          expires_at: new Date(clock.now().getTime() + 30_000).toISOString(),
+        })
+      ).json().items;
+      assert.deepEqual(
+        await checkAll(guest, [{ permission: "conversations:read" }, { relation: "read", object: { type: "conversation", id: objectId("cnv") } }]),
+        [true, true],
+      );
       clock.advance(30_001);
-      assert.deepEqual(await checkAll(guest, [{ permission: "conversations:read" }, { relation: "read", object: { type: "conversation", id: objectId("cnv") } }]), [false, false]);
+      assert.deepEqual(
+        await checkAll(guest, [{ permission: "conversations:read" }, { relation: "read", object: { type: "conversation", id: objectId("cnv") } }]),
+        [false, false],
+      );
       const received = (await call(guest, "/peer-grants?direction=received&include_expired=true", undefined, "GET")).json().items;
       assert.ok(received.some((x: { id: string; expired: boolean }) => x.id === p.id && x.expired));
       assert.ok(!(await call(guest, "/peer-grants?direction=received", undefined, "GET")).json().items.some((x: { id: string }) => x.id === p.id));
     });
 
     it("a request whose requested end has passed cannot be approved as asked (409), only narrowed to nothing", async () => {
-      const r = (await call(guest, "/grant-requests", { grantor_id: dev.id, permissions: ["keys:read"], expires_at: new Date(clock.now().getTime() + 10_000).toISOString() })).json();
+      const r = (
+        await call(guest, "/grant-requests", {
+          grantor_id: dev.id,
+          permissions: ["keys:read"],
+          expires_at: new Date(clock.now().getTime() + 10_000).toISOString(),
+        })
+      ).json();
       clock.advance(10_000);
       const res = await call(dev, `/grant-requests/${r.id}/approve`, {});
       assert.equal(res.statusCode, 409, res.body);

@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import type { Database, Executor } from "../../db/client.ts";
 import type { Clock } from "../../lib/clock.ts";
+import { createCache, createKeyJoiner, firstPartOf } from "../../lib/cache.ts";
 import { platformError } from "../../lib/errors.ts";
 import { builtInRolePermissions, permissionsOfRole } from "./authority.ts";
 import { isPermission, type Permission } from "./permissions.ts";
@@ -72,59 +73,11 @@ interface ObjectFacts {
   teamPath?: readonly string[];
 }
 
-interface Cached<T> {
-  value: T;
-  epoch: number;
-  /** ms since epoch after which the entry is stale (the soonest grant expiry, or the safety TTL). */
-  staleAt: number;
-}
-
-/**
- * Bounded two-level map (org, then member or object) that forgets the oldest entries first (Maps keep insertion
- * order). Two levels rather than one joined key: a lookup hashes strings it was handed (whose hashes V8 keeps) instead
- * of building and hashing a new joined string on every check. `tag` tells apart entries whose inner keys could meet
- * (an object's type).
- */
-class BoundedCache<T> {
-  private readonly byOrg = new Map<string, Map<string, Cached<T> & { tag?: string }>>();
-  private readonly max: number;
-  private count = 0;
-  constructor(max: number) {
-    this.max = max;
-  }
-  get(orgId: string, key: string, tag?: string): Cached<T> | undefined {
-    const e = this.byOrg.get(orgId)?.get(key);
-    return e && e.tag === tag ? e : undefined;
-  }
-  set(orgId: string, key: string, entry: Cached<T>, tag?: string): void {
-    let inner = this.byOrg.get(orgId);
-    if (!inner) this.byOrg.set(orgId, (inner = new Map()));
-    if (!inner.has(key)) {
-      if (this.count >= this.max) this.evictOldest();
-      this.count++;
-    }
-    inner.set(key, tag === undefined ? entry : { ...entry, tag });
-  }
-  private evictOldest(): void {
-    for (const [orgId, inner] of this.byOrg) {
-      const oldest = inner.keys().next();
-      if (oldest.done) {
-        this.byOrg.delete(orgId);
-        continue;
-      }
-      inner.delete(oldest.value);
-      this.count--;
-      if (!inner.size) this.byOrg.delete(orgId);
-      return;
-    }
-  }
-  clear(): void {
-    this.byOrg.clear();
-    this.count = 0;
-  }
-  get size(): number {
-    return this.count;
-  }
+/** The soonest of some expiry times (ms since epoch), or undefined when none expires. */
+function soonest(items: readonly { expiresAt: Date | null }[]): number | undefined {
+  let out: number | undefined;
+  for (const i of items) if (i.expiresAt && (out === undefined || i.expiresAt.getTime() < out)) out = i.expiresAt.getTime();
+  return out;
 }
 
 export interface AccessOptions {
@@ -143,24 +96,52 @@ export interface AccessOptions {
  *   members of it and of all its sub-teams) or the whole org. Relations include weaker ones (relations.ts).
  * - Teams: a team's maintainers administer it and every team below it; its members read it.
  *
- * Facts are cached per instance and tagged with the org's epoch: `invalidate(orgId)` bumps the epoch (every cached
- * fact of the org is stale at once) and tells the other instances (invalidation.ts), so a revoked grant or removed
- * member is denied on the very next request anywhere. Callers invalidate after their transaction commits.
+ * Facts are cached per instance (lib/cache.ts), grouped by org: `invalidate(orgId)` makes every cached fact of the
+ * org stale at once and tells the other instances (the bus's "access" channel, index.ts), so a revoked grant or
+ * removed member is denied on the very next request anywhere. Callers invalidate after their transaction commits.
  */
 export function createAccessService(deps: { db: Database; clock: Clock; options?: AccessOptions }) {
   const { db, clock } = deps;
-  const ttl = deps.options?.cacheTtlMs ?? 30_000;
-  const memberships = new BoundedCache<OrgMembership | null>(deps.options?.maxMemberships ?? 50_000);
-  const objects = new BoundedCache<ObjectFacts>(deps.options?.maxObjects ?? 200_000);
-  const epochs = new Map<string, number>();
+  const ttlMs = deps.options?.cacheTtlMs ?? 30_000;
+  // keys: the org, then the member, or the object's type and id (the org first: it is the entry's group)
+  const memberKey = createKeyJoiner();
+  const [orgTypeKey, typedKey] = [createKeyJoiner(), createKeyJoiner()];
+  const objectKey = (orgId: string, object: ObjectRef) => typedKey(orgTypeKey(orgId, object.type), object.id);
+  // a fact goes stale at the soonest expiry of a grant in it, or after the safety TTL
+  const memberships = createCache<OrgMembership | null, { orgId: string; userId: string }>({
+    name: "access.memberships",
+    max: deps.options?.maxMemberships ?? 50_000,
+    ttlMs,
+    clock,
+    group: firstPartOf,
+    staleAt: (m) => (m ? soonest(m.peer) : undefined),
+    fetch: async (_key, { orgId, userId }) => {
+      const now = clock.now();
+      const [row] = await db.readScoped<MembershipRow>({ orgId }, membershipQuery(orgId, userId, now));
+      return toMembership(orgId, userId, row);
+    },
+  });
+  const objects = createCache<ObjectFacts, { orgId: string; object: ObjectRef }>({
+    name: "access.objects",
+    max: deps.options?.maxObjects ?? 200_000,
+    ttlMs,
+    clock,
+    group: firstPartOf,
+    staleAt: (facts) => soonest(facts.grants),
+    fetch: async (_key, { orgId, object }) => {
+      const now = clock.now();
+      const [row] = await db.readScoped<ObjectRow>({ orgId }, objectQuery(orgId, object, now));
+      return toObject(row);
+    },
+  });
   let publish: (orgId: string) => Promise<void> = async () => {};
   /** Caches kept elsewhere that follow the org's access facts (API keys): told of every invalidation. */
   const listeners: ((orgId: string) => void)[] = [];
-  const epochOf = (orgId: string) => epochs.get(orgId) ?? 0;
-  const fresh = <T>(e: Cached<T> | undefined, orgId: string, now: number): e is Cached<T> => !!e && e.epoch === epochOf(orgId) && now < e.staleAt;
 
   async function customRolePermissions(ex: Executor, orgId: string, role: string): Promise<Permission[] | undefined> {
-    const r = (await ex.execute(sql`select permissions from custom_roles where org_id = ${orgId} and name = ${role}`)) as unknown as { rows: { permissions: string[] }[] };
+    const r = (await ex.execute(sql`select permissions from custom_roles where org_id = ${orgId} and name = ${role}`)) as unknown as {
+      rows: { permissions: string[] }[];
+    };
     return r.rows[0]?.permissions.filter(isPermission);
   }
 
@@ -197,9 +178,8 @@ export function createAccessService(deps: { db: Database; clock: Clock; options?
               and (g.expires_at is null or g.expires_at > ${now.toISOString()}::timestamptz)) as grants,
           (select t.path from teams t where ${object.type} = 'team' and t.org_id = ${orgId} and t.id = ${object.id}) as path`;
 
-  function toMembership(orgId: string, userId: string, row: MembershipRow | undefined, now: Date): { m: OrgMembership | null; staleAt: number } {
-    let staleAt = now.getTime() + ttl;
-    if (!row) return { m: null, staleAt };
+  function toMembership(orgId: string, userId: string, row: MembershipRow | undefined): OrgMembership | null {
+    if (!row) return null;
     const builtIn = builtInRolePermissions(row.role);
     const rolePermissions = builtIn.size ? builtIn : new Set<Permission>((row.custom ?? []).filter(isPermission));
     const peer: PeerPermission[] = [];
@@ -209,7 +189,6 @@ export function createAccessService(deps: { db: Database; clock: Clock; options?
       const byBuiltIn = builtInRolePermissions(g.byRole);
       if (!(byBuiltIn.size ? byBuiltIn.has(g.p) : (g.byCustom ?? []).includes(g.p))) continue;
       const expiresAt = g.exp ? new Date(g.exp) : null;
-      if (expiresAt) staleAt = Math.min(staleAt, expiresAt.getTime());
       peer.push({ grantId: g.id, permission: g.p, grantedBy: g.by, expiresAt });
     }
     const permissions = new Set<Permission>(rolePermissions);
@@ -217,17 +196,12 @@ export function createAccessService(deps: { db: Database; clock: Clock; options?
     const teams: TeamPlacement[] = row.teams.map((t) => ({ teamId: t.team, role: t.role === "maintainer" ? "maintainer" : "member", path: t.path }));
     const teamReach = new Set<string>();
     for (const t of teams) for (const id of t.path) teamReach.add(id);
-    return { m: { orgId, userId, role: row.role, permissions, rolePermissions, peer, teams, teamReach }, staleAt };
+    return { orgId, userId, role: row.role, permissions, rolePermissions, peer, teams, teamReach };
   }
 
-  function toObject(row: ObjectRow, now: Date): { facts: ObjectFacts; staleAt: number } {
-    let staleAt = now.getTime() + ttl;
-    const grants = row.grants.map((g) => {
-      const expiresAt = g.exp ? new Date(g.exp) : null;
-      if (expiresAt) staleAt = Math.min(staleAt, expiresAt.getTime());
-      return { id: g.id, subjectType: g.st, subjectId: g.sid, relation: g.rel, expiresAt };
-    });
-    return { facts: { grants, teamPath: row.path ?? undefined }, staleAt };
+  function toObject(row: ObjectRow): ObjectFacts {
+    const grants = row.grants.map((g) => ({ id: g.id, subjectType: g.st, subjectId: g.sid, relation: g.rel, expiresAt: g.exp ? new Date(g.exp) : null }));
+    return { grants, teamPath: row.path ?? undefined };
   }
 
   /**
@@ -279,7 +253,10 @@ export function createAccessService(deps: { db: Database; clock: Clock; options?
     if (object.type === "team" && facts.teamPath) {
       for (const t of m.teams) {
         if (t.role === "maintainer" && facts.teamPath.includes(t.teamId) && includes("admin", relation)) {
-          steps?.push({ kind: "maintainer", detail: t.teamId === object.id ? `maintainer of team ${t.teamId}` : `maintainer of ${t.teamId}, an ancestor of team ${object.id}` });
+          steps?.push({
+            kind: "maintainer",
+            detail: t.teamId === object.id ? `maintainer of team ${t.teamId}` : `maintainer of ${t.teamId}, an ancestor of team ${object.id}`,
+          });
           return done(true);
         }
         if (t.teamId === object.id && includes("read", relation)) {
@@ -311,15 +288,9 @@ export function createAccessService(deps: { db: Database; clock: Clock; options?
   const service = {
     /** The user's membership in a live org, or undefined (a stranger, or a deleted org: the caller answers 404). */
     async membership(orgId: string, userId: string): Promise<OrgMembership | undefined> {
-      const nowMs = clock.now().getTime();
-      const hit = memberships.get(orgId, userId);
-      if (fresh(hit, orgId, nowMs)) return hit.value ?? undefined;
-      const epoch = epochOf(orgId); // taken before reading: an invalidation during the read leaves the entry stale
-      const now = new Date(nowMs);
-      const [row] = await db.readScoped<MembershipRow>({ orgId }, membershipQuery(orgId, userId, now));
-      const { m, staleAt } = toMembership(orgId, userId, row, now);
-      memberships.set(orgId, userId, { value: m, epoch, staleAt });
-      return m ?? undefined;
+      const key = memberKey(orgId, userId);
+      const hit = memberships.get(key);
+      return (hit !== undefined ? hit : await memberships.fetch(key, { orgId, userId })) ?? undefined;
     },
 
     /** May the member do `permission` (org-wide)? Role, then peer grants. */
@@ -329,17 +300,9 @@ export function createAccessService(deps: { db: Database; clock: Clock; options?
 
     /** May the member hold `relation` on one resource? RBAC, teams, then relationship grants. */
     async check(m: OrgMembership, relation: Relation, object: ObjectRef, trace = false): Promise<Decision> {
-      const nowMs = clock.now().getTime();
-      let hit = objects.get(m.orgId, object.id, object.type);
-      if (!fresh(hit, m.orgId, nowMs)) {
-        const epoch = epochOf(m.orgId);
-        const now = new Date(nowMs);
-        const [row] = await db.readScoped<ObjectRow>({ orgId: m.orgId }, objectQuery(m.orgId, object, now));
-        const { facts, staleAt } = toObject(row, now);
-        hit = { value: facts, epoch, staleAt };
-        objects.set(m.orgId, object.id, hit, object.type);
-      }
-      return decideRelation(m, relation, object, hit.value, trace);
+      const key = objectKey(m.orgId, object);
+      const facts = objects.get(key) ?? (await objects.fetch(key, { orgId: m.orgId, object }));
+      return decideRelation(m, relation, object, facts, trace);
     },
 
     /**
@@ -347,33 +310,41 @@ export function createAccessService(deps: { db: Database; clock: Clock; options?
      * cached, both are read in one transaction. A stranger (or a deleted org) gets undefined.
      */
     async checkUser(orgId: string, userId: string, relation: Relation, object: ObjectRef, trace = false): Promise<Decision | undefined> {
-      const nowMs = clock.now().getTime();
-      const mHit = memberships.get(orgId, userId);
-      const oHit = objects.get(orgId, object.id, object.type);
-      if (!fresh(mHit, orgId, nowMs) && !fresh(oHit, orgId, nowMs)) {
-        const epoch = epochOf(orgId);
-        const now = new Date(nowMs);
+      const mKey = memberKey(orgId, userId);
+      const oKey = objectKey(orgId, object);
+      let m = memberships.get(mKey);
+      let facts = objects.get(oKey);
+      if (m === undefined && facts === undefined) {
+        // taken before reading: an invalidation during the read leaves the facts unstored
+        const since = { m: memberships.version(), o: objects.version() };
+        const now = clock.now();
         // both in one statement (one round trip on PostgreSQL)
         const [row] = await db.readScoped<{ m: MembershipRow | null; o: ObjectRow }>(
           { orgId },
           sql`select (select row_to_json(x) from (${membershipQuery(orgId, userId, now)}) x) as m, (select row_to_json(y) from (${objectQuery(orgId, object, now)}) y) as o`,
         );
-        const both = { m: toMembership(orgId, userId, row.m ?? undefined, now), o: toObject(row.o, now) };
-        memberships.set(orgId, userId, { value: both.m.m, epoch, staleAt: both.m.staleAt });
-        objects.set(orgId, object.id, { value: both.o.facts, epoch, staleAt: both.o.staleAt }, object.type);
-        return both.m.m ? decideRelation(both.m.m, relation, object, both.o.facts, trace) : undefined;
+        m = toMembership(orgId, userId, row.m ?? undefined);
+        facts = toObject(row.o);
+        memberships.set(mKey, m, since.m);
+        objects.set(oKey, facts, since.o);
       }
-      const m = await service.membership(orgId, userId);
-      return m ? service.check(m, relation, object, trace) : undefined;
+      if (m === undefined) m = await memberships.fetch(mKey, { orgId, userId }); // null: a cached stranger
+      if (!m) return undefined;
+      facts ??= await objects.fetch(oKey, { orgId, object });
+      return decideRelation(m, relation, object, facts, trace);
     },
 
     /** Throws 403 naming the permission unless the member holds it (org-wide, or on `object` when given). */
     async require(m: OrgMembership, permission: Permission, object?: { ref: ObjectRef; relation: Relation }): Promise<void> {
       if (decidePermission(m, permission).allowed) return;
       if (object && (await service.check(m, object.relation, object.ref)).allowed) return;
-      throw platformError("FORBIDDEN", `This needs the ${permission} permission${object ? ` or ${object.relation} on ${object.ref.type} ${object.ref.id}` : ""}, which you do not have.`, {
-        extra: { permission },
-      });
+      throw platformError(
+        "FORBIDDEN",
+        `This needs the ${permission} permission${object ? ` or ${object.relation} on ${object.ref.type} ${object.ref.id}` : ""}, which you do not have.`,
+        {
+          extra: { permission },
+        },
+      );
     },
 
     /** The permissions of a role in an org: built-in, or the org's custom role (undefined when there is none). */
@@ -389,7 +360,10 @@ export function createAccessService(deps: { db: Database; clock: Clock; options?
       const out = new Set<Permission>();
       for (const [i, role] of roles.entries()) {
         const perms = await permissionsOfRole(ex, orgId, role, customRolePermissions);
-        if (!perms) throw platformError("VALIDATION_FAILED", `role ${role} is neither a built-in role nor a custom role of this organization.`, { field: `${field}.${i}` });
+        if (!perms)
+          throw platformError("VALIDATION_FAILED", `role ${role} is neither a built-in role nor a custom role of this organization.`, {
+            field: `${field}.${i}`,
+          });
         for (const p of perms) out.add(p);
       }
       return out;
@@ -400,14 +374,14 @@ export function createAccessService(deps: { db: Database; clock: Clock; options?
      * the org is stale here at once, and on the other instances before this resolves. Call after the commit.
      */
     async invalidate(orgId: string): Promise<void> {
-      epochs.set(orgId, epochOf(orgId) + 1);
-      for (const l of listeners) l(orgId);
+      service.invalidateLocal(orgId);
       await publish(orgId);
     },
 
     /** Drops the org's cached facts on this instance only (the bus calls this for other instances' changes). */
     invalidateLocal(orgId: string): void {
-      epochs.set(orgId, epochOf(orgId) + 1);
+      void memberships.deleteGroup(orgId); // local caches: nothing to wait for
+      void objects.deleteGroup(orgId);
       for (const l of listeners) l(orgId);
     },
 
@@ -423,10 +397,9 @@ export function createAccessService(deps: { db: Database; clock: Clock; options?
 
     /** Every cached fact, everywhere in this instance, gone (tests and the bench's uncached runs). */
     clearCache(): void {
-      memberships.clear();
-      objects.clear();
+      void memberships.clear();
+      void objects.clear();
     },
-
   };
   return service;
 }

@@ -24,6 +24,8 @@ export interface WithinOptions {
   /** The error to answer with: 403 FORBIDDEN by default; a module may name its own 403 code. */
   error?: (detail: string, options: AppErrorOptions) => AppError;
   field?: string;
+  /** A sentence after the detail: why the holder holds what it does ("Only what a member's role gives is passed on."). */
+  note?: string;
 }
 
 /**
@@ -35,7 +37,7 @@ export function requireWithin(holder: OrgMembership | ReadonlySet<Permission>, w
   const missing = missingFrom(held, wanted);
   if (!missing.length) return;
   const who = opts.holder ?? "you";
-  const detail = `${opts.subject} cannot hold more than ${who} ${who === "you" ? "do" : "does"}: it would have ${missing.join(", ")}, which ${who} ${who === "you" ? "do" : "does"} not have.`;
+  const detail = `${opts.subject} cannot hold more than ${who} ${who === "you" ? "do" : "does"}: it would have ${missing.join(", ")}, which ${who} ${who === "you" ? "do" : "does"} not have.${opts.note ? ` ${opts.note}` : ""}`;
   const options: AppErrorOptions = { field: opts.field, extra: { permission: missing[0], missing } };
   throw opts.error ? opts.error(detail, options) : platformError("FORBIDDEN", detail, options);
 }
@@ -59,8 +61,39 @@ export async function permissionsOfRole(
   customRole: (ex: Executor, orgId: string, role: string) => Promise<readonly string[] | undefined>,
 ): Promise<ReadonlySet<Permission> | undefined> {
   if (isBuiltInRole(role)) return ROLE_PERMS.get(role);
-  const custom = await customRole(ex, orgId, role);
-  return custom ? new Set(custom.filter(isPermission)) : undefined;
+  return customRolePermissions(await customRole(ex, orgId, role));
+}
+
+/**
+ * `permissionsOfRole` for custom roles already read (a key's row carries the definitions of its roles): the built-in
+ * role's permissions, the named custom role's, or undefined when neither.
+ */
+export function permissionsOfRoleIn(
+  role: string,
+  customRoles: readonly { name: string; permissions: readonly string[] }[] | null | undefined,
+): ReadonlySet<Permission> | undefined {
+  if (isBuiltInRole(role)) return ROLE_PERMS.get(role);
+  return customRolePermissions(customRoles?.find((c) => c.name === role)?.permissions);
+}
+
+/**
+ * The union of `roles`' permissions (`permissionsOfRoleIn` each; a role that no longer exists gives none) and the
+ * listed `extra` ones: what a key or a registered service key holds from its row.
+ */
+export function permissionsOfRolesIn(
+  roles: readonly string[],
+  customRoles: readonly { name: string; permissions: readonly string[] }[] | null | undefined,
+  extra: readonly string[] = [],
+): Set<Permission> {
+  const out = new Set<Permission>();
+  for (const role of roles) for (const p of permissionsOfRoleIn(role, customRoles) ?? []) out.add(p);
+  for (const p of extra) if (isPermission(p)) out.add(p);
+  return out;
+}
+
+/** A custom role's stored names as permissions: names no longer in the catalog are dropped, never widened into. */
+function customRolePermissions(names: readonly string[] | undefined): ReadonlySet<Permission> | undefined {
+  return names ? new Set(names.filter(isPermission)) : undefined;
 }
 
 /**

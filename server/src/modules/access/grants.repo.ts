@@ -37,7 +37,10 @@ export const grantsRepo = {
   },
 
   async find(ex: Executor, orgId: string, id: string): Promise<GrantRow | undefined> {
-    const [g] = await ex.select().from(grants).where(and(eq(grants.orgId, orgId), eq(grants.id, id)));
+    const [g] = await ex
+      .select()
+      .from(grants)
+      .where(and(eq(grants.orgId, orgId), eq(grants.id, id)));
     return g;
   },
 
@@ -64,8 +67,26 @@ export const grantsRepo = {
   },
 
   async delete(tx: Executor, orgId: string, id: string): Promise<GrantRow | undefined> {
-    const [g] = await tx.delete(grants).where(and(eq(grants.orgId, orgId), eq(grants.id, id))).returning();
+    const [g] = await tx
+      .delete(grants)
+      .where(and(eq(grants.orgId, orgId), eq(grants.id, id)))
+      .returning();
     return g;
+  },
+
+  /**
+   * Deletes every grant to the users or teams (`subject`) and, for teams, every grant on them as objects; the ids of
+   * the grants deleted.
+   */
+  async deleteNaming(tx: Executor, orgId: string, subject: { type: "user" | "team"; ids: readonly string[] }): Promise<string[]> {
+    if (!subject.ids.length) return [];
+    const to = and(eq(grants.subjectType, subject.type), inArray(grants.subjectId, [...subject.ids]));
+    const on = subject.type === "team" ? and(eq(grants.objectType, "team"), inArray(grants.objectId, [...subject.ids])) : undefined;
+    const gone = await tx
+      .delete(grants)
+      .where(and(eq(grants.orgId, orgId), on ? or(to, on) : to))
+      .returning({ id: grants.id });
+    return gone.map((g) => g.id);
   },
 
   /** Newest first, `limit` rows older than the cursor id (ids are time-ordered). */
@@ -91,7 +112,15 @@ export const grantsRepo = {
   },
 
   /** Peer grants a user gave or received, newest first. */
-  async listPeer(ex: Executor, orgId: string, userId: string, direction: "given" | "received" | undefined, liveAt: Date | undefined, limit: number, beforeId?: string): Promise<GrantRow[]> {
+  async listPeer(
+    ex: Executor,
+    orgId: string,
+    userId: string,
+    direction: "given" | "received" | undefined,
+    liveAt: Date | undefined,
+    limit: number,
+    beforeId?: string,
+  ): Promise<GrantRow[]> {
     const given = eq(grants.grantedBy, userId);
     const received = and(eq(grants.subjectType, "user"), eq(grants.subjectId, userId));
     return ex
@@ -111,19 +140,28 @@ export const grantsRepo = {
   },
 
   async isMember(ex: Executor, orgId: string, userId: string): Promise<boolean> {
-    const [m] = await ex.select({ userId: memberships.userId }).from(memberships).where(and(eq(memberships.orgId, orgId), eq(memberships.userId, userId)));
+    const [m] = await ex
+      .select({ userId: memberships.userId })
+      .from(memberships)
+      .where(and(eq(memberships.orgId, orgId), eq(memberships.userId, userId)));
     return !!m;
   },
 
   async teamExists(ex: Executor, orgId: string, teamId: string): Promise<boolean> {
-    const [t] = await ex.select({ id: teams.id }).from(teams).where(and(eq(teams.orgId, orgId), eq(teams.id, teamId)));
+    const [t] = await ex
+      .select({ id: teams.id })
+      .from(teams)
+      .where(and(eq(teams.orgId, orgId), eq(teams.id, teamId)));
     return !!t;
   },
 
   /** When the grants with these ids end (null: never); ids not found are left out. */
   async expiries(ex: Executor, orgId: string, ids: string[]): Promise<Map<string, Date | null>> {
     if (!ids.length) return new Map();
-    const rows = await ex.select({ id: grants.id, expiresAt: grants.expiresAt }).from(grants).where(and(eq(grants.orgId, orgId), inArray(grants.id, ids)));
+    const rows = await ex
+      .select({ id: grants.id, expiresAt: grants.expiresAt })
+      .from(grants)
+      .where(and(eq(grants.orgId, orgId), inArray(grants.id, ids)));
     return new Map(rows.map((r) => [r.id, r.expiresAt]));
   },
 
@@ -133,12 +171,20 @@ export const grantsRepo = {
   },
 
   async findRequest(ex: Executor, orgId: string, id: string, lock = false): Promise<GrantRequestRow | undefined> {
-    const q = ex.select().from(grantRequests).where(and(eq(grantRequests.orgId, orgId), eq(grantRequests.id, id)));
+    const q = ex
+      .select()
+      .from(grantRequests)
+      .where(and(eq(grantRequests.orgId, orgId), eq(grantRequests.id, id)));
     const [r] = lock ? await q.for("update") : await q;
     return r;
   },
 
-  async decideRequest(tx: Executor, orgId: string, id: string, set: { status: string; decidedAt: Date; decidedBy: string; grantIds?: string[] }): Promise<GrantRequestRow> {
+  async decideRequest(
+    tx: Executor,
+    orgId: string,
+    id: string,
+    set: { status: string; decidedAt: Date; decidedBy: string; grantIds?: string[] },
+  ): Promise<GrantRequestRow> {
     const [r] = await tx
       .update(grantRequests)
       .set(set)

@@ -11,7 +11,9 @@ const ANY_ID = "^[a-z]+_[0-9a-hjkmnp-tv-z]{26}$";
 const EXAMPLE_OBJECT_ID = "doc_01jd0000000000000000000000";
 
 export const PermissionName = Type.Enum(ALL_PERMISSIONS, { description: "A catalog permission, resource:action (GET /v1/permissions)" });
-export const RelationName = Type.Enum([...RELATIONS], { description: "owner > admin > share, write, delete > read > list; a relation includes the weaker ones" });
+export const RelationName = Type.Enum([...RELATIONS], {
+  description: "owner > admin > share, write, delete > read > list; a relation includes the weaker ones",
+});
 const Expiry = Type.String({ format: "date-time", description: "When the grant stops counting (in the future); omit for no end" });
 
 export const SubjectRef = Type.Object(
@@ -30,7 +32,10 @@ export const ObjectRef = Type.Object(
   { additionalProperties: false, description: "The resource", examples: [{ type: "document", id: EXAMPLE_OBJECT_ID }] },
 );
 
-export const GrantIdParams = Type.Object({ ...OrgIdParams.properties, grantId: Type.String({ pattern: idPattern("grant"), description: "grt_… id" }) }, { additionalProperties: false });
+export const GrantIdParams = Type.Object(
+  { ...OrgIdParams.properties, grantId: Type.String({ pattern: idPattern("grant"), description: "grt_… id" }) },
+  { additionalProperties: false },
+);
 export const RequestIdParams = Type.Object(
   { ...OrgIdParams.properties, requestId: Type.String({ pattern: idPattern("grantRequest"), description: "grq_… id" }) },
   { additionalProperties: false },

@@ -1,22 +1,17 @@
 import type { Database, Executor } from "../../db/client.ts";
 import type { Clock } from "../../lib/clock.ts";
-import { defineErrors, platformError } from "../../lib/errors.ts";
+import { platformError } from "../../lib/errors.ts";
 import { isId, newId } from "../../lib/ids.ts";
 import { isUniqueViolation } from "../../lib/pg-errors.ts";
 import type { AuditActor, AuditService } from "../audit/audit.service.ts";
 import type { AccessService, Decision, ObjectRef, OrgMembership } from "./access.service.ts";
+import { missingFrom, requireWithin } from "./authority.ts";
 import { grantsRepo, type GrantRequestRow, type GrantRow } from "./grants.repo.ts";
 import type { Permission } from "./permissions.ts";
 import { isObjectType, type Relation, type SubjectType } from "./relations.ts";
 
-export const grantsError = defineErrors({
-  GRANT_NOT_FOUND: 404,
-  GRANT_EXISTS: 409,
-  GRANT_REQUEST_NOT_FOUND: 404,
-  GRANT_REQUEST_DECIDED: 409,
-  GRANT_REQUEST_EXPIRED: 409,
-  REQUESTER_NOT_MEMBER: 409,
-});
+import { grantsError } from "./grants.errors.ts";
+export { grantsError };
 
 export interface SubjectRef {
   type: SubjectType;
@@ -31,6 +26,7 @@ const ID_KIND = { user: "user", team: "team", org: "org" } as const;
 const bad = (field: string, detail: string) => platformError("VALIDATION_FAILED", detail, { field });
 const forbidden = (permission: string, detail: string) => platformError("FORBIDDEN", detail, { extra: { permission } });
 const iso = (d: Date | null | undefined) => d?.toISOString() ?? null;
+const NOTHING: ReadonlySet<Permission> = new Set();
 
 /**
  * Grants: sharing one resource with a user, a team or the whole org (kind `share`); peer grants, a member passing a
@@ -68,7 +64,8 @@ export function createGrantsService(deps: {
     const manage = access.decide(m, "grants:manage", true);
     if (manage.allowed) return [manage];
     const share = await access.check(m, "share", object, true);
-    if (!share.allowed) throw forbidden("grants:manage", `Sharing ${object.type} ${object.id} needs the grants:manage permission or share on it, which you do not have.`);
+    if (!share.allowed)
+      throw forbidden("grants:manage", `Sharing ${object.type} ${object.id} needs the grants:manage permission or share on it, which you do not have.`);
     if (relation === "share") return [share];
     const held = await access.check(m, relation, object, true);
     if (!held.allowed) {
@@ -82,28 +79,82 @@ export function createGrantsService(deps: {
     return [share, held];
   }
 
+  /**
+   * Nothing passed on as a peer grant is more than the caller may pass on (authority.ts: 403 with every missing
+   * permission): what their role gives them, never peer grants they received; through an API key or an exchanged
+   * token only what that credential holds as well, since the grant outlives it. A service account or a registered
+   * service is no member and has no role to pass on. (An impersonation never gets here: these routes mint authority.)
+   */
+  async function requirePassable(m: OrgMembership, permissions: readonly Permission[], note?: string): Promise<void> {
+    if (!isId("user", m.userId)) {
+      const why = "A service account or a registered service is no member: it has no role to pass on.";
+      requireWithin(NOTHING, permissions, { subject: "A peer grant", holder: "your role as a member", note: note ? `${why} ${note}` : why });
+      return;
+    }
+    let held = m.rolePermissions;
+    if (m.permissionsOnly) {
+      // a narrowed membership's permissions may include what its owner received as peer grants: only the owner's role counts
+      const owner = await access.membership(m.orgId, m.userId);
+      held = new Set([...(owner?.rolePermissions ?? NOTHING)].filter((p) => m.permissions.has(p)));
+    }
+    requireWithin(held, permissions, { subject: "A peer grant", holder: `your role (${m.role})${m.permissionsOnly ? " within this credential" : ""}`, note });
+  }
+
   /** Drops an expired grant holding the tuple (it no longer counts, but would block the unique tuple), or refuses a live one. */
-  async function clearTuple(tx: Executor, orgId: string, t: Parameters<typeof grantsRepo.findTuple>[2], now: Date, field: string, what: string): Promise<string | undefined> {
+  async function clearTuple(
+    tx: Executor,
+    orgId: string,
+    t: Parameters<typeof grantsRepo.findTuple>[2],
+    now: Date,
+    field: string,
+    what: string,
+  ): Promise<string | undefined> {
     const existing = await grantsRepo.findTuple(tx, orgId, t);
     if (!existing) return undefined;
     if (existing.expiresAt && existing.expiresAt <= now) {
       await grantsRepo.delete(tx, orgId, existing.id);
       return existing.id;
     }
-    throw grantsError("GRANT_EXISTS", `${what} already exists as grant ${existing.id}${existing.expiresAt ? ` until ${existing.expiresAt.toISOString()}` : ""}; revoke it first to change it.`, { field });
+    throw grantsError(
+      "GRANT_EXISTS",
+      `${what} already exists as grant ${existing.id}${existing.expiresAt ? ` until ${existing.expiresAt.toISOString()}` : ""}; revoke it first to change it.`,
+      { field },
+    );
   }
 
-  async function insertPeerGrants(tx: Executor, orgId: string, grantorId: string, granteeId: string, permissions: readonly Permission[], expiresAt: Date | null, actor: AuditActor, now: Date): Promise<GrantRow[]> {
+  async function insertPeerGrants(
+    tx: Executor,
+    orgId: string,
+    grantorId: string,
+    granteeId: string,
+    permissions: readonly Permission[],
+    expiresAt: Date | null,
+    actor: AuditActor,
+    now: Date,
+  ): Promise<GrantRow[]> {
     const out: GrantRow[] = [];
     for (const permission of permissions) {
       const tuple = { subjectType: "user", subjectId: granteeId, relation: permission, objectType: "org", objectId: orgId };
       const replaced = await clearTuple(tx, orgId, tuple, now, "permissions", `A peer grant of ${permission} to ${granteeId}`);
-      const g = await grantsRepo.insert(tx, { id: newId("grant", now.getTime()), orgId, ...tuple, kind: "peer", grantedBy: grantorId, expiresAt, createdAt: now });
+      const g = await grantsRepo.insert(tx, {
+        id: newId("grant", now.getTime()),
+        orgId,
+        ...tuple,
+        kind: "peer",
+        grantedBy: grantorId,
+        expiresAt,
+        createdAt: now,
+      });
       await audit.record(tx, actor, {
         orgId,
         action: "peer_grant.created",
         target: { type: "grant", id: g.id },
-        diff: { grantee_id: [null, granteeId], permission: [null, permission], expires_at: [null, iso(expiresAt)], ...(replaced ? { replaces: [replaced, null] } : {}) },
+        diff: {
+          grantee_id: [null, granteeId],
+          permission: [null, permission],
+          expires_at: [null, iso(expiresAt)],
+          ...(replaced ? { replaces: [replaced, null] } : {}),
+        },
       });
       out.push(g);
     }
@@ -128,7 +179,13 @@ export function createGrantsService(deps: {
   }
 
   /** Moves a pending request to `status` (deny, cancel), audited; 409 when someone decided it first. */
-  async function closeRequest(m: OrgMembership, r: GrantRequestRow, status: "denied" | "cancelled", reason: string | undefined, actor: AuditActor): Promise<GrantRequestRow> {
+  async function closeRequest(
+    m: OrgMembership,
+    r: GrantRequestRow,
+    status: "denied" | "cancelled",
+    reason: string | undefined,
+    actor: AuditActor,
+  ): Promise<GrantRequestRow> {
     if (r.status !== "pending") throw grantsError("GRANT_REQUEST_DECIDED", `Grant request ${r.id} is already ${r.status}.`);
     const now = clock.now();
     return db.tx({ orgId: m.orgId, userId: m.userId }, async (tx) => {
@@ -146,7 +203,11 @@ export function createGrantsService(deps: {
 
   const service = {
     /** Shares `relation` on `object` with a user, a team or the org (kind `share`). */
-    async createGrant(m: OrgMembership, input: { subject: SubjectRef; relation: Relation; object: ObjectRef; expiresAt?: Date }, actor: AuditActor): Promise<GrantRow> {
+    async createGrant(
+      m: OrgMembership,
+      input: { subject: SubjectRef; relation: Relation; object: ObjectRef; expiresAt?: Date },
+      actor: AuditActor,
+    ): Promise<GrantRow> {
       const { orgId } = m;
       const { relation, object } = input;
       const subject = { type: input.subject.type, id: input.subject.id ?? (input.subject.type === "org" ? orgId : "") };
@@ -156,22 +217,47 @@ export function createGrantsService(deps: {
       if (!isId(ID_KIND[subject.type], subject.id)) throw bad("subject.id", `${subject.id} is not a ${subject.type} id.`);
       if (object.type === "team" && !isId("team", object.id)) throw bad("object.id", `${object.id} is not a team id.`);
       await db.tx({ orgId }, async (tx) => {
-        if (object.type === "team" && !(await grantsRepo.teamExists(tx, orgId, object.id))) throw bad("object.id", `No team ${object.id} in this organization.`);
+        if (object.type === "team" && !(await grantsRepo.teamExists(tx, orgId, object.id)))
+          throw bad("object.id", `No team ${object.id} in this organization.`);
       });
       const decisions = await authorizeShare(m, relation, object);
       const g = await conflictAs409(
         () =>
           db.tx({ orgId }, async (tx) => {
             const exists =
-              subject.type === "org" ? subject.id === orgId : subject.type === "user" ? await grantsRepo.isMember(tx, orgId, subject.id) : await grantsRepo.teamExists(tx, orgId, subject.id);
-            if (!exists) throw bad("subject.id", subject.type === "org" ? `${subject.id} is not this organization.` : `No ${subject.type} ${subject.id} in this organization.`);
+              subject.type === "org"
+                ? subject.id === orgId
+                : subject.type === "user"
+                  ? await grantsRepo.isMember(tx, orgId, subject.id)
+                  : await grantsRepo.teamExists(tx, orgId, subject.id);
+            if (!exists)
+              throw bad(
+                "subject.id",
+                subject.type === "org" ? `${subject.id} is not this organization.` : `No ${subject.type} ${subject.id} in this organization.`,
+              );
             // a grant never outlives the access that allowed it (a time-limited share or peer grant)
             const limit = await limitOf(tx, orgId, decisions);
-            if (limit && input.expiresAt && input.expiresAt > limit) throw bad("expires_at", `expires_at cannot be later than ${limit.toISOString()}, when your own access to share this ends.`);
+            if (limit && input.expiresAt && input.expiresAt > limit)
+              throw bad("expires_at", `expires_at cannot be later than ${limit.toISOString()}, when your own access to share this ends.`);
             const expiresAt = input.expiresAt ?? limit;
             const tuple = { subjectType: subject.type, subjectId: subject.id, relation, objectType: object.type, objectId: object.id };
-            const replaced = await clearTuple(tx, orgId, tuple, now, "relation", `${relation} on ${object.type} ${object.id} for ${subject.type} ${subject.id}`);
-            const row = await grantsRepo.insert(tx, { id: newId("grant", now.getTime()), orgId, ...tuple, kind: "share", grantedBy: m.userId, expiresAt, createdAt: now });
+            const replaced = await clearTuple(
+              tx,
+              orgId,
+              tuple,
+              now,
+              "relation",
+              `${relation} on ${object.type} ${object.id} for ${subject.type} ${subject.id}`,
+            );
+            const row = await grantsRepo.insert(tx, {
+              id: newId("grant", now.getTime()),
+              orgId,
+              ...tuple,
+              kind: "share",
+              grantedBy: m.userId,
+              expiresAt,
+              createdAt: now,
+            });
             await audit.record(tx, actor, {
               orgId,
               action: "grant.created",
@@ -212,12 +298,14 @@ export function createGrantsService(deps: {
       const manager = access.decide(m, "grants:manage").allowed;
       if (!g || (kind && g.kind !== kind)) {
         // a grant that is not there is one the caller could not revoke either, unless they manage grants
-        if (!manager) throw forbidden("grants:manage", `Revoking grants needs the grants:manage permission, being the grant's grantor, or share on its object.`);
+        if (!manager)
+          throw forbidden("grants:manage", `Revoking grants needs the grants:manage permission, being the grant's grantor, or share on its object.`);
         throw grantsError("GRANT_NOT_FOUND", `No ${kind ? `${kind} ` : ""}grant ${id} in this organization.`);
       }
       if (!manager) {
         if (g.kind === "peer") {
-          if (g.grantedBy !== m.userId) throw forbidden("grants:manage", `Only the member who gave peer grant ${id}, or one with grants:manage, can revoke it.`);
+          if (g.grantedBy !== m.userId)
+            throw forbidden("grants:manage", `Only the member who gave peer grant ${id}, or one with grants:manage, can revoke it.`);
         } else if (isObjectType(g.objectType)) {
           await authorizeShare(m, g.relation as Relation, { type: g.objectType, id: g.objectId });
         } else {
@@ -243,12 +331,15 @@ export function createGrantsService(deps: {
     },
 
     /** Passes permissions the grantor's role gives them (never peer grants they received) to another member. */
-    async createPeerGrants(m: OrgMembership, input: { granteeId: string; permissions: Permission[]; expiresAt?: Date }, actor: AuditActor): Promise<GrantRow[]> {
+    async createPeerGrants(
+      m: OrgMembership,
+      input: { granteeId: string; permissions: Permission[]; expiresAt?: Date },
+      actor: AuditActor,
+    ): Promise<GrantRow[]> {
       const { orgId } = m;
       const now = clock.now();
       requireFuture(input.expiresAt, now);
-      const missing = input.permissions.find((p) => !m.rolePermissions.has(p));
-      if (missing) throw forbidden(missing, `You can pass on only what your role gives you, and your role (${m.role}) does not include ${missing}.`);
+      await requirePassable(m, input.permissions);
       if (input.granteeId === m.userId) throw bad("grantee_id", "You cannot give yourself a peer grant.");
       const rows = await conflictAs409(
         () =>
@@ -262,21 +353,43 @@ export function createGrantsService(deps: {
       return rows;
     },
 
-    async listPeerGrants(m: OrgMembership, direction: "given" | "received" | undefined, includeExpired: boolean, limit: number, beforeId?: string): Promise<GrantRow[]> {
+    async listPeerGrants(
+      m: OrgMembership,
+      direction: "given" | "received" | undefined,
+      includeExpired: boolean,
+      limit: number,
+      beforeId?: string,
+    ): Promise<GrantRow[]> {
       const liveAt = includeExpired ? undefined : clock.now();
       return db.tx({ orgId: m.orgId }, (tx) => grantsRepo.listPeer(tx, m.orgId, m.userId, direction, liveAt, limit, beforeId));
     },
 
     /** Asks a member (the grantor) for permissions their role gives them. */
-    async createGrantRequest(m: OrgMembership, input: { grantorId: string; permissions: Permission[]; reason?: string; expiresAt?: Date }, actor: AuditActor): Promise<GrantRequestRow> {
+    async createGrantRequest(
+      m: OrgMembership,
+      input: { grantorId: string; permissions: Permission[]; reason?: string; expiresAt?: Date },
+      actor: AuditActor,
+    ): Promise<GrantRequestRow> {
       const { orgId } = m;
       const now = clock.now();
       requireFuture(input.expiresAt, now);
+      // the approval makes peer grants to the requester, and those go to members only
+      if (!isId("user", m.userId)) {
+        throw platformError("FORBIDDEN", "Only a member asks for peer grants; a service account or a registered service is given roles instead.", {
+          extra: { reason: "not_a_member" },
+        });
+      }
       if (input.grantorId === m.userId) throw bad("grantor_id", "Ask another member: you cannot request a grant from yourself.");
       const grantor = await access.membership(orgId, input.grantorId);
       if (!grantor) throw bad("grantor_id", `${input.grantorId} is not a member of this organization.`);
-      const missing = input.permissions.filter((p) => !grantor.rolePermissions.has(p));
-      if (missing.length) throw bad("permissions", `${input.grantorId}'s role (${grantor.role}) does not include ${missing.join(", ")}, so they cannot grant it.`);
+      const missing = missingFrom(grantor.rolePermissions, input.permissions);
+      if (missing.length) {
+        throw platformError(
+          "VALIDATION_FAILED",
+          `${input.grantorId}'s role (${grantor.role}) does not include ${missing.join(", ")}, so they cannot grant it.`,
+          { field: "permissions", extra: { missing } },
+        );
+      }
       return db.tx({ orgId }, async (tx) => {
         const r = await grantsRepo.insertRequest(tx, {
           id: newId("grantRequest", now.getTime()),
@@ -299,7 +412,13 @@ export function createGrantsService(deps: {
       });
     },
 
-    async listGrantRequests(m: OrgMembership, role: "incoming" | "outgoing" | undefined, status: string | undefined, limit: number, beforeId?: string): Promise<GrantRequestRow[]> {
+    async listGrantRequests(
+      m: OrgMembership,
+      role: "incoming" | "outgoing" | undefined,
+      status: string | undefined,
+      limit: number,
+      beforeId?: string,
+    ): Promise<GrantRequestRow[]> {
       return db.tx({ orgId: m.orgId }, (tx) => grantsRepo.listRequests(tx, m.orgId, { userId: m.userId, role, status }, limit, beforeId));
     },
 
@@ -310,7 +429,12 @@ export function createGrantsService(deps: {
      * The grantor approves, perhaps narrowed (fewer permissions, an earlier end): the peer grants are made and the
      * request is approved in one transaction. The grantor must still hold every permission through their role.
      */
-    async approveGrantRequest(m: OrgMembership, id: string, input: { permissions?: Permission[]; expiresAt?: Date }, actor: AuditActor): Promise<{ request: GrantRequestRow; grants: GrantRow[] }> {
+    async approveGrantRequest(
+      m: OrgMembership,
+      id: string,
+      input: { permissions?: Permission[]; expiresAt?: Date },
+      actor: AuditActor,
+    ): Promise<{ request: GrantRequestRow; grants: GrantRow[] }> {
       const { orgId } = m;
       const r = await visibleRequest(m, id);
       if (r.grantorId !== m.userId) throw forbidden("grants:manage", `Only ${r.grantorId}, whom the request asks, can approve it.`);
@@ -322,21 +446,27 @@ export function createGrantsService(deps: {
       let expiresAt = r.requestedExpiresAt;
       if (input.expiresAt) {
         requireFuture(input.expiresAt, now);
-        if (expiresAt && input.expiresAt > expiresAt) throw bad("expires_at", `Approval can only narrow the request; it asked until ${expiresAt.toISOString()}.`);
+        if (expiresAt && input.expiresAt > expiresAt)
+          throw bad("expires_at", `Approval can only narrow the request; it asked until ${expiresAt.toISOString()}.`);
         expiresAt = input.expiresAt;
       } else if (expiresAt && expiresAt <= now) {
         throw grantsError("GRANT_REQUEST_EXPIRED", `Grant request ${id} asked for access until ${expiresAt.toISOString()}, which has passed.`);
       }
-      const missing = permissions.find((p) => !m.rolePermissions.has(p));
-      if (missing) throw forbidden(missing, `Your role (${m.role}) no longer includes ${missing}; approve without it or deny.`);
+      await requirePassable(m, permissions, "Approve without it, or deny the request.");
       const out = await conflictAs409(
         () =>
           db.tx({ orgId }, async (tx) => {
             const locked = await grantsRepo.findRequest(tx, orgId, id, true);
-            if (!locked || locked.status !== "pending") throw grantsError("GRANT_REQUEST_DECIDED", `Grant request ${id} was decided meanwhile.`);
-            if (!(await grantsRepo.isMember(tx, orgId, r.requesterId))) throw grantsError("REQUESTER_NOT_MEMBER", `${r.requesterId} is no longer a member of this organization.`);
+            if (locked?.status !== "pending") throw grantsError("GRANT_REQUEST_DECIDED", `Grant request ${id} was decided meanwhile.`);
+            if (!(await grantsRepo.isMember(tx, orgId, r.requesterId)))
+              throw grantsError("REQUESTER_NOT_MEMBER", `${r.requesterId} is no longer a member of this organization.`);
             const grants = await insertPeerGrants(tx, orgId, m.userId, r.requesterId, permissions, expiresAt, actor, now);
-            const request = await grantsRepo.decideRequest(tx, orgId, id, { status: "approved", decidedAt: now, decidedBy: m.userId, grantIds: grants.map((g) => g.id) });
+            const request = await grantsRepo.decideRequest(tx, orgId, id, {
+              status: "approved",
+              decidedAt: now,
+              decidedBy: m.userId,
+              grantIds: grants.map((g) => g.id),
+            });
             const narrowed = permissions.length < r.permissions.length;
             const shortened = iso(expiresAt) !== iso(r.requestedExpiresAt);
             await audit.record(tx, actor, {
@@ -378,7 +508,8 @@ export function createGrantsService(deps: {
      */
     async subjectOf(m: OrgMembership, subject?: { id: string }): Promise<OrgMembership> {
       if (!subject || subject.id === m.userId) return m;
-      if (!access.decide(m, "grants:read").allowed) throw forbidden("grants:read", "Checking another member's access needs the grants:read permission, which you do not have.");
+      if (!access.decide(m, "grants:read").allowed)
+        throw forbidden("grants:read", "Checking another member's access needs the grants:read permission, which you do not have.");
       const other = await access.membership(m.orgId, subject.id);
       if (!other) throw bad("subject.id", `${subject.id} is not a member of this organization.`);
       return other;

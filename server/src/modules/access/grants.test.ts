@@ -2,7 +2,20 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { sql } from "drizzle-orm";
 import { newId } from "../../lib/ids.ts";
-import { BACKENDS, addMember, assertFieldError, assertProblem, createTestApp, makeOrg, problemOf, signUp, uniqueSlug, type TestApp, type TestUser } from "../../../test/harness.ts";
+import {
+  BACKENDS,
+  addMember,
+  assertFieldError,
+  assertProblem,
+  createTestApp,
+  makeKey,
+  makeOrg,
+  problemOf,
+  signUp,
+  uniqueSlug,
+  type TestApp,
+  type TestUser,
+} from "../../../test/harness.ts";
 
 const doc = () => ({ type: "document", id: newId("request").replace("req_", "doc_") });
 const inDays = (d: number) => new Date(Date.now() + d * 86_400_000).toISOString();
@@ -28,18 +41,28 @@ for (const backend of BACKENDS) {
       assert.equal(res.statusCode, 200, res.body);
       return res.json().results[0].allowed as boolean;
     };
-    const events = async (action?: string) => (await t.deps.audit.list(orgId, { action }, 1000));
-    const grantCount = async () => Number((((await t.db.owner.execute(sql`select count(*)::int as n from grants where org_id = ${orgId}`)) as unknown as { rows: { n: number }[] }).rows[0]).n);
+    const events = async (action?: string) => await t.deps.audit.list(orgId, { action }, 1000);
+    const grantCount = async () =>
+      Number(
+        ((await t.db.owner.execute(sql`select count(*)::int as n from grants where org_id = ${orgId}`)) as unknown as { rows: { n: number }[] }).rows[0].n,
+      );
 
     before(async () => {
       t = await createTestApp({ backend, worker: false });
       [alice, bob, carol, dave, eve] = await Promise.all(["Alice", "Bob", "Carol", "Dave", "Eve"].map((n) => signUp(t, n)));
       orgId = await makeOrg(t, alice, "Grants", uniqueSlug("grants"));
-      for (const [u, role] of [[bob, "developer"], [carol, "viewer"], [dave, "viewer"]] as const) await addMember(t, orgId, u, role);
+      for (const [u, role] of [
+        [bob, "developer"],
+        [carol, "viewer"],
+        [dave, "viewer"],
+      ] as const)
+        await addMember(t, orgId, u, role);
       team = newId("team");
       subTeam = newId("team");
       await t.db.owner.execute(sql`insert into teams (id, org_id, name, path) values (${team}, ${orgId}, 'Platform', ARRAY[${team}]::text[])`);
-      await t.db.owner.execute(sql`insert into teams (id, org_id, name, parent_id, path) values (${subTeam}, ${orgId}, 'Runtime', ${team}, ARRAY[${team}, ${subTeam}]::text[])`);
+      await t.db.owner.execute(
+        sql`insert into teams (id, org_id, name, parent_id, path) values (${subTeam}, ${orgId}, 'Runtime', ${team}, ARRAY[${team}, ${subTeam}]::text[])`,
+      );
       await t.db.owner.execute(sql`insert into team_members (team_id, org_id, user_id, role) values (${subTeam}, ${orgId}, ${carol.id}, 'member')`);
       otherOrg = await makeOrg(t, dave, "Other", uniqueSlug("other"));
       foreignTeam = newId("team");
@@ -55,17 +78,20 @@ for (const backend of BACKENDS) {
       assert.equal(res.statusCode, 201, res.body);
       const g = res.json();
       assert.match(g.id, /^grt_[0-9a-z]{26}$/);
-      assert.deepEqual({ ...g, id: undefined, created_at: undefined }, {
-        id: undefined,
-        created_at: undefined,
-        kind: "share",
-        subject: { type: "user", id: carol.id },
-        relation: "read",
-        object: d,
-        granted_by: alice.id,
-        expires_at: null,
-        expired: false,
-      });
+      assert.deepEqual(
+        { ...g, id: undefined, created_at: undefined },
+        {
+          id: undefined,
+          created_at: undefined,
+          kind: "share",
+          subject: { type: "user", id: carol.id },
+          relation: "read",
+          object: d,
+          granted_by: alice.id,
+          expires_at: null,
+          expired: false,
+        },
+      );
       assert.equal(await allowed(carol, { relation: "read", object: d }), true, "the very next check sees it");
       assert.equal(await allowed(carol, { relation: "list", object: d }), true, "read includes list");
       assert.equal(await allowed(carol, { relation: "write", object: d }), false);
@@ -73,7 +99,12 @@ for (const backend of BACKENDS) {
       const [ev] = await events("grant.created");
       assert.equal(ev.targetId, g.id);
       assert.equal(ev.actorId, alice.id);
-      assert.deepEqual(ev.diff, { subject: [null, `user:${carol.id}`], relation: [null, "read"], object: [null, `document:${d.id}`], expires_at: [null, null] });
+      assert.deepEqual(ev.diff, {
+        subject: [null, `user:${carol.id}`],
+        relation: [null, "read"],
+        object: [null, `document:${d.id}`],
+        expires_at: [null, null],
+      });
       const got = await call(dave, "GET", `/grants/${g.id}`);
       assert.equal(got.statusCode, 200, got.body);
       assert.deepEqual(got.json(), g);
@@ -89,10 +120,16 @@ for (const backend of BACKENDS) {
       const ids: string[] = [];
       for (const rel of ["list", "read", "write"]) ids.push((await share(alice, { subject: { type: "org" }, relation: rel, object: d })).json().id);
       const p1 = (await call(carol, "GET", `/grants?object_id=${d.id}&limit=2`)).json();
-      assert.deepEqual(p1.items.map((g: { id: string }) => g.id), [ids[2], ids[1]]);
+      assert.deepEqual(
+        p1.items.map((g: { id: string }) => g.id),
+        [ids[2], ids[1]],
+      );
       assert.ok(p1.next_cursor);
       const p2 = (await call(carol, "GET", `/grants?object_id=${d.id}&limit=2&cursor=${p1.next_cursor}`)).json();
-      assert.deepEqual(p2.items.map((g: { id: string }) => g.id), [ids[0]]);
+      assert.deepEqual(
+        p2.items.map((g: { id: string }) => g.id),
+        [ids[0]],
+      );
       assert.equal(p2.next_cursor, null);
       assertFieldError(await call(carol, "GET", `/grants?cursor=${Buffer.from("42").toString("base64url")}`), "cursor");
       assertFieldError(await call(carol, "GET", "/grants?kind=other"), "kind");
@@ -112,11 +149,14 @@ for (const backend of BACKENDS) {
       assert.equal(asOrg.statusCode, 201, asOrg.body);
       assert.equal(await allowed(dave, { relation: "owner", object: d }), true, "every member, once the org owns it");
       const owners = (await call(dave, "GET", `/grants?object_id=${d.id}`)).json().items.filter((g: { relation: string }) => g.relation === "owner");
-      assert.deepEqual(owners.map((g: { subject: unknown }) => g.subject).sort((a: { type: string }, b: { type: string }) => a.type.localeCompare(b.type)), [
-        { type: "org", id: orgId },
-        { type: "team", id: team },
-        { type: "user", id: bob.id },
-      ]);
+      assert.deepEqual(
+        owners.map((g: { subject: unknown }) => g.subject).sort((a: { type: string }, b: { type: string }) => a.type.localeCompare(b.type)),
+        [
+          { type: "org", id: orgId },
+          { type: "team", id: team },
+          { type: "user", id: bob.id },
+        ],
+      );
       // an owner may make another owner; removing one owner leaves the others
       const more = await share(bob, { subject: { type: "user", id: dave.id }, relation: "owner", object: d });
       assert.equal(more.statusCode, 201, more.body);
@@ -131,20 +171,28 @@ for (const backend of BACKENDS) {
     it("without grants:manage, a member shares only with share on the object, and only what they hold themselves", async () => {
       const d = doc();
       const before = await grantCount();
-      assertProblem(await share(bob, { subject: { type: "user", id: carol.id }, relation: "read", object: d }), 403, "FORBIDDEN", { permission: "grants:manage" });
+      assertProblem(await share(bob, { subject: { type: "user", id: carol.id }, relation: "read", object: d }), 403, "FORBIDDEN", {
+        permission: "grants:manage",
+      });
       assert.equal((await share(alice, { subject: { type: "user", id: bob.id }, relation: "share", object: d })).statusCode, 201);
       const read = await share(bob, { subject: { type: "user", id: carol.id }, relation: "read", object: d });
       assert.equal(read.statusCode, 201, "share includes read");
       assert.equal(read.json().granted_by, bob.id);
-      assertProblem(await share(bob, { subject: { type: "user", id: carol.id }, relation: "write", object: d }), 403, "FORBIDDEN", { permission: "grants:manage" });
-      assertProblem(await share(bob, { subject: { type: "user", id: carol.id }, relation: "admin", object: d }), 403, "FORBIDDEN", { permission: "grants:manage" });
+      assertProblem(await share(bob, { subject: { type: "user", id: carol.id }, relation: "write", object: d }), 403, "FORBIDDEN", {
+        permission: "grants:manage",
+      });
+      assertProblem(await share(bob, { subject: { type: "user", id: carol.id }, relation: "admin", object: d }), 403, "FORBIDDEN", {
+        permission: "grants:manage",
+      });
       const owner = await share(bob, { subject: { type: "user", id: carol.id }, relation: "owner", object: d });
       assertProblem(owner, 403, "FORBIDDEN", { permission: "grants:manage" });
       assert.match(problemOf(owner).detail, /owner/);
       assert.equal((await share(alice, { subject: { type: "user", id: bob.id }, relation: "write", object: d })).statusCode, 201);
       assert.equal((await share(bob, { subject: { type: "user", id: carol.id }, relation: "write", object: d })).statusCode, 201, "now bob holds write");
       // carol holds read and write but not share: she cannot pass them on
-      assertProblem(await share(carol, { subject: { type: "user", id: dave.id }, relation: "read", object: d }), 403, "FORBIDDEN", { permission: "grants:manage" });
+      assertProblem(await share(carol, { subject: { type: "user", id: dave.id }, relation: "read", object: d }), 403, "FORBIDDEN", {
+        permission: "grants:manage",
+      });
       assert.equal(await grantCount(), before + 4);
     });
 
@@ -173,8 +221,14 @@ for (const backend of BACKENDS) {
       const res = await share(alice, { subject: { type: "team", id: team }, relation: "write", object: { type: "team", id: subTeam } });
       assert.equal(res.statusCode, 201, res.body);
       assert.equal(await allowed(carol, { relation: "write", object: { type: "team", id: subTeam } }), true);
-      assertFieldError(await share(alice, { subject: { type: "user", id: carol.id }, relation: "read", object: { type: "team", id: foreignTeam } }), "object.id");
-      assertFieldError(await share(alice, { subject: { type: "user", id: carol.id }, relation: "read", object: { type: "team", id: newId("team") } }), "object.id");
+      assertFieldError(
+        await share(alice, { subject: { type: "user", id: carol.id }, relation: "read", object: { type: "team", id: foreignTeam } }),
+        "object.id",
+      );
+      assertFieldError(
+        await share(alice, { subject: { type: "user", id: carol.id }, relation: "read", object: { type: "team", id: newId("team") } }),
+        "object.id",
+      );
       assertFieldError(await share(alice, { subject: { type: "user", id: carol.id }, relation: "read", object: { type: "team", id: doc().id } }), "object.id");
     });
 
@@ -237,7 +291,12 @@ for (const backend of BACKENDS) {
       assert.equal(await allowed(carol, { relation: "write", object: d }), false, "denied on the very next request");
       const [ev] = await events("grant.revoked");
       assert.equal(ev.targetId, g.id);
-      assert.deepEqual(ev.diff, { subject: [`user:${carol.id}`, null], relation: ["write", null], object: [`document:${d.id}`, null], expires_at: [null, null] });
+      assert.deepEqual(ev.diff, {
+        subject: [`user:${carol.id}`, null],
+        relation: ["write", null],
+        object: [`document:${d.id}`, null],
+        expires_at: [null, null],
+      });
       const again = await call(alice, "DELETE", `/grants/${g.id}`);
       assert.equal(again.statusCode, 404);
       assert.equal(problemOf(again).code, "GRANT_NOT_FOUND");
@@ -248,15 +307,26 @@ for (const backend of BACKENDS) {
     describe("peer grants", () => {
       it("a member passes a permission their role gives to another member: 201, audited, effective, listed", async () => {
         assert.equal(await allowed(carol, { permission: "secrets:read" }), false);
-        const res = await call(bob, "POST", "/peer-grants", { grantee_id: carol.id, permissions: ["secrets:read", "conversations:write"], expires_at: inDays(7) });
+        const res = await call(bob, "POST", "/peer-grants", {
+          grantee_id: carol.id,
+          permissions: ["secrets:read", "conversations:write"],
+          expires_at: inDays(7),
+        });
         assert.equal(res.statusCode, 201, res.body);
         const items = res.json().items as { id: string; grantor_id: string; grantee_id: string; permission: string; expires_at: string }[];
-        assert.deepEqual(items.map((g) => [g.grantor_id, g.grantee_id, g.permission]), [
-          [bob.id, carol.id, "secrets:read"],
-          [bob.id, carol.id, "conversations:write"],
-        ]);
+        assert.deepEqual(
+          items.map((g) => [g.grantor_id, g.grantee_id, g.permission]),
+          [
+            [bob.id, carol.id, "secrets:read"],
+            [bob.id, carol.id, "conversations:write"],
+          ],
+        );
         assert.equal(await allowed(carol, { permission: "secrets:read" }), true);
-        assert.equal(await allowed(carol, { relation: "read", object: { type: "secret", id: doc().id.replace("doc_", "sec_") } }), true, "RBAC through a peer grant reaches resources");
+        assert.equal(
+          await allowed(carol, { relation: "read", object: { type: "secret", id: doc().id.replace("doc_", "sec_") } }),
+          true,
+          "RBAC through a peer grant reaches resources",
+        );
         const evs = await events("peer_grant.created");
         const ev = evs.find((e) => e.targetId === items[0].id);
         assert.deepEqual(ev?.diff, { grantee_id: [null, carol.id], permission: [null, "secrets:read"], expires_at: [null, items[0].expires_at] });
@@ -273,7 +343,11 @@ for (const backend of BACKENDS) {
 
       it("a peer grant counts only while its grantor's role still holds the permission: demoting the grantor ends it", async () => {
         const [gina, hal] = await Promise.all([signUp(t, "Gina"), signUp(t, "Hal")]);
-        for (const [u, role] of [[gina, "developer"], [hal, "viewer"]] as const) await addMember(t, orgId, u, role);
+        for (const [u, role] of [
+          [gina, "developer"],
+          [hal, "viewer"],
+        ] as const)
+          await addMember(t, orgId, u, role);
         const res = await call(gina, "POST", "/peer-grants", { grantee_id: hal.id, permissions: ["secrets:write"] });
         assert.equal(res.statusCode, 201, res.body);
         assert.equal(await allowed(hal, { permission: "secrets:write" }), true);
@@ -288,12 +362,70 @@ for (const backend of BACKENDS) {
         assert.equal(await allowed(hal, { permission: "secrets:write" }), true);
       });
 
-      it("only what the grantor's ROLE gives: not more, and not peer grants they received", async () => {
-        assertProblem(await call(bob, "POST", "/peer-grants", { grantee_id: dave.id, permissions: ["secrets:read", "members:remove"] }), 403, "FORBIDDEN", { permission: "members:remove" });
+      it("only what the grantor's ROLE gives: not more, and not peer grants they received (403 naming every missing permission)", async () => {
+        assertProblem(
+          await call(bob, "POST", "/peer-grants", { grantee_id: dave.id, permissions: ["secrets:read", "members:remove", "members:invite"] }),
+          403,
+          "FORBIDDEN",
+          {
+            permission: "members:invite",
+            missing: ["members:invite", "members:remove"],
+          },
+        );
         // carol received secrets:read from bob above: she cannot pass it on
         assert.equal(await allowed(carol, { permission: "secrets:read" }), true);
-        assertProblem(await call(carol, "POST", "/peer-grants", { grantee_id: dave.id, permissions: ["secrets:read"] }), 403, "FORBIDDEN", { permission: "secrets:read" });
+        assertProblem(await call(carol, "POST", "/peer-grants", { grantee_id: dave.id, permissions: ["secrets:read"] }), 403, "FORBIDDEN", {
+          permission: "secrets:read",
+          missing: ["secrets:read"],
+        });
         assert.equal(await allowed(dave, { permission: "secrets:read" }), false);
+      });
+
+      // Regression (issue 9): a key's membership is narrowed to the key's permissions, and that set includes what its
+      // owner received as peer grants, so a key passed on its owner's received grants (a grant outliving the key). A
+      // peer grant made through a key now holds only what both the key and the owner's role hold.
+      it("through an API key: only what both the key and the grantor's role hold, never what the grantor received", async () => {
+        const [ivy, jack] = await Promise.all([signUp(t, "Ivy"), signUp(t, "Jack")]);
+        for (const [u, role] of [
+          [ivy, "developer"],
+          [jack, "viewer"],
+        ] as const)
+          await addMember(t, orgId, u, role);
+        assert.equal((await call(alice, "POST", "/peer-grants", { grantee_id: ivy.id, permissions: ["billing:manage"] })).statusCode, 201);
+        const key = await makeKey(t, orgId, ivy, { permissions: ["org:read", "secrets:read", "billing:manage"] });
+        const viaKey = (permissions: string[]) => t.call("POST", `/v1/orgs/${orgId}/peer-grants`, { grantee_id: jack.id, permissions }, key.secret);
+        const before = await grantCount();
+        assertProblem(await viaKey(["billing:manage"]), 403, "FORBIDDEN", { permission: "billing:manage", missing: ["billing:manage"] });
+        // her role gives secrets:write, the key does not
+        assertProblem(await viaKey(["secrets:read", "secrets:write"]), 403, "FORBIDDEN", { permission: "secrets:write", missing: ["secrets:write"] });
+        assert.equal(await grantCount(), before, "nothing written");
+        const ok = await viaKey(["secrets:read"]);
+        assert.equal(ok.statusCode, 201, ok.body);
+        assert.deepEqual(
+          ok.json().items.map((g: { grantor_id: string; permission: string }) => [g.grantor_id, g.permission]),
+          [[ivy.id, "secrets:read"]],
+        );
+        assert.equal(await allowed(jack, { permission: "secrets:read" }), true);
+      });
+
+      it("a service account or a registered service has no role to pass on: 403 naming every permission asked, nothing written", async () => {
+        const sa = await call(alice, "POST", "/service-accounts", { name: "peer-grantor", roles: ["admin"] });
+        assert.equal(sa.statusCode, 201, sa.body);
+        const saKey = await call(alice, "POST", `/service-accounts/${sa.json().id}/keys`, { name: "k", roles: ["admin"] });
+        assert.equal(saKey.statusCode, 201, saKey.body);
+        const before = [await grantCount(), (await events()).length];
+        const res = await t.call(
+          "POST",
+          `/v1/orgs/${orgId}/peer-grants`,
+          { grantee_id: dave.id, permissions: ["secrets:write", "keys:create"] },
+          saKey.json().secret,
+        );
+        assertProblem(res, 403, "FORBIDDEN", { permission: "keys:create", missing: ["keys:create", "secrets:write"] });
+        assert.match(problemOf(res).detail, /no role to pass on/);
+        // nor does it ask for peer grants: they go to members
+        const asked = await t.call("POST", `/v1/orgs/${orgId}/grant-requests`, { grantor_id: alice.id, permissions: ["secrets:write"] }, saKey.json().secret);
+        assertProblem(asked, 403, "FORBIDDEN", { reason: "not_a_member" });
+        assert.deepEqual([await grantCount(), (await events()).length], before);
       });
 
       const badPeer: [string, () => Record<string, unknown>, string][] = [
@@ -347,7 +479,12 @@ for (const backend of BACKENDS) {
       const ask = (user: TestUser, body: Record<string, unknown>) => call(user, "POST", "/grant-requests", body);
 
       it("request, narrowed approval by the grantor: peer grants made, request approved, all audited", async () => {
-        const res = await ask(dave, { grantor_id: bob.id, permissions: ["conversations:write", "teams:create"], reason: "on call this week", expires_at: inDays(2) });
+        const res = await ask(dave, {
+          grantor_id: bob.id,
+          permissions: ["conversations:write", "teams:create"],
+          reason: "on call this week",
+          expires_at: inDays(2),
+        });
         assert.equal(res.statusCode, 201, res.body);
         const r = res.json();
         assert.match(r.id, /^grq_/);
@@ -373,10 +510,19 @@ for (const backend of BACKENDS) {
         const { request, grants } = ok.json();
         assert.equal(request.status, "approved");
         assert.equal(request.decided_by, bob.id);
-        assert.deepEqual(grants.map((g: { permission: string; grantee_id: string; grantor_id: string; expires_at: string }) => [g.permission, g.grantee_id, g.grantor_id, g.expires_at]), [
-          ["conversations:write", dave.id, bob.id, new Date(shorter).toISOString()],
-        ]);
-        assert.deepEqual(request.grant_ids, grants.map((g: { id: string }) => g.id));
+        assert.deepEqual(
+          grants.map((g: { permission: string; grantee_id: string; grantor_id: string; expires_at: string }) => [
+            g.permission,
+            g.grantee_id,
+            g.grantor_id,
+            g.expires_at,
+          ]),
+          [["conversations:write", dave.id, bob.id, new Date(shorter).toISOString()]],
+        );
+        assert.deepEqual(
+          request.grant_ids,
+          grants.map((g: { id: string }) => g.id),
+        );
         assert.equal(await allowed(dave, { permission: "conversations:write" }), true);
         assert.equal(await allowed(dave, { permission: "teams:create" }), false, "narrowed away");
         const [approved] = await events("grant_request.approved");
@@ -401,10 +547,13 @@ for (const backend of BACKENDS) {
         const r = (await ask(carol, { grantor_id: alice.id, permissions: ["usage:read", "billing:manage"], expires_at: until })).json();
         const ok = await call(alice, "POST", `/grant-requests/${r.id}/approve`, {});
         assert.equal(ok.statusCode, 200, ok.body);
-        assert.deepEqual(ok.json().grants.map((g: { permission: string; expires_at: string }) => [g.permission, g.expires_at]), [
-          ["usage:read", new Date(until).toISOString()],
-          ["billing:manage", new Date(until).toISOString()],
-        ]);
+        assert.deepEqual(
+          ok.json().grants.map((g: { permission: string; expires_at: string }) => [g.permission, g.expires_at]),
+          [
+            ["usage:read", new Date(until).toISOString()],
+            ["billing:manage", new Date(until).toISOString()],
+          ],
+        );
         assert.equal(await allowed(carol, { permission: "billing:manage" }), true);
       });
 
@@ -428,7 +577,10 @@ for (const backend of BACKENDS) {
         assert.equal(cev.actorId, carol.id);
         assert.equal((await call(bob, "POST", `/grant-requests/${c.id}/approve`, {})).statusCode, 409);
         const mine = (await call(carol, "GET", "/grant-requests?role=outgoing&status=cancelled")).json().items;
-        assert.deepEqual(mine.map((x: { id: string }) => x.id), [c.id]);
+        assert.deepEqual(
+          mine.map((x: { id: string }) => x.id),
+          [c.id],
+        );
       });
 
       it("the grantor must still hold the permissions through their role when approving", async () => {
@@ -436,7 +588,10 @@ for (const backend of BACKENDS) {
         await t.db.owner.execute(sql`update memberships set role = 'viewer' where org_id = ${orgId} and user_id = ${bob.id}`);
         await t.deps.access.invalidate(orgId);
         try {
-          assertProblem(await call(bob, "POST", `/grant-requests/${r.id}/approve`, {}), 403, "FORBIDDEN", { permission: "secrets:write" });
+          assertProblem(await call(bob, "POST", `/grant-requests/${r.id}/approve`, {}), 403, "FORBIDDEN", {
+            permission: "secrets:write",
+            missing: ["secrets:write"],
+          });
         } finally {
           await t.db.owner.execute(sql`update memberships set role = 'developer' where org_id = ${orgId} and user_id = ${bob.id}`);
           await t.deps.access.invalidate(orgId);
@@ -466,7 +621,12 @@ for (const backend of BACKENDS) {
         const other = await t.call("POST", `/v1/orgs/${otherOrg}/grant-requests`, { grantor_id: alice.id, permissions: ["org:read"] }, dave.access_token);
         assertFieldError(other, "grantor_id"); // alice is no member of dave's other org
         for (const path of ["", "/approve", "/deny", "/cancel"]) {
-          const res = await call(bob, path ? "POST" : "GET", `/grant-requests/${newId("grantRequest")}${path}`, path === "/cancel" ? undefined : path ? {} : undefined);
+          const res = await call(
+            bob,
+            path ? "POST" : "GET",
+            `/grant-requests/${newId("grantRequest")}${path}`,
+            path === "/cancel" ? undefined : path ? {} : undefined,
+          );
           assert.equal(res.statusCode, 404, `${path}: ${res.body}`);
           assert.equal(problemOf(res).code, "GRANT_REQUEST_NOT_FOUND");
         }

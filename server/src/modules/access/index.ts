@@ -2,13 +2,18 @@ import type { Database } from "../../db/client.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { accessRoutes } from "./access.routes.ts";
 import type { AuditService } from "../audit/audit.service.ts";
+import { createGrantOwnerOps } from "./grants.owners.ts";
+import { grantsRepo } from "./grants.repo.ts";
 import { grantsRoutes } from "./grants.routes.ts";
 import { createGrantsService } from "./grants.service.ts";
 import { createAccessService, type AccessOptions } from "./access.service.ts";
 import { createPrincipals } from "./principal.ts";
 import type { Bus } from "../../pubsub/bus.ts";
 
-/** Access: permissions, roles and the authorization engine, with its cross-instance cache invalidation. */
+/**
+ * Access: permissions, roles and the authorization engine, with its cross-instance cache invalidation. `grants` is
+ * what other modules call when what a grant names goes away (the access module owns grants).
+ */
 export async function wire(deps: { db: Database; clock: Clock; bus: Bus; audit: AuditService; options?: AccessOptions }) {
   const access = createAccessService(deps);
   // another instance changed an org's access facts: drop them here before it answers
@@ -16,5 +21,10 @@ export async function wire(deps: { db: Database; clock: Clock; bus: Bus; audit: 
     if (typeof orgId === "string") access.invalidateLocal(orgId);
   });
   access.setPublisher((orgId) => invalidations.publish(orgId));
-  return { service: access, principals: createPrincipals(access), routes: [accessRoutes(), grantsRoutes({ grants: createGrantsService({ ...deps, access }), clock: deps.clock })] };
+  return {
+    service: access,
+    principals: createPrincipals(access),
+    grants: createGrantOwnerOps({ repo: grantsRepo }),
+    routes: [accessRoutes(), grantsRoutes({ grants: createGrantsService({ ...deps, access }), clock: deps.clock })],
+  };
 }

@@ -217,7 +217,9 @@ export async function membershipOfPrincipal(
   if (principal.kind !== "api_key" && principal.kind !== "service" && principal.sourceKeyId !== undefined) {
     // O(1) and no database read for a key this instance saw within its cache lifetime (api-keys.verifier.ts)
     if (!(await (sources.sourceKeys?.isLive(principal.orgId ?? orgId, principal.sourceKeyId) ?? false))) {
-      throw platformError("INVALID_TOKEN", "The API key this token was exchanged from no longer works (revoked, expired or gone).", { extra: { reason: "key_revoked" } });
+      throw platformError("INVALID_TOKEN", "The API key this token was exchanged from no longer works (revoked, expired or gone).", {
+        extra: { reason: "key_revoked" },
+      });
     }
   }
   switch (principal.kind) {
@@ -230,7 +232,7 @@ export async function membershipOfPrincipal(
         // an owner acting as a member holds no more than both of them: the member's permissions within the owner's,
         // and nothing once the impersonator is no longer an owner of this org
         const actor = await access.membership(orgId, principal.impersonation.actorId);
-        if (!actor || actor.role !== "owner") return undefined;
+        if (actor?.role !== "owner") return undefined;
         const within = narrowed(m, actor.permissions);
         return principal.scope ? narrowed(within, principal.scope) : within;
       }
@@ -256,7 +258,12 @@ export async function membershipOfPrincipal(
  * key as its owner narrowed to the key's permissions, on RBAC alone (the owner's teams and shares do not come along).
  * A key whose owner is no longer a member (or disabled), or whose service account is disabled or deleted, is refused.
  */
-async function keyMembershipOf(access: Pick<AccessService, "membership">, sources: PrincipalSources, p: ApiKeyPrincipal, orgId: string): Promise<OrgMembership | undefined> {
+async function keyMembershipOf(
+  access: Pick<AccessService, "membership">,
+  sources: PrincipalSources,
+  p: ApiKeyPrincipal,
+  orgId: string,
+): Promise<OrgMembership | undefined> {
   if (p.orgId !== orgId) return undefined;
   const owner = p.ownerType === "user" ? await access.membership(orgId, p.ownerId) : await sources.serviceAccounts?.membership(orgId, p.ownerId);
   if (!owner) return undefined;
@@ -265,7 +272,8 @@ async function keyMembershipOf(access: Pick<AccessService, "membership">, source
 }
 
 /**
- * A membership narrowed to `scope`: only permissions both hold, no teams or shares (`permissionsOnly`), and the
+ * A membership narrowed to `scope`: only permissions both hold (the role's and the peer-lent ones kept apart), no
+ * teams or shares (`permissionsOnly`), and the
  * owner's role name kept for messages only (actsAsRole refuses it). Reused while both the scope and the owner's
  * membership are the cached objects (each is replaced when its facts change), so a warm request allocates nothing.
  */
@@ -277,7 +285,22 @@ export function narrowed(owner: OrgMembership, scope: ReadonlySet<Permission>): 
   if (!m) {
     const permissions = new Set<Permission>();
     for (const p of scope) if (owner.permissions.has(p)) permissions.add(p);
-    m = { orgId: owner.orgId, userId: owner.userId, role: owner.role, permissions, rolePermissions: permissions, peer: [], teams: [], teamReach: new Set(), permissionsOnly: true };
+    // what the owner's role gives stays apart from what peers lent the owner: a narrowed credential can use both,
+    // and can pass on (peer grants, new credentials) only what the role gives
+    const rolePermissions = new Set<Permission>();
+    for (const p of permissions) if (owner.rolePermissions.has(p)) rolePermissions.add(p);
+    const peer = owner.peer.filter((g) => permissions.has(g.permission));
+    m = {
+      orgId: owner.orgId,
+      userId: owner.userId,
+      role: owner.role,
+      permissions,
+      rolePermissions,
+      peer,
+      teams: [],
+      teamReach: new Set(),
+      permissionsOnly: true,
+    };
     byOwner.set(owner, m);
   }
   return m;
@@ -285,12 +308,17 @@ export function narrowed(owner: OrgMembership, scope: ReadonlySet<Permission>): 
 
 /** How a 403 names what the caller's authority comes from. */
 export function holderOf(principal: Principal, membership: OrgMembership): string {
-  return principal.kind === "api_key" ? "this API key"
-    : principal.kind === "service_account" ? "this service account's token"
-    : principal.kind === "service" ? `the roles of service ${principal.service}'s key`
-    : principal.scope ? "this token's scope"
-    : principal.impersonation ? `the impersonated member's role (${membership.role}) within yours`
-    : `your role (${membership.role})`;
+  return principal.kind === "api_key"
+    ? "this API key"
+    : principal.kind === "service_account"
+      ? "this service account's token"
+      : principal.kind === "service"
+        ? `the roles of service ${principal.service}'s key`
+        : principal.scope
+          ? "this token's scope"
+          : principal.impersonation
+            ? `the impersonated member's role (${membership.role}) within yours`
+            : `your role (${membership.role})`;
 }
 
 /**

@@ -49,7 +49,7 @@ export function requireUser(request: FastifyRequest): UserPrincipal {
   const p = request.principal;
   // an exchanged token, or an impersonation bound to one org, acts only within that org's routes
   const orgOnly = p?.kind === "user" && p.orgId !== undefined && (p.impersonation !== undefined || p.sessionId === undefined);
-  if (!p || p.kind !== "user" || p.scope !== undefined || orgOnly) throw platformError("UNAUTHENTICATED", "This route needs a signed-in user.");
+  if (p?.kind !== "user" || p.scope !== undefined || orgOnly) throw platformError("UNAUTHENTICATED", "This route needs a signed-in user.");
   if (p.impersonation && !SAFE_METHODS.has(request.method)) {
     throw platformError("FORBIDDEN", "An impersonation may read this account but not change it; sign in as yourself.", { extra: { reason: "impersonation" } });
   }
@@ -82,12 +82,15 @@ export function requestMeta(request: FastifyRequest) {
 export function actorOf(request: FastifyRequest): AuditActor {
   const meta = requestMeta(request);
   const p = request.principal;
-  const who =
-    !p ? { type: "system" as const, id: null }
-    : p.kind === "api_key" ? { type: "api_key" as const, id: p.keyId }
-    : p.kind === "service_account" ? { type: "service_account" as const, id: p.serviceAccountId }
-    : p.kind === "service" ? { type: "service" as const, id: p.serviceKeyId }
-    : { type: "user" as const, id: p.userId };
+  const who = !p
+    ? { type: "system" as const, id: null }
+    : p.kind === "api_key"
+      ? { type: "api_key" as const, id: p.keyId }
+      : p.kind === "service_account"
+        ? { type: "service_account" as const, id: p.serviceAccountId }
+        : p.kind === "service"
+          ? { type: "service" as const, id: p.serviceKeyId }
+          : { type: "user" as const, id: p.userId };
   const impersonatorId = p?.kind === "user" && p.impersonation ? p.impersonation.actorId : null;
   const keyId = p && p.kind !== "api_key" && p.kind !== "service" ? (p.sourceKeyId ?? null) : null;
   return { ...who, impersonatorId, keyId, ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId };

@@ -19,7 +19,8 @@ for (const backend of BACKENDS) {
     const actor = { type: "system" as const, id: null };
     const record = (n: number) =>
       t.db.tx({ orgId: org }, async (tx) => {
-        for (let i = 0; i < n; i++) await t.deps.audit.record(tx, actor, { orgId: org, action: "test.appended", target: { type: "org", id: org }, diff: { n: [i, n] } });
+        for (let i = 0; i < n; i++)
+          await t.deps.audit.record(tx, actor, { orgId: org, action: "test.appended", target: { type: "org", id: org }, diff: { n: [i, n] } });
       });
 
     it("concurrent transactions, each with one or three events, chain up without a gap or a fork", async () => {

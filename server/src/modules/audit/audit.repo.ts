@@ -14,9 +14,9 @@ const appendEvent = preparedStatement<Omit<AppendedEvent, "diff" | "createdAt"> 
     ), next as (
       select coalesce((select seq from head), 0) + 1 as seq, coalesce((select hash from head), ${v("genesis")}::text) as prev_hash
     ), event as (
-      insert into audit_events (id, org_id, seq, action, actor_type, actor_id, impersonator_id, target_type, target_id,
+      insert into audit_events (id, org_id, seq, action, actor_type, actor_id, impersonator_id, via_key_id, target_type, target_id,
         ip, user_agent, request_id, diff, created_at, prev_hash, hash)
-      select ${v("id")}, ${v("orgId")}, next.seq, ${v("action")}, ${v("actorType")}, ${v("actorId")}, ${v("impersonatorId")},
+      select ${v("id")}, ${v("orgId")}, next.seq, ${v("action")}, ${v("actorType")}, ${v("actorId")}, ${v("impersonatorId")}, ${v("viaKeyId")},
         ${v("targetType")}, ${v("targetId")}, ${v("ip")}, ${v("userAgent")}, ${v("requestId")}, ${v("diff")}::jsonb,
         ${v("createdAt")}::timestamptz, next.prev_hash,
         encode(sha256(convert_to(next.prev_hash || chr(10) || ${v("bodyBefore")}::text || next.seq::text || ${v("bodyAfter")}::text, 'UTF8')), 'hex')
@@ -35,6 +35,7 @@ export interface AppendedEvent {
   actorType: string;
   actorId: string | null;
   impersonatorId: string | null;
+  viaKeyId: string | null;
   targetType: string;
   targetId: string | null;
   ip: string | null;

@@ -4,6 +4,12 @@ import { newId } from "../../lib/ids.ts";
 import type { AuditFilter, AuditRepo, AuditRow } from "./audit.repo.ts";
 import { eventBodyParts, eventHash, GENESIS_HASH } from "./chain.ts";
 
+/**
+ * The platform's own audit chain: what platform admins and the operator do outside any org (the platform-wide
+ * service keys, disabling accounts). Never an org_… id, so no org route reads it; `plinth audit verify --org platform` checks it.
+ */
+export const PLATFORM_AUDIT_ORG = "platform";
+
 /** Who did it and from where: built from the request's principal and metadata. */
 export interface AuditActor {
   /** `service`: a registered service, by its self-signed token; `id` is then its key's registration (svk_…). */
@@ -47,6 +53,7 @@ export function createAuditService(deps: { db: Database; repo: AuditRepo; clock:
         actorType: actor.type,
         actorId: actor.id,
         impersonatorId: actor.impersonatorId ?? null,
+        viaKeyId: actor.keyId ?? null,
         targetType: entry.target.type,
         targetId: entry.target.id,
         ip: actor.ip ?? null,
@@ -95,8 +102,16 @@ export function createAuditService(deps: { db: Database; repo: AuditRepo; clock:
       const head = await db.read({ orgId }, (ex) => repo.head(ex, orgId));
       const lastSeq = expectedSeq - 1;
       if ((head?.seq ?? 0) !== lastSeq || (head && head.hash !== prev)) {
-        const missing = { seq: lastSeq + 1, id: "(missing)", reason: `the chain ends at event #${lastSeq} but its anchored head is #${head?.seq ?? 0}: events were removed from the end` };
-        return { ok: false, events: n, brokenAt: head && head.seq === lastSeq ? { ...missing, seq: lastSeq, reason: "the last event's hash does not match the anchored head" } : missing };
+        const missing = {
+          seq: lastSeq + 1,
+          id: "(missing)",
+          reason: `the chain ends at event #${lastSeq} but its anchored head is #${head?.seq ?? 0}: events were removed from the end`,
+        };
+        return {
+          ok: false,
+          events: n,
+          brokenAt: head && head.seq === lastSeq ? { ...missing, seq: lastSeq, reason: "the last event's hash does not match the anchored head" } : missing,
+        };
       }
       return { ok: true, events: n };
     },

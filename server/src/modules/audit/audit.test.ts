@@ -23,9 +23,21 @@ function verifyOffline(orgId: string, events: ApiEvent[]): { ok: boolean; broken
   let prev = GENESIS_HASH;
   for (const [i, e] of events.entries()) {
     const hash = eventHash({
-      id: e.id, orgId, seq: e.seq, action: e.action, actorType: e.actor.type, actorId: e.actor.id, impersonatorId: e.actor.impersonator_id,
-      targetType: e.target.type, targetId: e.target.id, ip: e.ip, userAgent: e.user_agent, requestId: e.request_id, diff: e.diff,
-      createdAt: new Date(e.created_at), prevHash: e.prev_hash,
+      id: e.id,
+      orgId,
+      seq: e.seq,
+      action: e.action,
+      actorType: e.actor.type,
+      actorId: e.actor.id,
+      impersonatorId: e.actor.impersonator_id,
+      targetType: e.target.type,
+      targetId: e.target.id,
+      ip: e.ip,
+      userAgent: e.user_agent,
+      requestId: e.request_id,
+      diff: e.diff,
+      createdAt: new Date(e.created_at),
+      prevHash: e.prev_hash,
     });
     if (e.seq !== i + 1 || e.prev_hash !== prev || hash !== e.hash) return { ok: false, brokenAt: e.seq };
     prev = e.hash;
@@ -59,7 +71,7 @@ for (const backend of BACKENDS) {
     const patch = (orgId: string, body: unknown, user = owner, headers: Record<string, string> = {}) =>
       t.call("PATCH", `/v1/orgs/${orgId}`, body, user.access_token, { "user-agent": UA, ...headers });
     const list = async (query = "", orgId = org) => t.call("GET", `/v1/orgs/${orgId}/audit${query ? `?${query}` : ""}`, undefined, owner.access_token);
-    const items = async (query = "") => ((await list(query)).json().items as ApiEvent[]);
+    const items = async (query = "") => (await list(query)).json().items as ApiEvent[];
     /** A fresh org of the owner with `patches` audited changes after its creation. */
     async function orgWith(patches: number): Promise<string> {
       const orgId = await makeOrg(t, owner, "Chain", uniqueSlug("chain"));
@@ -71,7 +83,10 @@ for (const backend of BACKENDS) {
       t = await createTestApp({ backend, worker: false, clock });
       owner = await signUp(t, "Owner");
       admin = await signUp(t, "Admin");
-      const created = await t.call("POST", "/v1/orgs", { name: "Audited", slug: `audited-${Date.now().toString(36)}` }, owner.access_token, { "x-request-id": "req-create-1", "user-agent": UA });
+      const created = await t.call("POST", "/v1/orgs", { name: "Audited", slug: `audited-${Date.now().toString(36)}` }, owner.access_token, {
+        "x-request-id": "req-create-1",
+        "user-agent": UA,
+      });
       assert.equal(created.statusCode, 201, created.body);
       org = created.json().id;
       history.push({ res: created, actor: () => owner.id, action: "org.created", diff: { name: [null, "Audited"], slug: [null, created.json().slug] } });
@@ -99,7 +114,7 @@ for (const backend of BACKENDS) {
         assert.equal(e.seq, i + 1);
         assert.match(e.id, /^aud_[0-9a-z]{26}$/);
         assert.equal(e.action, h.action);
-        assert.deepEqual(e.actor, { type: "user", id: h.actor(), impersonator_id: null });
+        assert.deepEqual(e.actor, { type: "user", id: h.actor(), impersonator_id: null, via_key_id: null });
         assert.deepEqual(e.target, { type: "org", id: org });
         assert.equal(e.ip, "127.0.0.1");
         assert.equal(e.user_agent, UA);
@@ -149,9 +164,17 @@ for (const backend of BACKENDS) {
     });
 
     const badFilters: [string, string][] = [
-      ["actor=bob", "actor"], ["action=Org%20Updated", "action"], ["target_type=Org!", "target_type"], ["target_id=org_x", "target_id"],
-      ["from=yesterday", "from"], ["to=2030-13-01T00:00:00Z", "to"], ["limit=0", "limit"], ["limit=201", "limit"], ["cursor=!!", "cursor"],
-      ["cursor=YWJj", "cursor"], ["color=red", "color"],
+      ["actor=bob", "actor"],
+      ["action=Org%20Updated", "action"],
+      ["target_type=Org!", "target_type"],
+      ["target_id=org_x", "target_id"],
+      ["from=yesterday", "from"],
+      ["to=2030-13-01T00:00:00Z", "to"],
+      ["limit=0", "limit"],
+      ["limit=201", "limit"],
+      ["cursor=!!", "cursor"],
+      ["cursor=YWJj", "cursor"],
+      ["color=red", "color"],
     ];
     for (const [query, field] of badFilters) {
       it(`refuses ?${query} with 400 naming ${field}`, async () => {
@@ -170,12 +193,21 @@ for (const backend of BACKENDS) {
       assert.ok(res.body.endsWith("\n"));
       const lines = res.body.slice(0, -1).split("\n");
       const exported = lines.map((l) => JSON.parse(l) as ApiEvent);
-      assert.deepEqual(exported.map((e) => e.seq), [1, 2, 3, 4, 5]);
+      assert.deepEqual(
+        exported.map((e) => e.seq),
+        [1, 2, 3, 4, 5],
+      );
       assert.deepEqual(exported, (await items()).reverse(), "the same events as the list");
       assert.deepEqual(verifyOffline(org, exported), { ok: true });
       const forged = exported.map((e) => (e.seq === 3 ? { ...e, diff: { primary_color: [null, "#ffffff"] } } : e));
       assert.deepEqual(verifyOffline(org, forged), { ok: false, brokenAt: 3 }, "the offline check catches an edited copy");
-      assert.deepEqual(verifyOffline(org, exported.filter((e) => e.seq !== 2)), { ok: false, brokenAt: 3 });
+      assert.deepEqual(
+        verifyOffline(
+          org,
+          exported.filter((e) => e.seq !== 2),
+        ),
+        { ok: false, brokenAt: 3 },
+      );
     });
 
     it("chains seq 1..n with prev_hash links, verify() is ok, and batched reads see the same chain", async () => {
@@ -221,7 +253,11 @@ for (const backend of BACKENDS) {
 
     it("the app role cannot UPDATE, DELETE or TRUNCATE events, even its own org's", async () => {
       const o = await orgWith(1);
-      for (const stmt of [sql`update audit_events set diff = '{}'::jsonb where org_id = ${o}`, sql`delete from audit_events where org_id = ${o}`, sql`truncate audit_events`]) {
+      for (const stmt of [
+        sql`update audit_events set diff = '{}'::jsonb where org_id = ${o}`,
+        sql`delete from audit_events where org_id = ${o}`,
+        sql`truncate audit_events`,
+      ]) {
         assert.match(await refusal(t.db.tx({ orgId: o }, (tx) => tx.execute(stmt))), /permission denied/);
       }
       assert.deepEqual(await t.deps.audit.verify(o), { ok: true, events: 2 });
@@ -230,12 +266,20 @@ for (const backend of BACKENDS) {
     it("the app role cannot read or insert another org's events (row-level security)", async () => {
       const mine = await orgWith(0);
       const count = async (scope: string, of: string) =>
-        ((await t.db.tx({ orgId: scope }, (tx) => tx.execute(sql`select count(*)::int as n from audit_events where org_id = ${of}`))) as unknown as { rows: { n: number }[] }).rows[0].n;
+        (
+          (await t.db.tx({ orgId: scope }, (tx) => tx.execute(sql`select count(*)::int as n from audit_events where org_id = ${of}`))) as unknown as {
+            rows: { n: number }[];
+          }
+        ).rows[0].n;
       assert.equal(await count(org, org), 5);
       assert.equal(await count(mine, org), 0, "another org's events are invisible");
       assert.equal(await count(mine, mine), 1);
       const forge = t.db.tx({ orgId: mine }, (tx) =>
-        t.deps.audit.record(tx, { type: "user", id: owner.id }, { orgId: org, action: "org.updated", target: { type: "org", id: org }, diff: { name: ["x", "y"] } }),
+        t.deps.audit.record(
+          tx,
+          { type: "user", id: owner.id },
+          { orgId: org, action: "org.updated", target: { type: "org", id: org }, diff: { name: ["x", "y"] } },
+        ),
       );
       assert.match(await refusal(forge), /row-level security/);
       assert.deepEqual(await t.deps.audit.verify(org), { ok: true, events: 5 });
@@ -246,7 +290,10 @@ for (const backend of BACKENDS) {
       const results = await Promise.all(Array.from({ length: 10 }, (_, i) => patch(o, { display_name: `name-${i}` })));
       for (const r of results) assert.equal(r.statusCode, 200, r.body);
       const chain = (await t.deps.audit.list(o, {}, 100)).reverse();
-      assert.deepEqual(chain.map((e) => e.seq), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+      assert.deepEqual(
+        chain.map((e) => e.seq),
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+      );
       assert.deepEqual(await t.deps.audit.verify(o), { ok: true, events: 11 });
       const names = chain.slice(1).map((e) => (e.diff as { display_name: [string | null, string] }).display_name);
       for (let i = 1; i < names.length; i++) assert.equal(names[i][0], names[i - 1][1], `event #${i + 2}'s before is #${i + 1}'s after`);
@@ -305,7 +352,10 @@ describe("plinth audit verify (embedded data dir)", () => {
   });
 
   it("exits 2 without --org or with a malformed one", () => {
-    for (const args of [["audit", "verify"], ["audit", "verify", "--org", "acme"]]) {
+    for (const args of [
+      ["audit", "verify"],
+      ["audit", "verify", "--org", "acme"],
+    ]) {
       const r = plinth(args);
       assert.equal(r.status, 2, r.all);
       assert.match(r.all, /--org/);

@@ -22,6 +22,8 @@ export interface ChainedFields {
   actorType: string;
   actorId: string | null;
   impersonatorId: string | null;
+  /** Hashed only when set: events from before the field existed keep their hashes. */
+  viaKeyId?: string | null;
   targetType: string;
   targetId: string | null;
   ip: string | null;
@@ -54,6 +56,7 @@ export function eventBodyParts(e: Omit<ChainedFields, "seq" | "prevHash">): { be
     request_id: e.requestId,
     diff: e.diff,
     created_at: e.createdAt.toISOString(),
+    via_key_id: e.viaKeyId ?? undefined,
   });
   // the top-level seq follows request_id's value, which is a JSON string or null: no key inside diff comes after it
   const marker = `,"seq":${SEQ},"target_id":`;

@@ -29,10 +29,7 @@ function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] as string);
 }
 
-export function renderEmail(
-  purpose: EmailTokenPurpose,
-  p: { to: string; name: string; token: string; publicUrl: string },
-): MailMessage {
+export function renderEmail(purpose: EmailTokenPurpose, p: { to: string; name: string; token: string; publicUrl: string }): MailMessage {
   const c = COPY[purpose];
   const link = `${p.publicUrl}${c.path}?token=${encodeURIComponent(p.token)}`;
   return {

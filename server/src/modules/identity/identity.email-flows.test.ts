@@ -131,7 +131,7 @@ for (const backend of BACKENDS) {
         ["too long", { token: "a".repeat(129) }, "token"],
         ["bad characters", { token: "abcdefghijklmnop.qrstuvwxyz+/=" }, "token"],
         ["missing", {}, "token"],
-        ["not a string", { token: 12345678901234567890 }, "token"],
+        ["not a string", { token: 1234567890 }, "token"],
         ["an extra field", { token: "a".repeat(43), user_id: "usr_x" }, "user_id"],
       ];
       for (const url of ["/v1/auth/verify-email", "/v1/auth/magic-link/verify"]) {
@@ -260,7 +260,10 @@ for (const backend of BACKENDS) {
       });
     });
 
-    for (const [url, kind] of [["/v1/auth/password-reset", "reset"], ["/v1/auth/magic-link", "magic"]] as const) {
+    for (const [url, kind] of [
+      ["/v1/auth/password-reset", "reset"],
+      ["/v1/auth/magic-link", "magic"],
+    ] as const) {
       it(`${url} answers an unknown address like a known one and mails nothing`, async () => {
         const known = await register(t);
         const unknown = uniqueEmail("nobody");

@@ -41,8 +41,7 @@ for (const backend of BACKENDS) {
 
     const register = (email: string, name = "Ada") => t.call("POST", "/v1/auth/register", { email, password: GOOD_PASSWORD, name });
     const login = (email: string) => t.call("POST", "/v1/auth/login", { email, password: GOOD_PASSWORD });
-    const count = async (table: "users" | "invitations") =>
-      (await rows<{ n: number }>(t, sql`select count(*)::int as n from ${sql.identifier(table)}`))[0].n;
+    const count = async (table: "users" | "invitations") => (await rows<{ n: number }>(t, sql`select count(*)::int as n from ${sql.identifier(table)}`))[0].n;
 
     it("a zero-width space (or another invisible character) in an address answers 400 naming email, on every path, writing nothing", async () => {
       const n = tag();
@@ -152,7 +151,12 @@ for (const backend of BACKENDS) {
       const bulk = await t.call(
         "POST",
         `/v1/orgs/${orgId}/invitations/bulk`,
-        { invitations: [{ email: `dave.${n}@example.com`, role: "viewer" }, { email: `erin${ZWSP}.${n}@example.com`, role: "viewer" }] },
+        {
+          invitations: [
+            { email: `dave.${n}@example.com`, role: "viewer" },
+            { email: `erin${ZWSP}.${n}@example.com`, role: "viewer" },
+          ],
+        },
         owner.access_token,
       );
       refused(bulk, "invitations.1.email", /U\+200B/);

@@ -13,4 +13,6 @@ export const identityError = defineErrors({
   ACCOUNT_DISABLED: 403,
   USER_NOT_FOUND: 404,
   NOT_A_MEMBER: 403,
+  PLATFORM_ADMIN_REQUIRED: 403,
+  CANNOT_DISABLE_SELF: 409,
 });

@@ -47,7 +47,12 @@ export const identityRepo = {
   async findUserById(ex: Executor, id: string): Promise<UserRow | undefined> {
     let query = findUserByIdQueries.get(ex);
     if (!query) {
-      query = ex.select().from(users).where(eq(users.id, sql.placeholder("id"))).limit(1).prepare("");
+      query = ex
+        .select()
+        .from(users)
+        .where(eq(users.id, sql.placeholder("id")))
+        .limit(1)
+        .prepare("");
       findUserByIdQueries.set(ex, query);
     }
     const [row] = await query.execute({ id });
@@ -192,10 +197,7 @@ export const identityRepo = {
       .where(and(eq(emailTokens.userId, userId), eq(emailTokens.purpose, purpose), isNull(emailTokens.consumedAt)));
   },
 
-  async insertLoginAttempt(
-    tx: Executor,
-    row: { userId: string | null; method: string; result: string; meta: RequestMeta; now: Date },
-  ): Promise<void> {
+  async insertLoginAttempt(tx: Executor, row: { userId: string | null; method: string; result: string; meta: RequestMeta; now: Date }): Promise<void> {
     await tx.insert(loginAttempts).values({
       id: newId("loginAttempt", row.now.getTime()),
       userId: row.userId,

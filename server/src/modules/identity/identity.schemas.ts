@@ -19,7 +19,11 @@ export const Email = Type.String({
 });
 export const Password = Type.String({ minLength: 1, maxLength: PASSWORD_MAX, description: "The account's password" });
 /** Length is checked here; "not common, not the email" by the service (it needs the email). */
-export const NewPassword = Type.String({ minLength: PASSWORD_MIN, maxLength: PASSWORD_MAX, description: "12–256 characters, not a common password, not the email" });
+export const NewPassword = Type.String({
+  minLength: PASSWORD_MIN,
+  maxLength: PASSWORD_MAX,
+  description: "12–256 characters, not a common password, not the email",
+});
 const Name = Type.String({ minLength: 1, maxLength: 100, pattern: "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$", description: "Display name" });
 const EmailToken = Type.String({ minLength: 16, maxLength: 128, pattern: "^[A-Za-z0-9_-]+$", description: "The token from the emailed link" });
 const RefreshToken = Type.String({ minLength: 16, maxLength: 200, description: "The refresh token from sign-in" });
@@ -47,9 +51,21 @@ export const ChangePasswordBody = Type.Object(
 export const ProfilePatchBody = Type.Object(
   {
     name: Type.Optional(Name),
-    avatar_url: Type.Optional(Type.Union([Type.String({ format: "uri", maxLength: 2048, pattern: "^https?://" }), Type.Null()], { description: "http(s) URL of an avatar image, or null" })),
-    locale: Type.Optional(Type.Union([Type.String({ pattern: "^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$", maxLength: 35 }), Type.Null()], { description: "BCP 47 language tag, e.g. en-GB" })),
-    timezone: Type.Optional(Type.Union([Type.String({ pattern: "^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$", maxLength: 64 }), Type.Null()], { description: "IANA time zone, e.g. Europe/Paris" })),
+    avatar_url: Type.Optional(
+      Type.Union([Type.String({ format: "uri", maxLength: 2048, pattern: "^https?://" }), Type.Null()], {
+        description: "http(s) URL of an avatar image, or null",
+      }),
+    ),
+    locale: Type.Optional(
+      Type.Union([Type.String({ pattern: "^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$", maxLength: 35 }), Type.Null()], {
+        description: "BCP 47 language tag, e.g. en-GB",
+      }),
+    ),
+    timezone: Type.Optional(
+      Type.Union([Type.String({ pattern: "^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$", maxLength: 64 }), Type.Null()], {
+        description: "IANA time zone, e.g. Europe/Paris",
+      }),
+    ),
   },
   { ...strict, minProperties: 1 },
 );
@@ -105,4 +121,3 @@ export function toUser(u: UserRow) {
     updated_at: u.updatedAt.toISOString(),
   };
 }
-

@@ -20,7 +20,6 @@ export interface ProfilePatch {
   timezone?: string | null;
 }
 
-
 /** Accounts: registration, password sign-in, the profile and its password. */
 export function createIdentityService(deps: {
   db: Database;
@@ -117,9 +116,7 @@ export function createIdentityService(deps: {
         throw identityError("INVALID_CREDENTIALS", "The email or password is incorrect.");
       }
       if (user.disabledAt) {
-        await db.tx({ userId: user.id }, (tx) =>
-          repo.insertLoginAttempt(tx, { userId: user.id, method: "password", result: "account_disabled", meta, now }),
-        );
+        await db.tx({ userId: user.id }, (tx) => repo.insertLoginAttempt(tx, { userId: user.id, method: "password", result: "account_disabled", meta, now }));
         throw identityError("ACCOUNT_DISABLED", "This account is disabled.");
       }
       const upgraded = needsRehash(stored) ? await hashPassword(input.password) : undefined;

@@ -45,7 +45,10 @@ for (const backend of BACKENDS) {
       assert.equal(typeof header.kid, "string");
       assert.equal(typeof header.typ, "string");
       const jwks = (await t.call("GET", "/.well-known/jwks.json")).json();
-      assert.ok(jwks.keys.some((k: { kid: string }) => k.kid === header.kid), "the kid is published");
+      assert.ok(
+        jwks.keys.some((k: { kid: string }) => k.kid === header.kid),
+        "the kid is published",
+      );
       const claims = decodeJwt(body.access_token);
       assert.equal(claims.iss, "http://plinth.test");
       assert.equal(claims.aud, "plinth");
@@ -65,11 +68,19 @@ for (const backend of BACKENDS) {
       const ok = await t.call("POST", "/v1/auth/login", { email: u.email, password: u.password, org_id: mine });
       assert.equal(ok.statusCode, 200, ok.body);
       const sessionsOf = async () =>
-        ((await t.db.owner.execute(sql`select org_id from sessions where user_id = ${u.id} order by created_at`)) as unknown as { rows: { org_id: string | null }[] }).rows.map((r) => r.org_id);
+        (
+          (await t.db.owner.execute(sql`select org_id from sessions where user_id = ${u.id} order by created_at`)) as unknown as {
+            rows: { org_id: string | null }[];
+          }
+        ).rows.map((r) => r.org_id);
       assert.deepEqual((await sessionsOf()).slice(-1), [mine]);
       assertProblem(await t.call("POST", "/v1/auth/login", { email: u.email, password: u.password, org_id: theirs }), 403, "NOT_A_MEMBER", "org_id");
       // a wrong password says nothing about the org
-      assertProblem(await t.call("POST", "/v1/auth/login", { email: u.email, password: "not the password at all", org_id: theirs }), 401, "INVALID_CREDENTIALS");
+      assertProblem(
+        await t.call("POST", "/v1/auth/login", { email: u.email, password: "not the password at all", org_id: theirs }),
+        401,
+        "INVALID_CREDENTIALS",
+      );
       assertProblem(await t.call("POST", "/v1/auth/login", { email: u.email, password: u.password, org_id: "org_nope" }), 400, "VALIDATION_FAILED", "org_id");
       assert.equal((await sessionsOf()).length, 2, "no session was opened by a refused sign-in");
     });
@@ -102,7 +113,10 @@ for (const backend of BACKENDS) {
       assert.equal(res.statusCode, 200, res.body);
       const { items, next_cursor } = res.json();
       assert.equal(next_cursor, null);
-      assert.deepEqual(items.map((i: { result: string }) => i.result), ["success", "invalid_credentials", "success"]);
+      assert.deepEqual(
+        items.map((i: { result: string }) => i.result),
+        ["success", "invalid_credentials", "success"],
+      );
       assert.deepEqual(items.map((i: { user_agent: string }) => i.user_agent).slice(0, 2), ["agent-ok/2", "agent-fail/1"]);
       for (const i of items) {
         assert.equal(i.ip, "127.0.0.1");
@@ -110,7 +124,11 @@ for (const backend of BACKENDS) {
         assert.ok(!Number.isNaN(Date.parse(i.created_at)));
       }
       const times = items.map((i: { created_at: string }) => Date.parse(i.created_at));
-      assert.deepEqual([...times].sort((a, b) => b - a), times, "newest first");
+      assert.deepEqual(
+        [...times].sort((a, b) => b - a),
+        times,
+        "newest first",
+      );
       const other = await signUp(t);
       const theirs = (await t.call("GET", "/v1/me/logins", undefined, other.access_token)).json().items;
       assert.equal(theirs.length, 1, "another user sees only their own attempts");
@@ -133,11 +151,17 @@ for (const backend of BACKENDS) {
         cursor = body.next_cursor;
         assert.ok(seen.length <= 4, "pagination terminates");
       } while (cursor);
-      assert.deepEqual(seen, all.map((i: { id: string }) => i.id));
+      assert.deepEqual(
+        seen,
+        all.map((i: { id: string }) => i.id),
+      );
       const two = (await t.call("GET", "/v1/me/logins?limit=2", undefined, u.access_token)).json();
       assert.equal(two.items.length, 2);
       const rest = (await t.call("GET", `/v1/me/logins?cursor=${two.next_cursor}`, undefined, u.access_token)).json();
-      assert.deepEqual(rest.items.map((i: { id: string }) => i.id), seen.slice(2));
+      assert.deepEqual(
+        rest.items.map((i: { id: string }) => i.id),
+        seen.slice(2),
+      );
       assert.equal(rest.next_cursor, null);
     });
 

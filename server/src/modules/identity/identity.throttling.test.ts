@@ -29,8 +29,7 @@ function newIp(): string {
   return `10.${b[0]}.${b[1]}.${b[2]}`;
 }
 
-const post = (t: TestApp, url: string, body: unknown, ip: string) =>
-  t.inject({ method: "POST", url, payload: body as object, remoteAddress: ip });
+const post = (t: TestApp, url: string, body: unknown, ip: string) => t.inject({ method: "POST", url, payload: body as object, remoteAddress: ip });
 const login = (t: TestApp, email: string, password: string, ip = newIp()) => post(t, "/v1/auth/login", { email, password }, ip);
 
 async function registered(t: TestApp): Promise<string> {
@@ -62,7 +61,6 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   const r = await fn();
   return [r, performance.now() - t0];
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const withoutRequestId = (res: LightMyRequestResponse) => ({ ...res.json(), request_id: undefined });
 
 for (const store of STORES) {
@@ -76,7 +74,9 @@ for (const store of STORES) {
       }
       limiterStore = store === "redis" ? { kind: "redis", client: clients[0] } : { kind: "memory" };
     });
-    after(() => clients.forEach((c) => c.disconnect()));
+    after(() => {
+      for (const c of clients) c.disconnect();
+    });
     const rule = { points: 2, windowSeconds: 60, baseBlockSeconds: 10, maxBlockSeconds: 25 };
     const name = () => `unit_${randomBytes(4).toString("hex")}`;
 
@@ -193,7 +193,9 @@ for (const backend of BACKENDS) {
           assert.equal(u.headers["www-authenticate"], w.headers["www-authenticate"]);
           assert.equal(u.headers["content-type"], w.headers["content-type"]);
         }
-        assert.ok(median(unknownMs) >= 0.5 * median(wrongMs), `unknown ${median(unknownMs).toFixed(1)} ms vs wrong ${median(wrongMs).toFixed(1)} ms`);
+        // the fastest of each: what the work costs, without the pauses a loaded machine adds to some calls
+        const fastest = (xs: number[]) => Math.min(...xs);
+        assert.ok(fastest(unknownMs) >= 0.5 * fastest(wrongMs), `unknown ${fastest(unknownMs).toFixed(1)} ms vs wrong ${fastest(wrongMs).toFixed(1)} ms`);
       });
 
       it("throttles registration per IP and per email (any case)", async () => {
@@ -203,16 +205,24 @@ for (const backend of BACKENDS) {
         }
         const refused = uniqueEmail("reg");
         limited(await post(t, "/v1/auth/register", { email: refused, password: GOOD_PASSWORD, name: "R" }, ip));
-        assert.equal((await post(t, "/v1/auth/register", { email: refused, password: GOOD_PASSWORD, name: "R" }, newIp())).statusCode, 201, "other IPs may register");
+        assert.equal(
+          (await post(t, "/v1/auth/register", { email: refused, password: GOOD_PASSWORD, name: "R" }, newIp())).statusCode,
+          201,
+          "other IPs may register",
+        );
         // one address from fresh IPs: created, then taken, then refused (the count ignores case)
         const email = uniqueEmail("reg");
         const statuses: number[] = [];
-        for (const e of [email, email, email.toUpperCase()]) statuses.push((await post(t, "/v1/auth/register", { email: e, password: GOOD_PASSWORD, name: "R" }, newIp())).statusCode);
+        for (const e of [email, email, email.toUpperCase()])
+          statuses.push((await post(t, "/v1/auth/register", { email: e, password: GOOD_PASSWORD, name: "R" }, newIp())).statusCode);
         assert.deepEqual(statuses, [201, 409, 429]);
         limited(await post(t, "/v1/auth/register", { email, password: GOOD_PASSWORD, name: "R" }, newIp()));
       });
 
-      for (const [flow, url] of [["password-reset", "/v1/auth/password-reset"], ["magic-link", "/v1/auth/magic-link"]] as const) {
+      for (const [flow, url] of [
+        ["password-reset", "/v1/auth/password-reset"],
+        ["magic-link", "/v1/auth/magic-link"],
+      ] as const) {
         it(`throttles ${flow} requests per IP and per email, for known and unknown addresses alike`, async () => {
           const ip = newIp();
           for (let i = 0; i < RULES.emailPerIp.points; i++) assert.equal((await post(t, url, { email: uniqueEmail("mail") }, ip)).statusCode, 202);

@@ -8,11 +8,16 @@ import type { OrgsService } from "../orgs/orgs.service.ts";
 import { createAbuseThrottles, type AbuseRules } from "./abuse.ts";
 import { createEmailFlowsService } from "./email-flows.service.ts";
 import { identityRepo } from "./identity.repo.ts";
-import { authRoutes, meRoutes } from "./identity.routes.ts";
+import { accountRoutes, authRoutes, meRoutes } from "./identity.routes.ts";
 import { createIdentityService } from "./identity.service.ts";
 import { createSessionsService } from "./sessions.service.ts";
 import { createSessionRevocations } from "./session-revocations.ts";
 import type { Bus } from "../../pubsub/bus.ts";
+import type { AuditService } from "../audit/audit.service.ts";
+import { createAccountsService } from "./accounts.service.ts";
+
+/** The rows and request facts other modules name in their own types. */
+export type { RequestMeta, UserRow } from "./identity.repo.ts";
 
 /** Identity: accounts, passwords, sessions, emailed flows. */
 export function wire(deps: {
@@ -30,17 +35,21 @@ export function wire(deps: {
   bus: Bus;
   /** The longest any token carrying a session id lives (access tokens, tokens exchanged from them). */
   maxTokenTtlSeconds: number;
+  audit: Pick<AuditService, "record">;
+  /** After an account is disabled or enabled: its access changed in every org it belongs to. */
+  onAccountChanged: (userId: string) => Promise<void>;
 }) {
   const throttles = createAbuseThrottles(deps.limiterStore, deps.abuseRules);
   const revocations = createSessionRevocations({ db: deps.db, clock: deps.clock, bus: deps.bus, keepMs: deps.maxTokenTtlSeconds * 1000 + 60_000 });
   const sessions = createSessionsService({ ...deps, repo: identityRepo, revocations });
   const identity = createIdentityService({ ...deps, repo: identityRepo, sessions, throttles });
   const email = createEmailFlowsService({ ...deps, repo: identityRepo, sessions, throttles });
+  const accounts = createAccountsService({ ...deps, repo: identityRepo, revocations });
   return {
-    service: { identity, sessions, email, revocations },
+    service: { identity, sessions, email, revocations, accounts },
     /** Reads the recent revocations before the server takes requests. */
     start: () => revocations.sync(),
     close: async () => revocations.close(),
-    routes: [authRoutes({ identity, sessions, email }), meRoutes({ identity })],
+    routes: [authRoutes({ identity, sessions, email }), meRoutes({ identity }), accountRoutes({ accounts })],
   };
 }

@@ -52,10 +52,15 @@ export function createSessionRevocations(deps: {
     // a little overlap with the last sync: a revocation committed while the last read ran is not missed
     const since = new Date(Math.max(now - keepMs, syncedUntil - 5_000));
     const rows = await db.read(async (r) => {
-      const res = (await r.execute(sql`select id from sessions where revoked_at > ${since.toISOString()}::timestamptz`)) as unknown as { rows: { id: string }[] };
+      const res = (await r.execute(sql`select id from sessions where revoked_at > ${since.toISOString()}::timestamptz`)) as unknown as {
+        rows: { id: string }[];
+      };
       return res.rows;
     });
-    add(rows.map((row) => row.id), now);
+    add(
+      rows.map((row) => row.id),
+      now,
+    );
     syncedUntil = now;
   }
 

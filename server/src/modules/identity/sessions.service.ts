@@ -111,7 +111,9 @@ export function createSessionsService(deps: {
         case "ok":
           return this.issue(outcome);
         case "reused":
-          throw identityError("REFRESH_TOKEN_REUSED", "This refresh token was already used; the session has been revoked. Sign in again.", { field: "refresh_token" });
+          throw identityError("REFRESH_TOKEN_REUSED", "This refresh token was already used; the session has been revoked. Sign in again.", {
+            field: "refresh_token",
+          });
         case "unknown":
         case "dead":
           throw identityError("INVALID_REFRESH_TOKEN", "The refresh token is invalid, expired or revoked.", { field: "refresh_token" });

@@ -1,32 +1,23 @@
-import { and, desc, eq, isNull, lt, or } from "drizzle-orm";
-import type { Database, Executor } from "../../db/client.ts";
-import { impersonations, orgs, users } from "../../db/schema/index.ts";
+import type { Database } from "../../db/client.ts";
 import type { Impersonation, ImpersonationChecker } from "../access/principal.ts";
-import { AppError, defineErrors, platformError } from "../../lib/errors.ts";
+import { createCache } from "../../lib/cache.ts";
+import { AppError, platformError } from "../../lib/errors.ts";
 import { newId } from "../../lib/ids.ts";
 import type { Clock } from "../../lib/clock.ts";
+import type { Bus } from "../../pubsub/bus.ts";
 import type { AccessService } from "../access/access.service.ts";
 import type { AuditActor, AuditService } from "../audit/audit.service.ts";
 import type { SigningKeys } from "../keys/signing-keys.ts";
-
-export const impersonationError = defineErrors({
-  IMPERSONATION_NOT_ALLOWED: 403,
-  CANNOT_IMPERSONATE_ADMIN: 403,
-  CANNOT_IMPERSONATE_SELF: 400,
-  USER_NOT_FOUND: 404,
-  IMPERSONATION_NOT_FOUND: 404,
-  IMPERSONATION_ENDED: 409,
-});
-
-export type ImpersonationRow = typeof impersonations.$inferSelect;
+import { impersonationError } from "./impersonation.errors.ts";
+import type { ImpersonationRepo, ImpersonationRow } from "./impersonation.repo.ts";
 
 /** The longest an impersonation lasts (the issue's bound), and the default. */
 export const MAX_IMPERSONATION_SECONDS = 3600;
 export const DEFAULT_IMPERSONATION_SECONDS = 900;
 
 /**
- * How long an instance trusts its last look at an impersonation. Ending one takes effect at once on the instance
- * that ended it and within this bound on the others.
+ * How long an instance trusts its last look at an impersonation (what can end it without `end`: an admin demoted, the
+ * org's setting turned off). Ending one takes effect at once everywhere: the bus tells every instance.
  */
 export const CHECK_TTL_MS = 5_000;
 
@@ -49,54 +40,58 @@ export function createImpersonationService(deps: {
   keys: Pick<SigningKeys, "sign">;
   access: Pick<AccessService, "membership">;
   audit: Pick<AuditService, "record">;
+  repo: ImpersonationRepo;
+  /** Ending an impersonation drops it from every instance's cache through this bus. */
+  bus?: Bus;
 }) {
-  const { db, clock, keys, access, audit } = deps;
-  /** id → until when the last look said "live" (only live results are cached; a refusal is always read again). */
-  const live = new Map<string, number>();
-
-  async function userById(ex: Executor, id: string) {
-    const [u] = await ex.select({ id: users.id, isPlatformAdmin: users.isPlatformAdmin, disabledAt: users.disabledAt }).from(users).where(eq(users.id, id)).limit(1);
-    return u;
-  }
+  const { db, clock, keys, access, audit, repo } = deps;
+  const userById = repo.userById;
+  /**
+   * The last look at each impersonation: null when it was live. Only live results are kept; a refusal is stale at
+   * once, so it is read again on the next use.
+   */
+  const looks = createCache<AppError | null, Impersonation>({
+    name: "impersonations",
+    max: 10_000,
+    ttlMs: CHECK_TTL_MS,
+    clock,
+    bus: deps.bus,
+    staleAt: (refusal) => (refusal ? clock.now().getTime() : undefined),
+    fetch: async (_id, imp) => (await refusal(imp)) ?? null,
+  });
 
   /** Why an impersonation is no longer usable, or undefined when it is: read fresh. */
   function refusal(imp: Impersonation): Promise<AppError | undefined> {
     const dead = (why: string) => platformError("INVALID_TOKEN", `This impersonation ${why}; start a new one.`, { extra: { reason: "impersonation" } });
-    return db.read(async (ex) => {
-      const [row] = await ex.select().from(impersonations).where(eq(impersonations.id, imp.id)).limit(1);
-      if (!row || row.impersonatorId !== imp.actorId || row.basis !== imp.basis) return dead("is unknown");
-      if (row.endedAt) return dead("has ended");
-      if (row.expiresAt.getTime() <= clock.now().getTime()) return dead("has expired");
-      const [actor, target] = [await userById(ex, row.impersonatorId), await userById(ex, row.userId)];
-      if (!actor || actor.disabledAt) return dead("was started by an account that is gone");
-      if (!target || target.disabledAt || target.isPlatformAdmin) return dead("is of an account that can no longer be impersonated");
-      if (row.basis === "platform_admin" && !actor.isPlatformAdmin) return dead("was started by someone who is no longer a platform admin");
-      return row.basis === "org_owner" ? { orgId: row.orgId ?? undefined } : undefined;
-    }).then(async (r) => {
-      if (!r || r instanceof AppError) return r;
-      return (await ownersMayImpersonate(r.orgId)) ? undefined : dead("is no longer allowed by the organization");
-    });
+    return db
+      .read(async (ex) => {
+        const row = await repo.findById(ex, imp.id);
+        if (!row || row.impersonatorId !== imp.actorId || row.basis !== imp.basis) return dead("is unknown");
+        if (row.endedAt) return dead("has ended");
+        if (row.expiresAt.getTime() <= clock.now().getTime()) return dead("has expired");
+        const [actor, target] = [await userById(ex, row.impersonatorId), await userById(ex, row.userId)];
+        if (!actor || actor.disabledAt) return dead("was started by an account that is gone");
+        if (!target || target.disabledAt || target.isPlatformAdmin) return dead("is of an account that can no longer be impersonated");
+        if (row.basis === "platform_admin" && !actor.isPlatformAdmin) return dead("was started by someone who is no longer a platform admin");
+        return row.basis === "org_owner" ? { orgId: row.orgId ?? undefined } : undefined;
+      })
+      .then(async (r) => {
+        if (!r || r instanceof AppError) return r;
+        return (await ownersMayImpersonate(r.orgId)) ? undefined : dead("is no longer allowed by the organization");
+      });
   }
 
   /** Whether the (live) org lets its owners impersonate members; read in the org's own scope (orgs is a tenant table). */
   async function ownersMayImpersonate(orgId: string | undefined): Promise<boolean> {
     if (!orgId) return false;
-    const [org] = await db.tx({ orgId }, (tx) => tx.select({ allowed: orgs.ownerImpersonation, deletedAt: orgs.deletedAt }).from(orgs).where(eq(orgs.id, orgId)).limit(1));
+    const org = await db.tx({ orgId }, (tx) => repo.ownerImpersonation(tx, orgId));
     return !!org && !org.deletedAt && org.allowed;
   }
 
   const checker: ImpersonationChecker = {
     check(imp) {
-      const until = live.get(imp.id);
-      if (until !== undefined && until > clock.now().getTime()) return undefined;
-      return refusal(imp).then((e) => {
-        if (e) live.delete(imp.id);
-        else {
-          if (live.size > 10_000) live.clear();
-          live.set(imp.id, clock.now().getTime() + CHECK_TTL_MS);
-        }
-        return e;
-      });
+      if (looks.get(imp.id) === null) return undefined;
+      return looks.fetch(imp.id, imp).then((e) => e ?? undefined);
     },
   };
 
@@ -125,16 +120,24 @@ export function createImpersonationService(deps: {
       } else {
         basis = "org_owner";
         if (input.orgId === undefined) {
-          throw impersonationError("IMPERSONATION_NOT_ALLOWED", "Only platform admins impersonate across organizations; name the org_id you own.", { field: "org_id" });
+          throw impersonationError("IMPERSONATION_NOT_ALLOWED", "Only platform admins impersonate across organizations; name the org_id you own.", {
+            field: "org_id",
+          });
         }
         const mine = await access.membership(input.orgId, actorId);
         // a stranger learns nothing about the org: same answer as a missing one
         if (!mine) throw platformError("NOT_FOUND", "No organization that you belong to.", { field: "org_id" });
         if (mine.role !== "owner") {
-          throw impersonationError("IMPERSONATION_NOT_ALLOWED", "Only the organization's owners (and platform admins) may impersonate its members.", { field: "org_id" });
+          throw impersonationError("IMPERSONATION_NOT_ALLOWED", "Only the organization's owners (and platform admins) may impersonate its members.", {
+            field: "org_id",
+          });
         }
         if (!(await ownersMayImpersonate(input.orgId))) {
-          throw impersonationError("IMPERSONATION_NOT_ALLOWED", "This organization does not allow its owners to impersonate members (owner_impersonation is off).", { field: "org_id" });
+          throw impersonationError(
+            "IMPERSONATION_NOT_ALLOWED",
+            "This organization does not allow its owners to impersonate members (owner_impersonation is off).",
+            { field: "org_id" },
+          );
         }
         if (!target || target.disabledAt || !(await access.membership(input.orgId, input.userId))) throw noUser();
       }
@@ -156,7 +159,7 @@ export function createImpersonationService(deps: {
         userAgent: actor.userAgent ?? null,
       };
       await db.tx(input.orgId ? { orgId: input.orgId } : {}, async (tx) => {
-        await tx.insert(impersonations).values(row);
+        await repo.insert(tx, row);
         if (input.orgId) {
           await audit.record(tx, actor, {
             orgId: input.orgId,
@@ -169,44 +172,41 @@ export function createImpersonationService(deps: {
       const claims: Record<string, unknown> = { sub: input.userId, act: { sub: actorId, imp: id, basis } };
       if (input.orgId) claims.org = input.orgId;
       const token = await keys.sign(claims as { sub: string }, expiresIn);
-      live.set(id, clock.now().getTime() + CHECK_TTL_MS);
+      looks.set(id, null);
       return { token, expiresIn, row };
     },
 
     /** Ends an impersonation early: by the impersonator, or by the person impersonated. Idempotent once ended. */
     async end(userId: string, id: string, actor: AuditActor): Promise<ImpersonationRow> {
       const notFound = () => impersonationError("IMPERSONATION_NOT_FOUND", "No such impersonation of yours.", { field: "impersonationId" });
-      const [found] = await db.read((ex) => ex.select().from(impersonations).where(eq(impersonations.id, id)).limit(1));
+      const found = await db.read((ex) => repo.findById(ex, id));
       if (!found || (found.impersonatorId !== userId && found.userId !== userId)) throw notFound();
       if (found.endedAt || found.expiresAt.getTime() <= clock.now().getTime()) return found;
       const now = clock.now();
       const ended = await db.tx(found.orgId ? { orgId: found.orgId } : {}, async (tx) => {
-        const [row] = await tx.update(impersonations).set({ endedAt: now }).where(and(eq(impersonations.id, id), isNull(impersonations.endedAt))).returning();
+        const row = await repo.end(tx, id, now);
         if (row && found.orgId) {
-          await audit.record(tx, actor, { orgId: found.orgId, action: "impersonation.ended", target: { type: "user", id: found.userId }, diff: { impersonation_id: [id, id], ended_at: [null, now.toISOString()] } });
+          await audit.record(tx, actor, {
+            orgId: found.orgId,
+            action: "impersonation.ended",
+            target: { type: "user", id: found.userId },
+            diff: { impersonation_id: [id, id], ended_at: [null, now.toISOString()] },
+          });
         }
         return row ?? found;
       });
-      live.delete(id);
+      await looks.delete(id); // on every instance before this answers
       return ended;
     },
 
     /** Impersonations of `userId` (what they see about themselves), newest first; `before` pages by id. */
     async ofUser(userId: string, limit: number, before?: string): Promise<ImpersonationRow[]> {
-      return db.read((ex) =>
-        ex.select().from(impersonations)
-          .where(and(eq(impersonations.userId, userId), before ? lt(impersonations.id, before) : undefined))
-          .orderBy(desc(impersonations.id)).limit(limit),
-      );
+      return db.read((ex) => repo.ofUser(ex, userId, limit, before));
     },
 
     /** Impersonations started by `userId`, newest first. */
     async byUser(userId: string, limit: number, before?: string): Promise<ImpersonationRow[]> {
-      return db.read((ex) =>
-        ex.select().from(impersonations)
-          .where(and(eq(impersonations.impersonatorId, userId), before ? lt(impersonations.id, before) : undefined))
-          .orderBy(desc(impersonations.id)).limit(limit),
-      );
+      return db.read((ex) => repo.byUser(ex, userId, limit, before));
     },
 
     /** Whether a record is still usable, by this service's clock. */
@@ -217,7 +217,7 @@ export function createImpersonationService(deps: {
     /** The people behind a page of records: id → email and name, for display. */
     async people(ids: string[]): Promise<Map<string, { email: string; name: string }>> {
       if (!ids.length) return new Map();
-      const rows = await db.read((ex) => ex.select({ id: users.id, email: users.email, name: users.name }).from(users).where(or(...ids.map((i) => eq(users.id, i)))));
+      const rows = await db.read((ex) => repo.people(ex, ids));
       return new Map(rows.map((r) => [r.id, { email: r.email, name: r.name }]));
     },
   };

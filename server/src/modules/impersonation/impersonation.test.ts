@@ -5,7 +5,19 @@ import { sql } from "drizzle-orm";
 import type { LightMyRequestResponse } from "fastify";
 import { decodeJwt } from "jose";
 import { createManualClock } from "../../lib/clock.ts";
-import { BACKENDS, addMember, assertFieldError, assertProblem, createTestApp, makeOrg, problemOf, signUp, uniqueSlug, type TestApp, type TestUser } from "../../../test/harness.ts";
+import {
+  BACKENDS,
+  addMember,
+  assertFieldError,
+  assertProblem,
+  createTestApp,
+  makeOrg,
+  problemOf,
+  signUp,
+  uniqueSlug,
+  type TestApp,
+  type TestUser,
+} from "../../../test/harness.ts";
 
 for (const backend of BACKENDS) {
   describe(`impersonation (${backend})`, () => {
@@ -31,7 +43,12 @@ for (const backend of BACKENDS) {
       await t.db.owner.execute(sql`update users set is_platform_admin = true where id in (${root.id}, ${otherRoot.id})`);
       orgId = await makeOrg(t, owner, "Imp Inc", uniqueSlug("imp"));
       otherOrgId = await makeOrg(t, dev, "Elsewhere", uniqueSlug("imp"));
-      for (const [u, role] of [[coOwner, "owner"], [admin, "admin"], [dev, "developer"]] as const) await addMember(t, orgId, u, role);
+      for (const [u, role] of [
+        [coOwner, "owner"],
+        [admin, "admin"],
+        [dev, "developer"],
+      ] as const)
+        await addMember(t, orgId, u, role);
     });
     after(() => t.close());
 
@@ -58,7 +75,11 @@ for (const backend of BACKENDS) {
         assert.equal((await t.call("GET", "/v1/orgs", undefined, body.access_token)).statusCode, 200);
         // the account itself is read-only under impersonation
         assertProblem(await t.call("PATCH", "/v1/me", { name: "Hacked" }, body.access_token), 403, "FORBIDDEN");
-        assertProblem(await t.call("POST", "/v1/me/password", { current_password: dev.password, new_password: "another sturdy passphrase 9" }, body.access_token), 403, "FORBIDDEN");
+        assertProblem(
+          await t.call("POST", "/v1/me/password", { current_password: dev.password, new_password: "another sturdy passphrase 9" }, body.access_token),
+          403,
+          "FORBIDDEN",
+        );
         assertProblem(await t.call("POST", "/v1/auth/logout-all", {}, body.access_token), 403, "FORBIDDEN");
         assert.equal((await t.call("GET", "/v1/me", undefined, dev.access_token)).json().name, "Dana Dev");
         // and it cannot start another impersonation
@@ -72,7 +93,7 @@ for (const backend of BACKENDS) {
         const log = await t.call("GET", `/v1/orgs/${orgId}/audit?action=team.created&target_id=${team.json().id}`, undefined, owner.access_token);
         assert.equal(log.statusCode, 200, log.body);
         const [e] = log.json().items;
-        assert.deepEqual(e.actor, { type: "user", id: dev.id, impersonator_id: root.id });
+        assert.deepEqual(e.actor, { type: "user", id: dev.id, impersonator_id: root.id, via_key_id: null });
       });
 
       it("bound to an org with org_id: only there, and the start is in that org's audit log", async () => {
@@ -99,7 +120,12 @@ for (const backend of BACKENDS) {
         const own = await t.call("POST", `/v1/orgs/${orgId}/keys`, keyBody, owner.access_token);
         assert.equal(own.statusCode, 201, own.body);
         assertProblem(await t.call("POST", `/v1/orgs/${orgId}/keys/${keyBody.name}/$rotate`, {}, access_token), 403, "FORBIDDEN");
-        const sa = await t.call("POST", `/v1/orgs/${orgId}/service-accounts`, { name: `imp-sa-${randomBytes(3).toString("hex")}`, roles: ["viewer"] }, owner.access_token);
+        const sa = await t.call(
+          "POST",
+          `/v1/orgs/${orgId}/service-accounts`,
+          { name: `imp-sa-${randomBytes(3).toString("hex")}`, roles: ["viewer"] },
+          owner.access_token,
+        );
         assert.equal(sa.statusCode, 201, sa.body);
         assertProblem(await t.call("POST", `/v1/orgs/${orgId}/service-accounts/${sa.json().id}/clients`, { name: "imp" }, access_token), 403, "FORBIDDEN");
         assertProblem(await t.call("POST", `/v1/orgs/${orgId}/service-accounts/${sa.json().id}/keys`, keyBody, access_token), 403, "FORBIDDEN");
@@ -193,7 +219,12 @@ for (const backend of BACKENDS) {
         const all: { user: { id: string }; impersonator: { id: string; email: string }; reason: string }[] = [];
         let cursor: string | null = null;
         do {
-          const page: LightMyRequestResponse = await t.call("GET", `/v1/me/impersonations?limit=2${cursor ? `&cursor=${cursor}` : ""}`, undefined, dev.access_token);
+          const page: LightMyRequestResponse = await t.call(
+            "GET",
+            `/v1/me/impersonations?limit=2${cursor ? `&cursor=${cursor}` : ""}`,
+            undefined,
+            dev.access_token,
+          );
           all.push(...page.json().items);
           cursor = page.json().next_cursor;
         } while (cursor);

@@ -4,7 +4,7 @@ import { canonicalEmail, normalizeEmail } from "../../lib/email.ts";
 import { platformError } from "../../lib/errors.ts";
 import type { AccessService } from "../access/access.service.ts";
 import type { AuditActor, AuditService } from "../audit/audit.service.ts";
-import type { RequestMeta, UserRow } from "../identity/identity.repo.ts";
+import type { RequestMeta, UserRow } from "../identity/index.ts";
 import type { IdentityService } from "../identity/identity.service.ts";
 import type { TokenPair } from "../identity/sessions.service.ts";
 import type { MembersService } from "../members/members.service.ts";
@@ -49,7 +49,9 @@ export function createInvitationAcceptService(deps: {
     if (inv.revokedAt) throw invitationError("INVITATION_REVOKED", "This invitation was revoked. Ask for a new one.", { field: "token" });
     if (inv.expiresAt <= now) throw invitationError("INVITATION_EXPIRED", "This invitation has expired. Ask for it to be sent again.", { field: "token" });
     if (!(await access.rolePermissions(tx, orgId, inv.role))) {
-      throw invitationError("INVITATION_ROLE_GONE", `The role ${inv.role} no longer exists in this organization. Ask for a new invitation.`, { field: "token" });
+      throw invitationError("INVITATION_ROLE_GONE", `The role ${inv.role} no longer exists in this organization. Ask for a new invitation.`, {
+        field: "token",
+      });
     }
     return { inv, org: { id: org.id, name: org.name, slug: org.slug } };
   }
@@ -62,12 +64,28 @@ export function createInvitationAcceptService(deps: {
     await members.add(tx, { orgId, userId, role: inv.role, now });
     const teamIds = await teams.placeNewMember(tx, orgId, userId, inv.teamIds, now);
     await repo.update(tx, orgId, inv.id, { acceptedAt: now, acceptedBy: userId });
-    await audit.record(tx, actor, { orgId, action: "invitation.accepted", target: { type: "invitation", id: inv.id }, diff: { status: ["pending", "accepted"], accepted_by: [null, userId] } });
-    await audit.record(tx, actor, { orgId, action: "member.joined", target: { type: "user", id: userId }, diff: { role: [null, inv.role], team_ids: [null, teamIds], invitation_id: [null, inv.id] } });
+    await audit.record(tx, actor, {
+      orgId,
+      action: "invitation.accepted",
+      target: { type: "invitation", id: inv.id },
+      diff: { status: ["pending", "accepted"], accepted_by: [null, userId] },
+    });
+    await audit.record(tx, actor, {
+      orgId,
+      action: "member.joined",
+      target: { type: "user", id: userId },
+      diff: { role: [null, inv.role], team_ids: [null, teamIds], invitation_id: [null, inv.id] },
+    });
     return teamIds;
   }
 
-  const actorFor = (userId: string, meta: RequestMeta): AuditActor => ({ type: "user", id: userId, ip: meta.ip, userAgent: meta.userAgent, requestId: meta.requestId });
+  const actorFor = (userId: string, meta: RequestMeta): AuditActor => ({
+    type: "user",
+    id: userId,
+    ip: meta.ip,
+    userAgent: meta.userAgent,
+    requestId: meta.requestId,
+  });
 
   return {
     /** The signed-in user joins, if the invitation was sent to their verified address. */
@@ -80,7 +98,9 @@ export function createInvitationAcceptService(deps: {
         const { inv, org } = await openInvitation(tx, parsed.orgId, parsed.hash, now);
         // both sides in the one canonical form (lib/email.ts): the account's address may predate it
         if (inv.emailKey !== canonicalEmail(user.email)) {
-          throw invitationError("INVITATION_EMAIL_MISMATCH", "This invitation was sent to another email address. Sign in with that account.", { field: "token" });
+          throw invitationError("INVITATION_EMAIL_MISMATCH", "This invitation was sent to another email address. Sign in with that account.", {
+            field: "token",
+          });
         }
         if (!user.emailVerifiedAt) {
           throw invitationError("EMAIL_NOT_VERIFIED", "Verify your email address first (see the mail we sent), then accept the invitation.");
@@ -105,7 +125,9 @@ export function createInvitationAcceptService(deps: {
         // an invitation made before addresses were checked may name one that cannot be an account now
         const checked = normalizeEmail(inv.email);
         if (!checked.ok) {
-          throw platformError("VALIDATION_FAILED", `The invited email address ${checked.reason}. Ask for an invitation to the address as you type it.`, { field: "token" });
+          throw platformError("VALIDATION_FAILED", `The invited email address ${checked.reason}. Ask for an invitation to the address as you type it.`, {
+            field: "token",
+          });
         }
         if (await repo.accountExists(tx, checked.email)) {
           throw invitationError("EMAIL_TAKEN", "An account with this email address already exists: sign in and accept the invitation.", { field: "token" });

@@ -3,19 +3,7 @@ import { after, before, describe, it } from "node:test";
 import { sql } from "drizzle-orm";
 import { BACKENDS, addMember, assertProblem, GOOD_PASSWORD, signUp, uniqueEmail, type TestApp, type TestUser } from "../../../test/harness.ts";
 import type { TestSmtp } from "../../../test/smtp.ts";
-import {
-  addTeam,
-  auditActions,
-  markVerified,
-  newOrg,
-  relogin,
-  rows,
-  sha256,
-  startKit,
-  tokenFor,
-  verifiedUser,
-  type Kit,
-} from "./invitations.test-kit.ts";
+import { addTeam, auditActions, markVerified, newOrg, relogin, rows, sha256, startKit, tokenFor, verifiedUser, type Kit } from "./invitations.test-kit.ts";
 
 const DAY = 24 * 3600 * 1000;
 
@@ -43,7 +31,10 @@ for (const backend of BACKENDS) {
     const membership = async (userId: string) =>
       (await rows<{ role: string }>(t, sql`select role from memberships where org_id = ${orgId} and user_id = ${userId}`))[0];
     const teamsOf = async (userId: string) =>
-      (await rows<{ team_id: string; role: string }>(t, sql`select team_id, role from team_members where org_id = ${orgId} and user_id = ${userId} order by team_id`));
+      await rows<{ team_id: string; role: string }>(
+        t,
+        sql`select team_id, role from team_members where org_id = ${orgId} and user_id = ${userId} order by team_id`,
+      );
 
     it("invite → mail → accept as the verified invitee: a member with the role and teams, audited, access refreshed", async () => {
       const [teamA, teamB] = [await addTeam(t, orgId), await addTeam(t, orgId)];
@@ -65,7 +56,10 @@ for (const backend of BACKENDS) {
       assert.deepEqual([...body.team_ids].sort(), [teamA, teamB].sort());
       assert.ok(!res.body.includes(token.split(".")[1]));
       assert.equal((await membership(bob.id))?.role, "developer");
-      assert.deepEqual((await teamsOf(bob.id)).map((r) => [r.team_id, r.role]), [teamA, teamB].sort().map((x) => [x, "member"]));
+      assert.deepEqual(
+        (await teamsOf(bob.id)).map((r) => [r.team_id, r.role]),
+        [teamA, teamB].sort().map((x) => [x, "member"]),
+      );
       // the cached "stranger" answer is gone: the very next request sees the membership
       assert.equal((await t.call("GET", `/v1/orgs/${orgId}`, undefined, bob.access_token)).statusCode, 200);
       const inv = await t.call("GET", `/v1/orgs/${orgId}/invitations/${id}`, undefined, owner.access_token);
@@ -73,7 +67,10 @@ for (const backend of BACKENDS) {
       assert.equal(inv.json().accepted_by, bob.id);
 
       const events = (await auditActions(t, orgId)).slice(-2);
-      assert.deepEqual(events.map((e) => e.action), ["invitation.accepted", "member.joined"]);
+      assert.deepEqual(
+        events.map((e) => e.action),
+        ["invitation.accepted", "member.joined"],
+      );
       for (const e of events) assert.equal(e.actorId, bob.id, "the accepting user is the actor");
       assert.deepEqual([events[0].targetType, events[0].targetId], ["invitation", id]);
       assert.deepEqual([events[1].targetType, events[1].targetId], ["user", bob.id]);
@@ -105,9 +102,18 @@ for (const backend of BACKENDS) {
       const orgs = (await t.call("GET", "/v1/orgs", undefined, body.tokens.access_token)).json().items as { id: string; personal: boolean }[];
       assert.ok(orgs.some((o) => o.id === orgId));
       assert.equal((await membership(body.user.id))?.role, "viewer");
-      assert.deepEqual((await teamsOf(body.user.id)).map((r) => r.team_id), [team]);
+      assert.deepEqual(
+        (await teamsOf(body.user.id)).map((r) => r.team_id),
+        [team],
+      );
       const events = (await auditActions(t, orgId)).slice(-2);
-      assert.deepEqual(events.map((e) => [e.action, e.actorId]), [["invitation.accepted", body.user.id], ["member.joined", body.user.id]]);
+      assert.deepEqual(
+        events.map((e) => [e.action, e.actorId]),
+        [
+          ["invitation.accepted", body.user.id],
+          ["member.joined", body.user.id],
+        ],
+      );
       assert.equal((await t.call("GET", `/v1/orgs/${orgId}/invitations/${id}`, undefined, owner.access_token)).json().status, "accepted");
 
       // the link is spent, and the address now has an account
@@ -162,17 +168,33 @@ for (const backend of BACKENDS) {
 
       const forgedSecret = `${orgId}.${"A".repeat(43)}`;
       const otherOrg = await newOrg(t, dave);
-      const forged = [forgedSecret, `${otherOrg}.${second.split(".")[1]}`, `org_00000000000000000000000000.${second.split(".")[1]}`, "not-a-token-at-all-xxxxxxxx", second.split(".")[1]];
+      const forged = [
+        forgedSecret,
+        `${otherOrg}.${second.split(".")[1]}`,
+        `org_00000000000000000000000000.${second.split(".")[1]}`,
+        "not-a-token-at-all-xxxxxxxx",
+        second.split(".")[1],
+      ];
       for (const token of forged) {
         const res = await accept(token, dave);
         assertProblem(res, 400, "INVITATION_INVALID", "token");
         assert.equal(res.json().detail, oldAnswer.json().detail, "every unknown token gets the same answer");
       }
-      assertProblem(await t.call("POST", "/v1/invitations/register", { token: forgedSecret, name: "F", password: GOOD_PASSWORD }), 400, "INVITATION_INVALID", "token");
+      assertProblem(
+        await t.call("POST", "/v1/invitations/register", { token: forgedSecret, name: "F", password: GOOD_PASSWORD }),
+        400,
+        "INVITATION_INVALID",
+        "token",
+      );
 
       assert.equal((await t.call("DELETE", `/v1/orgs/${orgId}/invitations/${first.id}`, undefined, owner.access_token)).statusCode, 204);
       assertProblem(await accept(second, dave), 410, "INVITATION_REVOKED", "token");
-      assertProblem(await t.call("POST", "/v1/invitations/register", { token: second, name: "D", password: GOOD_PASSWORD }), 410, "INVITATION_REVOKED", "token");
+      assertProblem(
+        await t.call("POST", "/v1/invitations/register", { token: second, name: "D", password: GOOD_PASSWORD }),
+        410,
+        "INVITATION_REVOKED",
+        "token",
+      );
       assert.equal(await membership(dave.id), undefined);
     });
 

@@ -4,18 +4,7 @@ import { sql } from "drizzle-orm";
 import { BACKENDS, addMember, assertProblem, signUp, uniqueEmail, type TestApp, type TestUser } from "../../../test/harness.ts";
 import type { TestSmtp } from "../../../test/smtp.ts";
 import { newId } from "../../lib/ids.ts";
-import {
-  addCustomRole,
-  addTeam,
-  auditActions,
-  newOrg,
-  relogin,
-  rows,
-  sha256,
-  startKit,
-  tokenFor,
-  type Kit,
-} from "./invitations.test-kit.ts";
+import { addCustomRole, addTeam, auditActions, newOrg, relogin, rows, sha256, startKit, tokenFor, type Kit } from "./invitations.test-kit.ts";
 
 const DAY = 24 * 3600 * 1000;
 
@@ -87,10 +76,30 @@ for (const backend of BACKENDS) {
 
     it("refuses a role above the caller's own with 403, and a caller without members:invite with 403", async () => {
       const before = [await count(), await eventCount()];
-      assertProblem(await invite({ email: uniqueEmail(), role: "owner" }, admin), 403, "ROLE_ABOVE_OWN", "role");
+      assertProblem(await invite({ email: uniqueEmail(), role: "owner" }, admin), 403, "ROLE_ABOVE_OWN", {
+        field: "role",
+        permission: "org:delete",
+        missing: ["org:delete"],
+      });
       const above = await invite({ email: uniqueEmail(), role: "developer" }, inviter);
       assertProblem(above, 403, "ROLE_ABOVE_OWN", "role");
       assert.equal(above.json().permission, "org:read", "names the first permission the caller lacks");
+      // and every one, in catalog order (access/authority.ts)
+      assert.deepEqual(above.json().missing, [
+        "org:read",
+        "teams:read",
+        "teams:create",
+        "roles:read",
+        "grants:read",
+        "keys:read",
+        "keys:create",
+        "service-keys:read",
+        "secrets:read",
+        "secrets:write",
+        "conversations:read",
+        "conversations:write",
+        "usage:read",
+      ]);
       assertProblem(await invite({ email: uniqueEmail(), role: "admin" }, inviter), 403, "ROLE_ABOVE_OWN", "role");
       const forbidden = await invite({ email: uniqueEmail(), role: "viewer" }, developer);
       assertProblem(forbidden, 403, "FORBIDDEN");
@@ -155,21 +164,32 @@ for (const backend of BACKENDS) {
       const team = await addTeam(t, orgId);
       const [a, b, dup] = [uniqueEmail("bulk-a"), uniqueEmail("bulk-b"), uniqueEmail("bulk-dup")];
       const before = await count();
-      const res = await call("POST", "/invitations/bulk", {
-        invitations: [
-          { email: a, role: "viewer", teams: [team] },
-          { email: uniqueEmail(), role: "wizard" },
-          { email: developer.email, role: "viewer" },
-          { email: dup, role: "viewer" },
-          { email: dup, role: "developer" },
-          { email: uniqueEmail(), role: "viewer", teams: [newId("team")] },
-          { email: b, role: "admin" },
-        ],
-      }, admin);
+      const res = await call(
+        "POST",
+        "/invitations/bulk",
+        {
+          invitations: [
+            { email: a, role: "viewer", teams: [team] },
+            { email: uniqueEmail(), role: "wizard" },
+            { email: developer.email, role: "viewer" },
+            { email: dup, role: "viewer" },
+            { email: dup, role: "developer" },
+            { email: uniqueEmail(), role: "viewer", teams: [newId("team")] },
+            { email: b, role: "admin" },
+          ],
+        },
+        admin,
+      );
       assert.equal(res.statusCode, 200, res.body);
       const results = res.json().results as { email: string; status: string; invitation_id?: string; error?: { code: string; field?: string } }[];
-      assert.deepEqual(results.map((r) => r.status), ["invited", "error", "error", "invited", "error", "error", "invited"]);
-      assert.deepEqual(results.map((r) => r.error?.code ?? null), [null, "VALIDATION_FAILED", "ALREADY_MEMBER", null, "INVITATION_PENDING", "VALIDATION_FAILED", null]);
+      assert.deepEqual(
+        results.map((r) => r.status),
+        ["invited", "error", "error", "invited", "error", "error", "invited"],
+      );
+      assert.deepEqual(
+        results.map((r) => r.error?.code ?? null),
+        [null, "VALIDATION_FAILED", "ALREADY_MEMBER", null, "INVITATION_PENDING", "VALIDATION_FAILED", null],
+      );
       assert.deepEqual([results[1].error?.field, results[5].error?.field], ["role", "teams"]);
       assert.equal(results[0].email, a);
       assert.equal(await count(), before + 3);
@@ -184,16 +204,37 @@ for (const backend of BACKENDS) {
     });
 
     it("bulk: admin inviting an owner is refused for that entry only; 0 or 101 entries and malformed entries answer 400, writing nothing", async () => {
-      const res = await call("POST", "/invitations/bulk", { invitations: [{ email: uniqueEmail(), role: "owner" }, { email: uniqueEmail(), role: "viewer" }] }, admin);
-      assert.deepEqual(res.json().results.map((r: { status: string; error?: { code: string } }) => r.error?.code ?? r.status), ["ROLE_ABOVE_OWN", "invited"]);
+      const res = await call(
+        "POST",
+        "/invitations/bulk",
+        {
+          invitations: [
+            { email: uniqueEmail(), role: "owner" },
+            { email: uniqueEmail(), role: "viewer" },
+          ],
+        },
+        admin,
+      );
+      assert.deepEqual(
+        res.json().results.map((r: { status: string; error?: { code: string } }) => r.error?.code ?? r.status),
+        ["ROLE_ABOVE_OWN", "invited"],
+      );
       const before = [await count(), await eventCount()];
       const many = Array.from({ length: 101 }, () => ({ email: uniqueEmail(), role: "viewer" }));
       assertProblem(await call("POST", "/invitations/bulk", { invitations: many }, owner), 400, "VALIDATION_FAILED", "invitations");
       assertProblem(await call("POST", "/invitations/bulk", { invitations: [] }, owner), 400, "VALIDATION_FAILED", "invitations");
       assertProblem(await call("POST", "/invitations/bulk", {}, owner), 400, "VALIDATION_FAILED", "invitations");
-      const oneBad = [{ email: uniqueEmail(), role: "viewer" }, { email: "nope", role: "viewer" }];
+      const oneBad = [
+        { email: uniqueEmail(), role: "viewer" },
+        { email: "nope", role: "viewer" },
+      ];
       assertProblem(await call("POST", "/invitations/bulk", { invitations: oneBad }, owner), 400, "VALIDATION_FAILED", "invitations.1.email");
-      assertProblem(await call("POST", "/invitations/bulk", { invitations: [{ email: uniqueEmail(), role: "viewer", x: 1 }] }, owner), 400, "VALIDATION_FAILED", "invitations.0.x");
+      assertProblem(
+        await call("POST", "/invitations/bulk", { invitations: [{ email: uniqueEmail(), role: "viewer", x: 1 }] }, owner),
+        400,
+        "VALIDATION_FAILED",
+        "invitations.0.x",
+      );
       assertProblem(await call("POST", "/invitations/bulk", { invitations: [{ email: uniqueEmail(), role: "viewer" }] }, developer), 403, "FORBIDDEN");
       assert.deepEqual([await count(), await eventCount()], before);
       // 100 is the limit: each entry is answered (here all refused, so the test does not wait for 100 mails)
@@ -209,7 +250,10 @@ for (const backend of BACKENDS) {
       assert.equal(all.statusCode, 200, all.body);
       const items = all.json().items as { id: string; status: string }[];
       assert.ok(items.length >= 8, `${items.length} invitations`);
-      assert.deepEqual(items.map((i) => i.id), [...items.map((i) => i.id)].sort().reverse());
+      assert.deepEqual(
+        items.map((i) => i.id),
+        [...items.map((i) => i.id)].sort().reverse(),
+      );
       const pages: string[] = [];
       let cursor: string | null = null;
       do {
@@ -221,7 +265,10 @@ for (const backend of BACKENDS) {
         }
         cursor = res.json().next_cursor;
       } while (cursor);
-      assert.deepEqual(pages, items.filter((i) => i.status === "pending").map((i) => i.id));
+      assert.deepEqual(
+        pages,
+        items.filter((i) => i.status === "pending").map((i) => i.id),
+      );
       assert.equal(new Set(pages).size, pages.length);
       // members:read is enough to list (a viewer), not to invite
       const viewer = await signUp(t, "Viewer");
@@ -258,7 +305,10 @@ for (const backend of BACKENDS) {
       assertProblem(await call("DELETE", `/invitations/${accepted.id}`, undefined, owner), 409, "INVITATION_USED");
       // an admin cannot resend an owner's invitation to the owner role
       const ownerInv = (await invite({ email: uniqueEmail("own"), role: "owner" })).json();
-      assertProblem(await call("POST", `/invitations/${ownerInv.id}/resend`, undefined, admin), 403, "ROLE_ABOVE_OWN");
+      assertProblem(await call("POST", `/invitations/${ownerInv.id}/resend`, undefined, admin), 403, "ROLE_ABOVE_OWN", {
+        permission: "org:delete",
+        missing: ["org:delete"],
+      });
     });
 
     it("revoke: 204, audited once, the status is revoked; revoking again changes nothing", async () => {
@@ -286,9 +336,19 @@ for (const backend of BACKENDS) {
       assert.equal(res.statusCode, 201);
       const theirs = res.json().id as string;
       // the invitation's own mail job may run meanwhile (token, sent_count, last_sent_at): compare everything else
-      const snapshot = async () => (await rows(t, sql`select id, org_id, email, role, team_ids, invited_by, expires_at, accepted_at, accepted_by, revoked_at, created_at from invitations where id = ${theirs}`))[0];
+      const snapshot = async () =>
+        (
+          await rows(
+            t,
+            sql`select id, org_id, email, role, team_ids, invited_by, expires_at, accepted_at, accepted_by, revoked_at, created_at from invitations where id = ${theirs}`,
+          )
+        )[0];
       const before = await snapshot();
-      for (const [method, path] of [["GET", ""], ["POST", "/resend"], ["DELETE", ""]] as const) {
+      for (const [method, path] of [
+        ["GET", ""],
+        ["POST", "/resend"],
+        ["DELETE", ""],
+      ] as const) {
         assertProblem(await call(method, `/invitations/${theirs}${path}`, undefined, owner), 404, "INVITATION_NOT_FOUND");
         assertProblem(await call(method, `/invitations/${newId("invitation")}${path}`, undefined, owner), 404, "INVITATION_NOT_FOUND");
         assertProblem(await call(method, `/invitations/inv_nope${path}`, undefined, owner), 400, "VALIDATION_FAILED", "invitationId");
@@ -312,7 +372,10 @@ for (const backend of BACKENDS) {
       assert.equal(res.statusCode, 201, res.body);
       assert.equal((await call("GET", `/invitations/${old.id}`, undefined, owner)).json().status, "revoked");
       const [superseded, created] = (await auditActions(t, orgId)).slice(-2);
-      assert.deepEqual([superseded.action, superseded.targetId, superseded.diff], ["invitation.revoked", old.id, { status: ["expired", "revoked"], reason: [null, "superseded"] }]);
+      assert.deepEqual(
+        [superseded.action, superseded.targetId, superseded.diff],
+        ["invitation.revoked", old.id, { status: ["expired", "revoked"], reason: [null, "superseded"] }],
+      );
       assert.deepEqual([created.action, created.targetId], ["invitation.created", res.json().id]);
     });
 

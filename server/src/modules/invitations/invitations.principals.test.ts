@@ -30,7 +30,12 @@ for (const backend of BACKENDS) {
       assert.equal(sa.statusCode, 201, sa.body);
       saId = sa.json().id;
       const client = (await t.call("POST", `/v1/orgs/${orgId}/service-accounts/${saId}/clients`, { name: "c" }, owner.access_token)).json();
-      const tok = await t.inject({ method: "POST", url: "/v1/oauth/token", headers: FORM, payload: new URLSearchParams({ grant_type: "client_credentials", client_id: client.client_id, client_secret: client.client_secret }).toString() });
+      const tok = await t.inject({
+        method: "POST",
+        url: "/v1/oauth/token",
+        headers: FORM,
+        payload: new URLSearchParams({ grant_type: "client_credentials", client_id: client.client_id, client_secret: client.client_secret }).toString(),
+      });
       assert.equal(tok.statusCode, 200, tok.body);
       const saKey = await t.call("POST", `/v1/orgs/${orgId}/service-accounts/${saId}/keys`, { name: "k", roles: ["admin"] }, owner.access_token);
       assert.equal(saKey.statusCode, 201, saKey.body);
@@ -86,7 +91,12 @@ for (const backend of BACKENDS) {
 
     it("a machine never invites an owner (403 ROLE_ABOVE_OWN), as a non-owner member cannot", async () => {
       for (const c of callers) {
-        assertProblem(await t.call("POST", url("/invitations"), { email: uniqueEmail("owner"), role: "owner" }, await c.token()), 403, "ROLE_ABOVE_OWN", "role");
+        assertProblem(
+          await t.call("POST", url("/invitations"), { email: uniqueEmail("owner"), role: "owner" }, await c.token()),
+          403,
+          "ROLE_ABOVE_OWN",
+          "role",
+        );
       }
     });
 

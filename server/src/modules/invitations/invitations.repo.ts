@@ -35,7 +35,10 @@ export const invitationsRepo = {
 
   /** The invitation, locked until the transaction ends when `lock` is set (a change reads the state it replaces). */
   async findById(ex: Executor, orgId: string, id: string, lock = false): Promise<InvitationRow | undefined> {
-    const q = ex.select().from(invitations).where(and(eq(invitations.orgId, orgId), eq(invitations.id, id)));
+    const q = ex
+      .select()
+      .from(invitations)
+      .where(and(eq(invitations.orgId, orgId), eq(invitations.id, id)));
     const [row] = lock ? await q.for("update") : await q;
     return row;
   },
@@ -60,7 +63,11 @@ export const invitationsRepo = {
   },
 
   async update(tx: Executor, orgId: string, id: string, patch: Partial<typeof invitations.$inferInsert>): Promise<InvitationRow> {
-    const [row] = await tx.update(invitations).set(patch).where(and(eq(invitations.orgId, orgId), eq(invitations.id, id))).returning();
+    const [row] = await tx
+      .update(invitations)
+      .set(patch)
+      .where(and(eq(invitations.orgId, orgId), eq(invitations.id, id)))
+      .returning();
     return row;
   },
 
@@ -83,7 +90,10 @@ export const invitationsRepo = {
   /** Which of `ids` are teams of the org. */
   async existingTeams(ex: Executor, orgId: string, ids: readonly string[]): Promise<Set<string>> {
     if (!ids.length) return new Set();
-    const rows = await ex.select({ id: teams.id }).from(teams).where(and(eq(teams.orgId, orgId), inArray(teams.id, [...ids])));
+    const rows = await ex
+      .select({ id: teams.id })
+      .from(teams)
+      .where(and(eq(teams.orgId, orgId), inArray(teams.id, [...ids])));
     return new Set(rows.map((r) => r.id));
   },
 

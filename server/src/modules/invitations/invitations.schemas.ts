@@ -79,11 +79,16 @@ export const Invitation = Type.Object({
   role: Type.String({ description: "Role given on acceptance" }),
   team_ids: Type.Array(Type.String(), { description: "Teams joined on acceptance" }),
   status: StatusSchema,
-  invited_by: Type.Union([Type.String(), Type.Null()], { description: "usr_… id of the person who invited; null when a service account or registered service did (see invited_by_type)" }),
-  invited_by_type: Type.Union([Type.Literal("user"), Type.Literal("service_account"), Type.Literal("service")], {
-    description: "What kind of principal invited: a person (directly or by their API key), a service account (its token or key), or a registered service (its self-signed token)",
+  invited_by: Type.Union([Type.String(), Type.Null()], {
+    description: "usr_… id of the person who invited; null when a service account or registered service did (see invited_by_type)",
   }),
-  invited_by_id: Type.Union([Type.String(), Type.Null()], { description: "The inviter's id: usr_…, sa_… or svk_… (the service key's registration); null if unknown" }),
+  invited_by_type: Type.Union([Type.Literal("user"), Type.Literal("service_account"), Type.Literal("service")], {
+    description:
+      "What kind of principal invited: a person (directly or by their API key), a service account (its token or key), or a registered service (its self-signed token)",
+  }),
+  invited_by_id: Type.Union([Type.String(), Type.Null()], {
+    description: "The inviter's id: usr_…, sa_… or svk_… (the service key's registration); null if unknown",
+  }),
   expires_at: Timestamp("When the link stops working"),
   sent_count: Type.Integer({ description: "How many mails went out (the first, then each resend)" }),
   last_sent_at: NullableTimestamp("When the latest mail went out"),

@@ -1,4 +1,4 @@
-import { actsAsRole } from "../access/authority.ts";
+import { actsAsRole, requireWithin } from "../access/authority.ts";
 import type { Database, Executor } from "../../db/client.ts";
 import type { JobPayload, JobQueue } from "../../jobs/queue.ts";
 import type { Clock } from "../../lib/clock.ts";
@@ -32,12 +32,15 @@ export type BulkResult =
  * through their API key), a service account (sa_…: its token or key) or a registered service (svk_…). Only a person
  * goes into invited_by (a foreign key to users): writing a machine's id there was a 500.
  */
-export function inviterOf(m: Pick<OrgMembership, "userId">): { invitedBy: string | null; invitedByType: "user" | "service_account" | "service"; invitedById: string } {
+export function inviterOf(m: Pick<OrgMembership, "userId">): {
+  invitedBy: string | null;
+  invitedByType: "user" | "service_account" | "service";
+  invitedById: string;
+} {
   if (isId("serviceAccount", m.userId)) return { invitedBy: null, invitedByType: "service_account", invitedById: m.userId };
   if (isId("serviceKey", m.userId)) return { invitedBy: null, invitedByType: "service", invitedById: m.userId };
   return { invitedBy: m.userId, invitedByType: "user", invitedById: m.userId };
 }
-
 
 /**
  * Inviting people by email: create (one or in bulk), list, resend, revoke, and the job that mails the link. Requests
@@ -56,19 +59,17 @@ export function createInvitationsService(deps: {
   const { db, clock, audit, access, jobs, mailer } = deps;
 
   /**
-   * A member may hand out only a role whose permissions they hold themselves; only owners make owners. `field` names
-   * the request field holding the role (absent on resend, where the role is the invitation's).
+   * The role an invitation offers must exist and hold nothing the inviter lacks (authority.ts: 403 ROLE_ABOVE_OWN with
+   * every missing permission); only owners offer ownership. `field` names the request field holding the role (absent
+   * on resend, where the role is the invitation's).
    */
-  async function requireGrantableRole(tx: Executor, m: OrgMembership, role: string, field?: string): Promise<void> {
+  async function requireOfferable(tx: Executor, m: OrgMembership, role: string, field?: string): Promise<void> {
     const perms = await access.rolePermissions(tx, m.orgId, role);
     if (!perms) {
       if (field) throw platformError("VALIDATION_FAILED", `There is no role ${role} in this organization.`, { field });
       throw invitationError("INVITATION_ROLE_GONE", `The role ${role} no longer exists; revoke this invitation and send a new one.`);
     }
-    const missing = [...perms].filter((p) => !m.permissions.has(p));
-    if (missing.length) {
-      throw invitationError("ROLE_ABOVE_OWN", `The role ${role} holds ${missing.join(", ")}, which you do not have.`, { field, extra: { permission: missing[0] } });
-    }
+    requireWithin(m, perms, { subject: `The role ${role}`, field, error: (detail, options) => invitationError("ROLE_ABOVE_OWN", detail, options) });
     // a peer grant can lend every permission, but never ownership
     if (role === "owner" && !actsAsRole(m, "owner")) throw invitationError("ROLE_ABOVE_OWN", "Only owners can invite owners.", { field });
   }
@@ -88,7 +89,7 @@ export function createInvitationsService(deps: {
     }
     try {
       return await db.tx({ orgId }, async (tx) => {
-        await requireGrantableRole(tx, m, input.role, "role");
+        await requireOfferable(tx, m, input.role, "role");
         const found = await repo.existingTeams(tx, orgId, teamIds);
         const unknown = teamIds.filter((id) => !found.has(id));
         if (unknown.length) throw platformError("VALIDATION_FAILED", `No team ${unknown.join(", ")} in this organization.`, { field: "teams" });
@@ -102,7 +103,12 @@ export function createInvitationsService(deps: {
         if (open) {
           // an expired, unanswered invitation gives way to the new one (one open invitation per address)
           await repo.update(tx, orgId, open.id, { revokedAt: now });
-          await audit.record(tx, actor, { orgId, action: "invitation.revoked", target: { type: "invitation", id: open.id }, diff: { status: ["expired", "revoked"], reason: [null, "superseded"] } });
+          await audit.record(tx, actor, {
+            orgId,
+            action: "invitation.revoked",
+            target: { type: "invitation", id: open.id },
+            diff: { status: ["expired", "revoked"], reason: [null, "superseded"] },
+          });
         }
         const inv = await repo.insert(tx, {
           id: newId("invitation", now.getTime()),
@@ -125,7 +131,8 @@ export function createInvitationsService(deps: {
         return inv;
       });
     } catch (e) {
-      if (isUniqueViolation(e)) throw invitationError("INVITATION_PENDING", `${email} already has a pending invitation; resend or revoke it.`, { field: "email" });
+      if (isUniqueViolation(e))
+        throw invitationError("INVITATION_PENDING", `${email} already has a pending invitation; resend or revoke it.`, { field: "email" });
       throw e;
     }
   }
@@ -167,7 +174,7 @@ export function createInvitationsService(deps: {
     /** Each entry in its own transaction: a valid one is created whatever happens to the others. */
     async createMany(m: OrgMembership, inputs: InvitationInput[], actor: AuditActor): Promise<BulkResult[]> {
       // an address that cannot be made canonical is a malformed entry, like one the schema refuses: nothing is created
-      inputs.forEach((input, i) => requireEmail(input.email, `invitations.${i}.email`));
+      for (const [i, input] of inputs.entries()) requireEmail(input.email, `invitations.${i}.email`);
       const results: BulkResult[] = [];
       for (const input of inputs) {
         try {
@@ -175,7 +182,11 @@ export function createInvitationsService(deps: {
           results.push({ email: inv.email, status: "invited", invitation_id: inv.id });
         } catch (e) {
           if (!isAppError(e) || e.status >= 500) throw e;
-          results.push({ email: canonicalEmail(input.email), status: "error", error: { code: e.code, detail: e.message, ...(e.field ? { field: e.field } : {}) } });
+          results.push({
+            email: canonicalEmail(input.email),
+            status: "error",
+            error: { code: e.code, detail: e.message, ...(e.field ? { field: e.field } : {}) },
+          });
         }
       }
       if (results.some((r) => r.status === "invited")) jobs.kick();
@@ -200,7 +211,7 @@ export function createInvitationsService(deps: {
         const before = await repo.findById(tx, orgId, id, true);
         if (!before) throw notFound(id);
         answeredRefusal(before);
-        await requireGrantableRole(tx, m, before.role);
+        await requireOfferable(tx, m, before.role);
         if (await repo.isMemberByEmail(tx, orgId, before.emailKey)) {
           throw invitationError("ALREADY_MEMBER", `${before.email} is already a member of this organization.`);
         }
@@ -229,7 +240,12 @@ export function createInvitationsService(deps: {
         if (before.acceptedAt) throw invitationError("INVITATION_USED", "This invitation was already accepted; remove the member instead.");
         if (before.revokedAt) return;
         await repo.update(tx, orgId, id, { revokedAt: now });
-        await audit.record(tx, actor, { orgId, action: "invitation.revoked", target: { type: "invitation", id }, diff: { status: [statusOf(before, now), "revoked"] } });
+        await audit.record(tx, actor, {
+          orgId,
+          action: "invitation.revoked",
+          target: { type: "invitation", id },
+          diff: { status: [statusOf(before, now), "revoked"] },
+        });
       });
     },
   };

@@ -56,7 +56,12 @@ for (const backend of BACKENDS) {
 
     it("a narrowed key holds only its own permissions: what is shared with its owner does not reach it", async () => {
       const docId = newId("request").replace("req_", "doc_");
-      const shared = await t.call("POST", `/v1/orgs/${orgId}/grants`, { subject: { type: "user", id: owner.id }, relation: "read", object: { type: "document", id: docId } }, owner.access_token);
+      const shared = await t.call(
+        "POST",
+        `/v1/orgs/${orgId}/grants`,
+        { subject: { type: "user", id: owner.id }, relation: "read", object: { type: "document", id: docId } },
+        owner.access_token,
+      );
       assert.equal(shared.statusCode, 201, shared.body);
       const check = { relation: "read", object: { type: "document", id: docId } };
       const asOwner = await t.call("POST", `/v1/orgs/${orgId}/access/check`, { checks: [check] }, owner.access_token);
@@ -109,7 +114,11 @@ for (const backend of BACKENDS) {
 
     it("expired and not-yet-valid keys are refused with their reason, by the clock", async () => {
       const now = clock.now().getTime();
-      const k = await makeKey(t, orgId, owner, { roles: ["viewer"], not_before: new Date(now + 60_000).toISOString(), expires_at: new Date(now + 120_000).toISOString() });
+      const k = await makeKey(t, orgId, owner, {
+        roles: ["viewer"],
+        not_before: new Date(now + 60_000).toISOString(),
+        expires_at: new Date(now + 120_000).toISOString(),
+      });
       refused(await withKey(k.secret), "not_yet_valid");
       clock.advance(61_000);
       assert.equal((await withKey(k.secret)).statusCode, 200);
@@ -129,7 +138,8 @@ for (const backend of BACKENDS) {
 
     it("an IP allowlist admits listed addresses (CIDR, IPv4 and IPv6) and refuses others with 403 IP_NOT_ALLOWED", async () => {
       const k = await makeKey(t, orgId, owner, { roles: ["viewer"], ip_allowlist: ["10.0.0.0/8", "2001:db8::/32", "192.0.2.7"] });
-      const from = (remoteAddress: string) => t.inject({ method: "GET", url: `/v1/orgs/${orgId}`, headers: { authorization: `Bearer ${k.secret}` }, remoteAddress });
+      const from = (remoteAddress: string) =>
+        t.inject({ method: "GET", url: `/v1/orgs/${orgId}`, headers: { authorization: `Bearer ${k.secret}` }, remoteAddress });
       for (const ip of ["10.1.2.3", "::ffff:10.9.9.9", "2001:db8::1", "192.0.2.7"]) assert.equal((await from(ip)).statusCode, 200, ip);
       for (const ip of ["192.168.1.1", "192.0.2.8", "2001:db9::1", "127.0.0.1"]) assertProblem(await from(ip), 403, "IP_NOT_ALLOWED");
     });
@@ -157,7 +167,11 @@ for (const backend of BACKENDS) {
       refused(await withKey(k.secret), "rotated");
       assert.equal((await withKey(fresh)).statusCode, 200);
       // grace 0 (the default, no body): the previous secret stops at once
-      const rot2 = await t.inject({ method: "POST", url: `/v1/orgs/${orgId}/keys/${k.id}/$rotate`, headers: { authorization: `Bearer ${owner.access_token}` } });
+      const rot2 = await t.inject({
+        method: "POST",
+        url: `/v1/orgs/${orgId}/keys/${k.id}/$rotate`,
+        headers: { authorization: `Bearer ${owner.access_token}` },
+      });
       assert.equal(rot2.statusCode, 200, rot2.body);
       refused(await withKey(fresh), "rotated");
       assert.equal((await withKey(rot2.json().secret)).statusCode, 200);
@@ -174,7 +188,9 @@ for (const backend of BACKENDS) {
       const ev = (await t.deps.audit.list(orgId, {}, 1000)).find((e) => e.action === "key.created" && e.targetId === made.json().id);
       assert.deepEqual([ev?.actorType, ev?.actorId], ["api_key", k.id]);
       // a key cannot mint an inheriting key, nor one above itself
-      assertProblem(await withKey(k.secret, "POST", `/v1/orgs/${orgId}/keys`, { name: "x1", roles: ["admin"] }), 403, "FORBIDDEN", { permission: "org:update" });
+      assertProblem(await withKey(k.secret, "POST", `/v1/orgs/${orgId}/keys`, { name: "x1", roles: ["admin"] }), 403, "FORBIDDEN", {
+        permission: "org:update",
+      });
       const role = await t.call("PATCH", `/v1/orgs/${orgId}/members/${dev.id}`, { role: "viewer" }, owner.access_token);
       assert.equal(role.statusCode, 200, role.body);
       assertProblem(await listKeys(), 403, "FORBIDDEN", { permission: "keys:create" });

@@ -7,7 +7,19 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { decodeJwt } from "jose";
 import { createManualClock } from "../../lib/clock.ts";
-import { BACKENDS, addMember, assertProblem, createTestApp, makeKey, makeOrg, redisUrl, signUp, uniqueSlug, type TestApp, type TestUser } from "../../../test/harness.ts";
+import {
+  BACKENDS,
+  addMember,
+  assertProblem,
+  createTestApp,
+  makeKey,
+  makeOrg,
+  redisUrl,
+  signUp,
+  uniqueSlug,
+  type TestApp,
+  type TestUser,
+} from "../../../test/harness.ts";
 
 const EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS = "urn:ietf:params:oauth:token-type:access_token";

@@ -47,8 +47,7 @@ export interface KeyStateRow {
   expires_at: string | Date | null;
 }
 
-export const keyStateQuery = (orgId: string, keyId: string) =>
-  sql`select revoked_at, expires_at from api_keys where org_id = ${orgId} and id = ${keyId}`;
+export const keyStateQuery = (orgId: string, keyId: string) => sql`select revoked_at, expires_at from api_keys where org_id = ${orgId} and id = ${keyId}`;
 
 export const apiKeysRepo = {
   async insert(tx: Executor, row: NewApiKeyRow, lookupKey: string): Promise<ApiKeyRow> {
@@ -74,18 +73,29 @@ export const apiKeysRepo = {
   },
 
   async findById(ex: Executor, orgId: string, id: string, lock = false): Promise<ApiKeyRow | undefined> {
-    const q = ex.select().from(apiKeys).where(and(eq(apiKeys.orgId, orgId), eq(apiKeys.id, id)));
+    const q = ex
+      .select()
+      .from(apiKeys)
+      .where(and(eq(apiKeys.orgId, orgId), eq(apiKeys.id, id)));
     const [r] = lock ? await q.for("update") : await q;
     return r;
   },
 
   /** The live keys of that name (one per owner at most). */
   async findLiveByName(ex: Executor, orgId: string, name: string): Promise<ApiKeyRow[]> {
-    return ex.select().from(apiKeys).where(and(eq(apiKeys.orgId, orgId), eq(apiKeys.name, name), isNull(apiKeys.revokedAt))).orderBy(asc(apiKeys.id));
+    return ex
+      .select()
+      .from(apiKeys)
+      .where(and(eq(apiKeys.orgId, orgId), eq(apiKeys.name, name), isNull(apiKeys.revokedAt)))
+      .orderBy(asc(apiKeys.id));
   },
 
   async update(tx: Executor, orgId: string, id: string, set: Partial<NewApiKeyRow>): Promise<ApiKeyRow> {
-    const [r] = await tx.update(apiKeys).set(set).where(and(eq(apiKeys.orgId, orgId), eq(apiKeys.id, id))).returning();
+    const [r] = await tx
+      .update(apiKeys)
+      .set(set)
+      .where(and(eq(apiKeys.orgId, orgId), eq(apiKeys.id, id)))
+      .returning();
     return r;
   },
 
@@ -94,7 +104,13 @@ export const apiKeysRepo = {
     await tx
       .update(credentialIndex)
       .set({ expiresAt: until })
-      .where(and(eq(credentialIndex.credentialId, keyId), eq(credentialIndex.kind, "api_key"), or(isNull(credentialIndex.expiresAt), gt(credentialIndex.expiresAt, until))));
+      .where(
+        and(
+          eq(credentialIndex.credentialId, keyId),
+          eq(credentialIndex.kind, "api_key"),
+          or(isNull(credentialIndex.expiresAt), gt(credentialIndex.expiresAt, until)),
+        ),
+      );
   },
 
   async addSecret(tx: Executor, orgId: string, keyId: string, lookupKey: string, now: Date): Promise<void> {

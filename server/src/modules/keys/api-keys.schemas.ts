@@ -39,7 +39,9 @@ export const CreateKeyBody = Type.Object(
     name: KeyName,
     roles: Type.Optional(Roles),
     permissions: Type.Optional(Permissions),
-    inherit: Type.Optional(Type.Boolean({ description: "Act with the owner's current permissions (for your own key: owners and admins, signed in; no roles or permissions then)" })),
+    inherit: Type.Optional(
+      Type.Boolean({ description: "Act with the owner's current permissions (for your own key: owners and admins, signed in; no roles or permissions then)" }),
+    ),
     not_before: Type.Optional(Timestamp("The key does not work before this time")),
     expires_at: Type.Optional(Timestamp("The key stops working at this time (in the future, after not_before)")),
     ip_allowlist: Type.Optional(
@@ -59,7 +61,12 @@ export const PutRolesBody = Type.Object({ roles: Roles }, { additionalProperties
 export const RotateBody = Type.Object(
   {
     grace_seconds: Type.Optional(
-      Type.Integer({ minimum: 0, maximum: MAX_GRACE_SECONDS, default: 0, description: "How long the old secret keeps working (0: stops at once; at most 7 days)" }),
+      Type.Integer({
+        minimum: 0,
+        maximum: MAX_GRACE_SECONDS,
+        default: 0,
+        description: "How long the old secret keeps working (0: stops at once; at most 7 days)",
+      }),
     ),
   },
   { additionalProperties: false },
@@ -80,7 +87,9 @@ export const ApiKey = Type.Object({
   roles: Type.Array(Type.String()),
   permissions: Type.Array(Type.String()),
   inherit: Type.Boolean({ description: "Acts with its owner's current permissions" }),
-  state: Type.Union([Type.Literal("active"), Type.Literal("not_yet_valid"), Type.Literal("expired"), Type.Literal("revoked")], { description: "Whether it works now" }),
+  state: Type.Union([Type.Literal("active"), Type.Literal("not_yet_valid"), Type.Literal("expired"), Type.Literal("revoked")], {
+    description: "Whether it works now",
+  }),
   not_before: NullableTimestamp("Not valid before"),
   expires_at: NullableTimestamp("Not valid from"),
   ip_allowlist: Type.Array(Type.String()),
@@ -91,7 +100,9 @@ export const ApiKey = Type.Object({
   last_used_at: NullableTimestamp("Last use (written in batches, a few seconds behind)"),
   usage_count: Type.Integer({ description: "Requests made with it (a few seconds behind)" }),
   revoked_at: NullableTimestamp("When it was revoked"),
-  revoked_reason: Type.Union([Type.String(), Type.Null()], { description: "revoked, owner_removed / owner_left when its owner left the organization, or owner_deleted when its service account was deleted" }),
+  revoked_reason: Type.Union([Type.String(), Type.Null()], {
+    description: "revoked, owner_removed / owner_left when its owner left the organization, or owner_deleted when its service account was deleted",
+  }),
 });
 
 export const KeyWithSecret = Type.Object({

@@ -85,7 +85,10 @@ export function createApiKeysService(deps: {
       caller.orgId,
     );
     // an owner who cannot act now (a disabled account) may again: hold all the key itself names, or, inheriting, refuse
-    if (!now && row.inherit) throw platformError("FORBIDDEN", "This key inherits from an owner who cannot act now; it cannot be rotated until they can.", { extra: { permission: "keys:manage" } });
+    if (!now && row.inherit)
+      throw platformError("FORBIDDEN", "This key inherits from an owner who cannot act now; it cannot be rotated until they can.", {
+        extra: { permission: "keys:manage" },
+      });
     requireWithin(caller, now ? now.permissions : own, { subject: "This key (rotating it hands you its secret)" });
   }
 
@@ -102,7 +105,8 @@ export function createApiKeysService(deps: {
     const mine = rows.find((r) => r.ownerId === caller.userId);
     const row = mine ?? (rows.length === 1 ? rows[0] : undefined);
     if (!row) {
-      if (rows.length > 1) throw apiKeysError("API_KEY_NAME_AMBIGUOUS", `${rows.length} owners have a key named ${ref}: name it by its key_… id.`, { field: "name" });
+      if (rows.length > 1)
+        throw apiKeysError("API_KEY_NAME_AMBIGUOUS", `${rows.length} owners have a key named ${ref}: name it by its key_… id.`, { field: "name" });
       throw notFound(ref);
     }
     return lock ? ((await repo.findById(ex, orgId, row.id, true)) ?? row) : row;
@@ -116,7 +120,9 @@ export function createApiKeysService(deps: {
     const own = row.ownerId === caller.userId;
     const accountManager = revoking && row.ownerType === "service_account" && caller.permissions.has("service-accounts:manage");
     if (!own && !accountManager && !caller.permissions.has("keys:manage")) {
-      throw platformError("FORBIDDEN", "This key is another member's: changing it needs the keys:manage permission, which you do not have.", { extra: { permission: "keys:manage" } });
+      throw platformError("FORBIDDEN", "This key is another member's: changing it needs the keys:manage permission, which you do not have.", {
+        extra: { permission: "keys:manage" },
+      });
     }
     if (row.revokedAt && !allowRevoked) throw apiKeysError("API_KEY_REVOKED", "The key is revoked; it cannot be changed.");
   }
@@ -131,7 +137,8 @@ export function createApiKeysService(deps: {
 
   function validateAllowlist(list: readonly string[]): string[] {
     for (const [i, c] of list.entries()) {
-      if (!parseCidr(c)) throw invalid(`ip_allowlist.${i}`, `ip_allowlist entry ${JSON.stringify(c.slice(0, 64))} is not an IP address or CIDR (10.0.0.0/8, 2001:db8::/32).`);
+      if (!parseCidr(c))
+        throw invalid(`ip_allowlist.${i}`, `ip_allowlist entry ${JSON.stringify(c.slice(0, 64))} is not an IP address or CIDR (10.0.0.0/8, 2001:db8::/32).`);
     }
     return [...list];
   }
@@ -161,12 +168,15 @@ export function createApiKeysService(deps: {
         throw apiKeysError("KEY_OWNER_UNSUPPORTED", "API keys are owned by members and service accounts: this caller cannot own one.");
       }
       if (owner && !m.permissions.has("keys:create")) {
-        throw platformError("FORBIDDEN", "Creating a service account's key needs the keys:create permission, which you do not have.", { extra: { permission: "keys:create" } });
+        throw platformError("FORBIDDEN", "Creating a service account's key needs the keys:create permission, which you do not have.", {
+          extra: { permission: "keys:create" },
+        });
       }
       // a signed-in person, not a key or an exchanged (narrowed) token: an inheriting key may grow past the token's scope
       const signedIn = isPersonSelf(caller.principal);
       if (inherit) {
-        if (roles.length || permissions.length) throw invalid("inherit", "An inheriting key takes its owner's permissions: give no roles or permissions with inherit.");
+        if (roles.length || permissions.length)
+          throw invalid("inherit", "An inheriting key takes its owner's permissions: give no roles or permissions with inherit.");
         if (!signedIn || (!owner && !actsAsRole(m, "owner") && !actsAsRole(m, "admin"))) {
           throw apiKeysError(
             "INHERIT_NOT_ALLOWED",
@@ -261,7 +271,12 @@ export function createApiKeysService(deps: {
           requireManage(caller, row);
           if (row.name === name) return row;
           const updated = await repo.update(tx, caller.orgId, row.id, { name, updatedAt: clock.now() });
-          await audit.record(tx, actor, { orgId: caller.orgId, action: "key.updated", target: { type: "api_key", id: row.id }, diff: { name: [row.name, name] } });
+          await audit.record(tx, actor, {
+            orgId: caller.orgId,
+            action: "key.updated",
+            target: { type: "api_key", id: row.id },
+            diff: { name: [row.name, name] },
+          });
           return updated;
         });
       } catch (e) {
@@ -282,13 +297,23 @@ export function createApiKeysService(deps: {
         requireSubset(caller, wanted);
         if (next.length === row.roles.length && next.every((r, i) => r === row.roles[i])) return row;
         const updated = await repo.update(tx, caller.orgId, row.id, { roles: next, updatedAt: clock.now() });
-        await audit.record(tx, actor, { orgId: caller.orgId, action: "key.roles_changed", target: { type: "api_key", id: row.id }, diff: { roles: [row.roles, next] } });
+        await audit.record(tx, actor, {
+          orgId: caller.orgId,
+          action: "key.roles_changed",
+          target: { type: "api_key", id: row.id },
+          diff: { roles: [row.roles, next] },
+        });
         return updated;
       });
     },
 
     /** A new secret; the old one works until now + grace (0: stops at once). */
-    async rotate(caller: OrgMembership, ref: string, graceSeconds: number, actor: AuditActor): Promise<{ row: ApiKeyRow; secret: string; previousExpiresAt: Date }> {
+    async rotate(
+      caller: OrgMembership,
+      ref: string,
+      graceSeconds: number,
+      actor: AuditActor,
+    ): Promise<{ row: ApiKeyRow; secret: string; previousExpiresAt: Date }> {
       const now = clock.now();
       const until = new Date(now.getTime() + graceSeconds * 1000);
       const secret = newSecret();
@@ -327,7 +352,12 @@ export function createApiKeysService(deps: {
         await repo.expireSecrets(tx, row.id, now);
         const by = actor.id;
         const updated = await repo.update(tx, caller.orgId, row.id, { revokedAt: now, revokedBy: by, revokedReason: "revoked", updatedAt: now });
-        await audit.record(tx, actor, { orgId: caller.orgId, action: "key.revoked", target: { type: "api_key", id: row.id }, diff: { revoked_reason: [null, "revoked"] } });
+        await audit.record(tx, actor, {
+          orgId: caller.orgId,
+          action: "key.revoked",
+          target: { type: "api_key", id: row.id },
+          diff: { revoked_reason: [null, "revoked"] },
+        });
         return updated;
       });
     },

@@ -3,7 +3,19 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { sql } from "drizzle-orm";
 import type { LightMyRequestResponse } from "fastify";
-import { BACKENDS, addMember, assertFieldError, assertProblem, createTestApp, makeOrg, problemOf, signUp, uniqueSlug, type TestApp, type TestUser } from "../../../test/harness.ts";
+import {
+  BACKENDS,
+  addMember,
+  assertFieldError,
+  assertProblem,
+  createTestApp,
+  makeOrg,
+  problemOf,
+  signUp,
+  uniqueSlug,
+  type TestApp,
+  type TestUser,
+} from "../../../test/harness.ts";
 
 const SECRET = /^plk_live_[0-9A-Za-z]{38}$/;
 
@@ -22,7 +34,12 @@ for (const backend of BACKENDS) {
       viewer = await signUp(t, "Viewer");
       admin = await signUp(t, "Admin");
       orgId = await makeOrg(t, owner, "Keys Inc", uniqueSlug("keys"));
-      for (const [u, role] of [[dev, "developer"], [viewer, "viewer"], [admin, "admin"]] as const) await addMember(t, orgId, u, role);
+      for (const [u, role] of [
+        [dev, "developer"],
+        [viewer, "viewer"],
+        [admin, "admin"],
+      ] as const)
+        await addMember(t, orgId, u, role);
     });
     after(() => t.close());
 
@@ -30,12 +47,19 @@ for (const backend of BACKENDS) {
     const create = (user: TestUser, body: Record<string, unknown>) => t.call("POST", keys(), body, user.access_token);
     type Diff = Record<string, unknown[] | unknown>;
     const events = async () => (await t.deps.audit.list(orgId, {}, 1000)).map((e) => ({ ...e, diff: e.diff as Diff }));
-    const keyRows = async () => ((await t.db.owner.execute(sql`select * from api_keys where org_id = ${orgId} order by id`)) as unknown as { rows: unknown[] }).rows;
+    const keyRows = async () =>
+      ((await t.db.owner.execute(sql`select * from api_keys where org_id = ${orgId} order by id`)) as unknown as { rows: unknown[] }).rows;
     const uniqueName = (tag = "k") => `${tag}-${randomBytes(4).toString("hex")}`;
 
     it("creates a key with its secret shown once: never in the list, get, database or audit log", async () => {
       const name = uniqueName("ci deploy");
-      const res = await create(dev, { name, roles: ["viewer"], permissions: ["secrets:read"], rate_limit_per_minute: 100, ip_allowlist: ["10.0.0.0/8", "2001:db8::/32"] });
+      const res = await create(dev, {
+        name,
+        roles: ["viewer"],
+        permissions: ["secrets:read"],
+        rate_limit_per_minute: 100,
+        ip_allowlist: ["10.0.0.0/8", "2001:db8::/32"],
+      });
       assert.equal(res.statusCode, 201, res.body);
       const k = res.json();
       assert.match(k.secret, SECRET);
@@ -52,7 +76,8 @@ for (const backend of BACKENDS) {
       const got = await t.call("GET", keys(`/${encodeURIComponent(name)}`), undefined, dev.access_token);
       assert.deepEqual(got.json(), withoutSecret);
       assert.deepEqual((await t.call("GET", keys(`/${k.id}`), undefined, viewer.access_token)).json(), withoutSecret);
-      for (const body of [list.body, got.body, JSON.stringify(await keyRows()), JSON.stringify(await events())]) assert.ok(!body.includes(secret), "the secret leaked");
+      for (const body of [list.body, got.body, JSON.stringify(await keyRows()), JSON.stringify(await events())])
+        assert.ok(!body.includes(secret), "the secret leaked");
       const ev = (await events()).find((e) => e.action === "key.created" && e.targetId === k.id);
       assert.ok(ev);
       assert.equal(ev.actorId, dev.id);
@@ -63,7 +88,9 @@ for (const backend of BACKENDS) {
     it("refuses a key with more than its creator holds: 403 naming the first missing permission, nothing created", async () => {
       const before = await keyRows();
       assertProblem(await create(dev, { name: uniqueName(), roles: ["admin"] }), 403, "FORBIDDEN", { permission: "org:update" });
-      assertProblem(await create(dev, { name: uniqueName(), roles: ["viewer"], permissions: ["members:remove"] }), 403, "FORBIDDEN", { permission: "members:remove" });
+      assertProblem(await create(dev, { name: uniqueName(), roles: ["viewer"], permissions: ["members:remove"] }), 403, "FORBIDDEN", {
+        permission: "members:remove",
+      });
       assertProblem(await create(viewer, { name: uniqueName(), roles: ["viewer"] }), 403, "FORBIDDEN", { permission: "keys:create" });
       assert.deepEqual(await keyRows(), before);
     });
@@ -139,7 +166,7 @@ for (const backend of BACKENDS) {
       assertProblem(await t.call("POST", keys(`/${k.id}/%24rotate`), {}, dev.access_token), 404, "ROUTE_NOT_FOUND");
       const ev = (await events()).filter((e) => e.action === "key.rotated" && e.targetId === k.id);
       assert.equal(ev.length, 2);
-      assert.equal((ev.find((e) => e.diff.grace_seconds === 30)?.diff.prefix as string[])[0], k.prefix);
+      assert.equal((ev.find((e) => e.diff.grace_seconds === 30)!.diff.prefix as string[])[0], k.prefix);
       assert.ok(!JSON.stringify(ev).includes(r.secret));
       const doc = t.app.swagger() as { paths: Record<string, Record<string, { operationId?: string }>> };
       assert.equal(doc.paths["/v1/orgs/{orgId}/keys/{name}/$rotate"]?.post?.operationId, "rotateApiKey");
@@ -170,12 +197,20 @@ for (const backend of BACKENDS) {
       const seen: string[] = [];
       let cursor: string | null = null;
       do {
-        const page: LightMyRequestResponse = await t.call("GET", keys(`?include_revoked=true&limit=2${cursor ? `&cursor=${cursor}` : ""}`), undefined, owner.access_token);
+        const page: LightMyRequestResponse = await t.call(
+          "GET",
+          keys(`?include_revoked=true&limit=2${cursor ? `&cursor=${cursor}` : ""}`),
+          undefined,
+          owner.access_token,
+        );
         assert.equal(page.statusCode, 200, page.body);
         seen.push(...page.json().items.map((x: { id: string }) => x.id));
         cursor = page.json().next_cursor;
       } while (cursor);
-      assert.deepEqual(seen, all.map((x) => x.id));
+      assert.deepEqual(
+        seen,
+        all.map((x) => x.id),
+      );
     });
 
     const badCreate: [string, Record<string, unknown>, string][] = [

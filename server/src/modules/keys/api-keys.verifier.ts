@@ -4,9 +4,11 @@ import type { Logger } from "pino";
 import type { Database } from "../../db/client.ts";
 import type { ApiKeyAuthenticator, ApiKeyPrincipal } from "../access/principal.ts";
 import type { Clock } from "../../lib/clock.ts";
+import { createCache } from "../../lib/cache.ts";
 import { platformError, type AppError } from "../../lib/errors.ts";
 import type { LimiterStore } from "../../limits/throttle.ts";
-import { BUILT_IN_ROLES, isBuiltInRole, isPermission, type Permission } from "../access/permissions.ts";
+import { permissionsOfRolesIn } from "../access/authority.ts";
+import type { Permission } from "../access/permissions.ts";
 import { apiKeysError, type KeyRefusal } from "./api-keys.errors.ts";
 import { checkFormat, hashSecret, sameHash } from "./api-keys.format.ts";
 import { authQuery, indexQuery, keyStateQuery, type ApiKeysRepo, type AuthRow, type IndexRow, type KeyStateRow } from "./api-keys.repo.ts";
@@ -24,18 +26,13 @@ interface KeyFacts {
   perMinute: number | null;
   principal: ApiKeyPrincipal;
 }
-interface Entry {
-  facts: KeyFacts | null;
-  epoch: number;
-  staleAt: number;
-}
 /** What this instance knows of a key by its id (for the tokens exchanged from it): dead once revoked, or gone. */
 interface KeyState {
   orgId: string;
+  /** False: no such key in `orgId` (it may be another org's). */
+  found: boolean;
   revoked: boolean;
   expiresAt: number | null;
-  epoch: number;
-  staleAt: number;
 }
 
 export interface VerifierOptions {
@@ -80,54 +77,79 @@ function ipAllowed(list: BlockList, ip: string): boolean {
 
 /** The key's own permissions: its roles' (built-in, or the org's custom roles as they are now) and its listed ones. */
 export function keyScope(row: Pick<AuthRow, "roles" | "permissions" | "custom">): Set<Permission> {
-  const out = new Set<Permission>();
-  for (const role of row.roles) {
-    const perms = isBuiltInRole(role) ? BUILT_IN_ROLES[role].permissions : (row.custom?.find((c) => c.name === role)?.permissions ?? []);
-    for (const p of perms) if (isPermission(p)) out.add(p);
-  }
-  for (const p of row.permissions) if (isPermission(p)) out.add(p);
-  return out;
+  return permissionsOfRolesIn(row.roles, row.custom, row.permissions);
 }
 
 const refuse = (reason: KeyRefusal, detail: string): AppError => apiKeysError("INVALID_API_KEY", detail, { extra: { reason } });
 const MALFORMED = refuse("malformed", "The API key is malformed: expected plk_live_ followed by 38 letters and digits.");
-/** How many presented secrets' hashes are remembered (all forgotten at once when full). */
+/** How many presented secrets' hashes are remembered (the least recently presented forgotten first). */
 const MAX_REMEMBERED_HASHES = 10_000;
 
 const BAD_CHECKSUM = refuse("bad_checksum", "The API key's checksum does not match: it was mistyped or truncated.");
 
 /**
- * Checks presented API keys for the auth hook. A key's facts are cached per instance for a short time and tagged
- * with its org's epoch: `invalidateOrg` (called by the access engine on every invalidation, on this instance and,
+ * Checks presented API keys for the auth hook. A key's facts are cached per instance for a short time (lib/cache.ts),
+ * grouped by its org: `invalidateOrg` (called by the access engine on every invalidation, on this instance and,
  * through the bus, on the others) makes every cached key of the org stale, so a revocation, rotation or role change
  * holds from the next request. Usage is counted in memory and written in batches.
  */
-export function createApiKeyVerifier(deps: { db: Database; clock: Clock; log: Logger; limiterStore: LimiterStore; repo: Pick<ApiKeysRepo, "addUsage">; options?: VerifierOptions }) {
+export function createApiKeyVerifier(deps: {
+  db: Database;
+  clock: Clock;
+  log: Logger;
+  limiterStore: LimiterStore;
+  repo: Pick<ApiKeysRepo, "addUsage">;
+  options?: VerifierOptions;
+}) {
   const { db, clock, log, limiterStore, repo } = deps;
-  const ttl = deps.options?.cacheTtlMs ?? 30_000;
+  const ttlMs = deps.options?.cacheTtlMs ?? 30_000;
   const max = deps.options?.maxEntries ?? 100_000;
-  const cache = new Map<string, Entry>();
-  const loading = new Map<string, Promise<Entry>>();
-  const epochs = new Map<string, number>();
-  const epochOf = (orgId: string) => epochs.get(orgId) ?? 0;
-  /** Unknown secrets have no org; they share one epoch that every invalidation bumps. */
+  /** Unknown secrets have no org; they form one group that every invalidation drops (a new key may be among them). */
   const NO_ORG = "";
+  /** Presented secrets' facts by hash; null: no such secret. */
+  const secrets = createCache<KeyFacts | null>({
+    name: "api-keys.secrets",
+    max,
+    ttlMs,
+    clock,
+    group: (_hash, f) => f?.orgId ?? NO_ORG,
+    fetch: (hash) => load(hash),
+  });
+  // Keys by id, for the tokens exchanged from them: the same groups and lifetime as the secrets', so a
+  // revocation (here or, through the access bus, on another instance) holds from the next request.
+  const states = createCache<KeyState, { orgId: string; keyId: string }>({
+    name: "api-keys.states",
+    max,
+    ttlMs,
+    clock,
+    group: (_key, state) => state.orgId,
+    fetch: async (_key, { orgId, keyId }) => {
+      const [row] = await db.readScoped<KeyStateRow>({ orgId }, keyStateQuery(orgId, keyId));
+      return { orgId, found: !!row, revoked: !row || row.revoked_at !== null, expiresAt: row ? toMs(row.expires_at) : null };
+    },
+  });
 
-  async function load(hash: string): Promise<Entry> {
+  async function load(hash: string): Promise<KeyFacts | null> {
     const nowMs = clock.now().getTime();
-    const noOrgEpoch = epochOf(NO_ORG);
+    const statesSince = states.version();
     const [ix] = await db.readScoped<IndexRow>({}, indexQuery(hash));
-    if (!ix) return remember(hash, { facts: null, epoch: noOrgEpoch, staleAt: nowMs + ttl });
-    const epoch = epochOf(ix.org_id);
+    if (!ix) return null;
     const [row] = await db.readScoped<AuthRow>({ orgId: ix.org_id }, authQuery(ix.org_id, ix.credential_id));
-    if (!row) return remember(hash, { facts: null, epoch: noOrgEpoch, staleAt: nowMs + ttl });
+    if (!row) return null;
     const current = sameHash(hash, row.secret_hash);
     const ownerType = row.owner_type === "service_account" ? "service_account" : "user";
     const expiresAt = toMs(row.expires_at);
     // a secret that is not the key's current one works only until its index row's end (a rotation's grace)
     const secretEndsAt = current ? null : (toMs(ix.expires_at) ?? nowMs);
     const endsAt = expiresAt === null ? secretEndsAt : secretEndsAt === null ? expiresAt : Math.min(expiresAt, secretEndsAt);
-    const principal: ApiKeyPrincipal = { kind: "api_key", keyId: row.id, orgId: row.org_id, ownerType, ownerId: row.owner_id, scope: row.inherit ? "inherit" : keyScope(row) };
+    const principal: ApiKeyPrincipal = {
+      kind: "api_key",
+      keyId: row.id,
+      orgId: row.org_id,
+      ownerType,
+      ownerId: row.owner_id,
+      scope: row.inherit ? "inherit" : keyScope(row),
+    };
     if (endsAt !== null) principal.expiresAt = endsAt;
     const facts: KeyFacts = {
       orgId: row.org_id,
@@ -139,44 +161,13 @@ export function createApiKeyVerifier(deps: { db: Database; clock: Clock; log: Lo
       perMinute: row.rate_limit_per_minute,
       principal,
     };
-    rememberState(row.id, { orgId: row.org_id, revoked: facts.revoked, expiresAt, epoch, staleAt: nowMs + ttl });
-    return remember(hash, { facts, epoch, staleAt: nowMs + ttl });
-  }
-
-  function remember(hash: string, entry: Entry): Entry {
-    if (cache.size >= max) {
-      const oldest = cache.keys().next().value;
-      if (oldest !== undefined) cache.delete(oldest);
-    }
-    cache.set(hash, entry);
-    return entry;
-  }
-
-  // Keys by id, for the tokens exchanged from them: the same epochs and lifetime as the secrets' cache, so a
-  // revocation (here or, through the access bus, on another instance) holds from the next request.
-  const states = new Map<string, KeyState>();
-  const loadingStates = new Map<string, Promise<boolean>>();
-
-  function rememberState(keyId: string, state: KeyState): void {
-    if (states.size >= max && !states.has(keyId)) {
-      const oldest = states.keys().next().value;
-      if (oldest !== undefined) states.delete(oldest);
-    }
-    states.set(keyId, state);
+    states.set(row.id, { orgId: row.org_id, found: true, revoked: facts.revoked, expiresAt }, statesSince);
+    return facts;
   }
 
   function stateLive(s: KeyState, orgId: string): boolean {
     // a key of another org than the token's is no source of it
     return s.orgId === orgId && !s.revoked && (s.expiresAt === null || clock.now().getTime() < s.expiresAt);
-  }
-
-  async function loadState(orgId: string, keyId: string): Promise<boolean> {
-    const nowMs = clock.now().getTime();
-    const epoch = epochOf(orgId);
-    const [row] = await db.readScoped<KeyStateRow>({ orgId }, keyStateQuery(orgId, keyId));
-    const state: KeyState = { orgId, revoked: !row || row.revoked_at !== null, expiresAt: row ? toMs(row.expires_at) : null, epoch, staleAt: nowMs + ttl };
-    rememberState(keyId, state);
-    return stateLive(state, orgId);
   }
 
   const limiters = new Map<number, RateLimiterAbstract>();
@@ -186,7 +177,13 @@ export function createApiKeyVerifier(deps: { db: Database; clock: Clock; log: Lo
       const keyPrefix = `plinth:apikey:${points}`;
       l =
         limiterStore.kind === "redis"
-          ? new RateLimiterRedis({ storeClient: limiterStore.client, keyPrefix, points, duration: 60, insuranceLimiter: new RateLimiterMemory({ keyPrefix, points, duration: 60 }) })
+          ? new RateLimiterRedis({
+              storeClient: limiterStore.client,
+              keyPrefix,
+              points,
+              duration: 60,
+              insuranceLimiter: new RateLimiterMemory({ keyPrefix, points, duration: 60 }),
+            })
           : new RateLimiterMemory({ keyPrefix, points, duration: 60 });
       limiters.set(points, l);
     }
@@ -207,7 +204,8 @@ export function createApiKeyVerifier(deps: { db: Database; clock: Clock; log: Lo
     const now = clock.now();
     const nowMs = now.getTime();
     if (f.revoked) return refuse("revoked", "The API key has been revoked.");
-    if (f.secretEndsAt !== null && nowMs >= f.secretEndsAt) return refuse("rotated", "The API key was rotated and this secret's grace period has ended; use the new secret.");
+    if (f.secretEndsAt !== null && nowMs >= f.secretEndsAt)
+      return refuse("rotated", "The API key was rotated and this secret's grace period has ended; use the new secret.");
     if (f.notBefore !== null && nowMs < f.notBefore) return refuse("not_yet_valid", `The API key is not valid before ${new Date(f.notBefore).toISOString()}.`);
     if (f.expiresAt !== null && nowMs >= f.expiresAt) return refuse("expired", "The API key has expired.");
     if (f.allow && !ipAllowed(f.allow, ip)) return apiKeysError("IP_NOT_ALLOWED", "The API key may not be used from this address.");
@@ -257,7 +255,7 @@ export function createApiKeyVerifier(deps: { db: Database; clock: Clock; log: Lo
    * largest single cost of the warm path). Process memory only, bounded; what a secret may do is still decided by the
    * cached facts under its hash, which revocation and expiry invalidate.
    */
-  const hashes = new Map<string, string>();
+  const hashes = createCache<string>({ name: "api-keys.hashes", max: MAX_REMEMBERED_HASHES });
 
   const verifier: ApiKeyAuthenticator & {
     invalidateOrg(orgId: string): void;
@@ -271,24 +269,16 @@ export function createApiKeyVerifier(deps: { db: Database; clock: Clock; log: Lo
       // it refuses before any database read
       const remembered = hashes.get(secret);
       const hash = remembered ?? hashSecret(secret);
-      const hit = cache.get(hash);
-      if (hit && hit.facts && hit.staleAt > clock.now().getTime() && hit.epoch === epochOf(hit.facts.orgId)) {
+      const facts = secrets.get(hash);
+      if (facts) {
         // remembered only for a secret that is a key: made-up secrets cannot crowd out the real ones
-        if (remembered === undefined) {
-          if (hashes.size >= MAX_REMEMBERED_HASHES) hashes.clear();
-          hashes.set(secret, hash);
-        }
-        return judge(hit.facts, ip);
+        if (remembered === undefined) hashes.set(secret, hash);
+        return judge(facts, ip);
       }
       const format = checkFormat(secret);
       if (format !== "ok") return format === "malformed" ? MALFORMED : BAD_CHECKSUM;
-      if (hit && hit.staleAt > clock.now().getTime() && hit.epoch === epochOf(hit.facts?.orgId ?? NO_ORG)) return judge(hit.facts, ip);
-      let pending = loading.get(hash);
-      if (!pending) {
-        pending = load(hash).finally(() => loading.delete(hash));
-        loading.set(hash, pending);
-      }
-      return pending.then((e) => judge(e.facts, ip));
+      if (facts === null) return judge(null, ip); // a cached unknown secret
+      return secrets.fetch(hash).then((f) => judge(f, ip));
     },
 
     /**
@@ -297,21 +287,19 @@ export function createApiKeyVerifier(deps: { db: Database; clock: Clock; log: Lo
      */
     isLive(orgId: string, keyId: string): boolean | Promise<boolean> {
       const hit = states.get(keyId);
-      if (hit && hit.staleAt > clock.now().getTime() && hit.epoch === epochOf(hit.orgId)) return stateLive(hit, orgId);
+      // a key found in one org is in no other; one not found in another org is read again for this one
+      if (hit && (hit.found || hit.orgId === orgId)) return stateLive(hit, orgId);
       if (!isId("apiKey", keyId) || !isId("org", orgId)) return false;
-      const ref = `${orgId}\u0000${keyId}`;
-      let pending = loadingStates.get(ref);
-      if (!pending) {
-        pending = loadState(orgId, keyId).finally(() => loadingStates.delete(ref));
-        loadingStates.set(ref, pending);
-      }
-      return pending;
+      if (hit) void states.delete(keyId);
+      return states.fetch(keyId, { orgId, keyId }).then((s) => stateLive(s, orgId));
     },
 
     /** Every cached key of the org (and every cached unknown secret) is stale from now. */
     invalidateOrg(orgId: string): void {
-      epochs.set(orgId, epochOf(orgId) + 1);
-      epochs.set(NO_ORG, epochOf(NO_ORG) + 1);
+      // local caches: nothing to wait for
+      void secrets.deleteGroup(orgId);
+      void secrets.deleteGroup(NO_ORG);
+      void states.deleteGroup(orgId);
     },
 
     /** Writes the usage counted so far (one UPDATE per org); runs every few seconds and on close. */
@@ -326,9 +314,9 @@ export function createApiKeyVerifier(deps: { db: Database; clock: Clock; log: Lo
     },
 
     clearCache(): void {
-      cache.clear();
-      states.clear();
-      hashes.clear();
+      void secrets.clear();
+      void states.clear();
+      void hashes.clear();
     },
   };
   return verifier;

@@ -13,6 +13,9 @@ import { createApiKeyVerifier, type VerifierOptions } from "./api-keys.verifier.
 import { keysRoutes } from "./keys.routes.ts";
 import { createSigningKeys, type JwtSettings } from "./signing-keys.ts";
 
+/** The key rows other modules name in their own types. */
+export type { ApiKeyRow } from "./api-keys.repo.ts";
+
 /**
  * Keys: token signing and the JWKS; API keys (managed under /v1/orgs/:orgId/keys, checked by `apiKeys.verifier` in
  * the auth hook). The verifier's cache follows the access engine's invalidations, here and on other instances.

@@ -50,19 +50,32 @@ for (const backend of BACKENDS) {
     it("issue 9: an access token and a client_credentials token verify offline with jose and with jsonwebtoken + jwks-rsa (ES256 by default)", async () => {
       const jwksUrl = await jwksUrlOf(t);
       const user = await signUp(t, "Verifier");
-      const orgId = (await t.call("POST", "/v1/orgs", { name: "Verified", slug: `ver-${randomBytes(5).toString("hex")}` }, user.access_token)).json().id as string;
+      const orgId = (await t.call("POST", "/v1/orgs", { name: "Verified", slug: `ver-${randomBytes(5).toString("hex")}` }, user.access_token)).json()
+        .id as string;
       const sa = (await t.call("POST", `/v1/orgs/${orgId}/service-accounts`, { name: "svc", roles: ["viewer"] }, user.access_token)).json();
       const client = (await t.call("POST", `/v1/orgs/${orgId}/service-accounts/${sa.id}/clients`, { name: "c" }, user.access_token)).json();
-      const issued = await t.call("POST", "/v1/oauth/token", { grant_type: "client_credentials", client_id: client.client_id, client_secret: client.client_secret });
+      const issued = await t.call("POST", "/v1/oauth/token", {
+        grant_type: "client_credentials",
+        client_id: client.client_id,
+        client_secret: client.client_secret,
+      });
       assert.equal(issued.statusCode, 200, issued.body);
 
-      for (const [token, sub] of [[user.access_token, user.id], [issued.json().access_token as string, sa.id as string]]) {
+      for (const [token, sub] of [
+        [user.access_token, user.id],
+        [issued.json().access_token as string, sa.id as string],
+      ]) {
         assert.equal(decodeProtectedHeader(token).alg, "ES256");
         assert.equal((await verifyWithJose(token, jwksUrl)).sub, sub);
         assert.equal((await verifyWithJsonwebtoken(token, jwksUrl)).sub, sub);
       }
       // and the verifiers do check: another audience is refused by both
-      const other = await t.call("POST", "/v1/oauth/token", { grant_type: "client_credentials", client_id: client.client_id, client_secret: client.client_secret, audience: "https://billing.example" });
+      const other = await t.call("POST", "/v1/oauth/token", {
+        grant_type: "client_credentials",
+        client_id: client.client_id,
+        client_secret: client.client_secret,
+        audience: "https://billing.example",
+      });
       await assert.rejects(verifyWithJose(other.json().access_token, jwksUrl));
       await assert.rejects(verifyWithJsonwebtoken(other.json().access_token, jwksUrl), /audience invalid/);
     });
@@ -79,7 +92,8 @@ for (const backend of BACKENDS) {
         upgraded = await createTestApp({ backend, worker: false, sameDatabaseAs: old });
         const me = (token: string) => upgraded!.call("GET", "/v1/me", undefined, token);
         assert.equal((await me(edToken)).statusCode, 200);
-        const login = async () => (await upgraded!.call("POST", "/v1/auth/login", { email: user.email, password: user.password })).json().access_token as string;
+        const login = async () =>
+          (await upgraded!.call("POST", "/v1/auth/login", { email: user.email, password: user.password })).json().access_token as string;
         assert.equal(decodeProtectedHeader(await login()).alg, "EdDSA", "still the EdDSA key until rotation");
 
         const { kid } = await upgraded.deps.keys.rotate();

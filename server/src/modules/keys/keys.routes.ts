@@ -17,18 +17,22 @@ const Jwk = Type.Object(
 
 export function keysRoutes(s: { keys: SigningKeys }): FastifyPluginAsyncTypebox {
   return async (app) => {
-    app.get("/.well-known/jwks.json", {
-      config: { auth: "none" },
-      schema: {
-        operationId: "getJwks",
-        tags: ["keys"],
-        summary: "Public keys that verify Plinth's access tokens",
-        description: "Includes the current signing key and, after a rotation, the previous one until every token it signed has expired.",
-        response: { 200: Type.Object({ keys: Type.Array(Jwk) }) },
+    app.get(
+      "/.well-known/jwks.json",
+      {
+        config: { auth: "none" },
+        schema: {
+          operationId: "getJwks",
+          tags: ["keys"],
+          summary: "Public keys that verify Plinth's access tokens",
+          description: "Includes the current signing key and, after a rotation, the previous one until every token it signed has expired.",
+          response: { 200: Type.Object({ keys: Type.Array(Jwk) }) },
+        },
       },
-    }, async (_req, reply) => {
-      reply.header("cache-control", "public, max-age=300");
-      return s.keys.jwks() as { keys: { kty: string; kid: string; alg: string; use: string }[] };
-    });
+      async (_req, reply) => {
+        reply.header("cache-control", "public, max-age=300");
+        return s.keys.jwks() as { keys: { kty: string; kid: string; alg: string; use: string }[] };
+      },
+    );
   };
 }

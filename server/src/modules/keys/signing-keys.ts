@@ -38,7 +38,10 @@ interface LoadedKey {
  */
 export const MAX_ISSUED_TTL_SECONDS = 3600;
 
-/** Every instance reloads its keys at least this often (serve's maintenance timer calls retireExpired). */
+/**
+ * Every instance reloads its keys at least this often (serve's timer calls `reload`), and the retirement job runs
+ * this often, once across all instances (a job schedule: deps.ts).
+ */
 export const KEY_RELOAD_INTERVAL_MS = 600_000;
 
 /**
@@ -64,9 +67,7 @@ export function createSigningKeys(deps: { db: Database; masterKey: Buffer; clock
   const verified = new Map<string, { token: string; claims: AccessClaims; kid: string }>();
 
   async function load(): Promise<void> {
-    const rows = await db.read((r) =>
-      r.select().from(signingKeys).where(isNull(signingKeys.retiredAt)).orderBy(desc(signingKeys.createdAt)),
-    );
+    const rows = await db.read((r) => r.select().from(signingKeys).where(isNull(signingKeys.retiredAt)).orderBy(desc(signingKeys.createdAt)));
     const loaded: LoadedKey[] = [];
     for (const row of rows) {
       const privateJwk = JSON.parse(open(sealKey, row.privateJwkSealed, `signing_key:${row.id}`).toString("utf8")) as JWK;
@@ -160,7 +161,10 @@ export function createSigningKeys(deps: { db: Database; masterKey: Buffer; clock
       return { kid, previous };
     },
 
-    /** Retires superseded keys past their retire time; returns their kids. */
+    /** Reads the keys again: how an instance picks up a key rotated, or a key retired, elsewhere. */
+    reload: () => load(),
+
+    /** Retires superseded keys past their retire time; returns their kids. The scheduled job `keys.retire` calls it. */
     async retireExpired(): Promise<string[]> {
       const now = clock.now();
       const rows = await db.tx({}, (tx) =>
@@ -177,22 +181,25 @@ export function createSigningKeys(deps: { db: Database; masterKey: Buffer; clock
     },
 
     async list() {
-      return db.read((r) => r.select({
-        kid: signingKeys.id,
-        alg: signingKeys.alg,
-        createdAt: signingKeys.createdAt,
-        supersededAt: signingKeys.supersededAt,
-        retireAfter: signingKeys.retireAfter,
-        retiredAt: signingKeys.retiredAt,
-      }).from(signingKeys).orderBy(asc(signingKeys.createdAt)));
+      return db.read((r) =>
+        r
+          .select({
+            kid: signingKeys.id,
+            alg: signingKeys.alg,
+            createdAt: signingKeys.createdAt,
+            supersededAt: signingKeys.supersededAt,
+            retireAfter: signingKeys.retireAfter,
+            retiredAt: signingKeys.retiredAt,
+          })
+          .from(signingKeys)
+          .orderBy(asc(signingKeys.createdAt)),
+      );
     },
 
     jwks(): { keys: JWK[] } {
       const now = clock.now();
       return {
-        keys: keys
-          .filter((k) => !k.supersededAt || k.supersededAt.getTime() + publishedForMs() > now.getTime())
-          .map((k) => k.publicJwk),
+        keys: keys.filter((k) => !k.supersededAt || k.supersededAt.getTime() + publishedForMs() > now.getTime()).map((k) => k.publicJwk),
       };
     },
 

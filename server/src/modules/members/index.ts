@@ -4,14 +4,14 @@ import type { AccessService } from "../access/access.service.ts";
 import type { AuditService } from "../audit/audit.service.ts";
 import { membersRepo } from "./members.repo.ts";
 import { membersRoutes } from "./members.routes.ts";
-import { createMembersService, type MemberOwners } from "./members.service.ts";
+import { createMembershipWrites, createMembersService, type MemberOwners } from "./members.service.ts";
 import { rolesRoutes } from "./roles.routes.ts";
 import { createRolesService } from "./roles.service.ts";
 
 /**
- * Members of an org: list, change role, remove, leave, and `members.add` (the one writer of memberships besides a
- * new org's first owner); and the org's custom roles. `owners` are the functions of the modules whose rows a
- * removal ends or lists; `onSessionsRevoked` hears, after the commit, which sessions a removal revoked.
+ * Members of an org: list, change role, remove, leave, and `members.add` (the one writer of memberships); and the
+ * org's custom roles. `owners` are the functions of the modules whose rows a removal ends or lists;
+ * `onSessionsRevoked` hears, after the commit, which sessions a removal revoked.
  */
 export function wire(deps: {
   db: Database;
@@ -24,4 +24,12 @@ export function wire(deps: {
   const members = createMembersService({ ...deps, repo: membersRepo });
   const roles = createRolesService({ ...deps, repo: membersRepo });
   return { service: { members, roles }, routes: [membersRoutes({ members }), rolesRoutes({ roles })] };
+}
+
+/**
+ * `members.add` for a module wired before members: orgs writes a new org's first owner through it (identity makes
+ * personal orgs, and members needs identity's sessions, so members comes after both).
+ */
+export function wireMemberships() {
+  return createMembershipWrites({ repo: membersRepo });
 }

@@ -35,7 +35,12 @@ for (const backend of BACKENDS) {
       return res.json();
     };
     const clientToken = (c: { client_id: string; client_secret: string }) =>
-      t.inject({ method: "POST", url: "/v1/oauth/token", headers: FORM, payload: new URLSearchParams({ grant_type: "client_credentials", client_id: c.client_id, client_secret: c.client_secret }).toString() });
+      t.inject({
+        method: "POST",
+        url: "/v1/oauth/token",
+        headers: FORM,
+        payload: new URLSearchParams({ grant_type: "client_credentials", client_id: c.client_id, client_secret: c.client_secret }).toString(),
+      });
     const getOrg = (token: string) => t.call("GET", url(""), undefined, token);
 
     /**
@@ -108,13 +113,25 @@ for (const backend of BACKENDS) {
 
       const ev = await events();
       const of = (action: string, id: string) => ev.filter((e) => e.action === action && e.targetId === id);
-      for (const c of made.oauth_clients) assert.deepEqual(of("oauth_client.revoked", c).map((e) => [e.actorId, (e.diff as Record<string, unknown>).revoked_reason]), [[owner.id, [null, "maker_removed"]]]);
-      assert.deepEqual(of("key.revoked", m.saKey.id).map((e) => (e.diff as Record<string, unknown>).revoked_reason), [[null, "maker_removed"]]);
-      assert.deepEqual(of("key.revoked", m.ownKey.id).map((e) => (e.diff as Record<string, unknown>).revoked_reason), [[null, "owner_removed"]]);
+      for (const c of made.oauth_clients)
+        assert.deepEqual(
+          of("oauth_client.revoked", c).map((e) => [e.actorId, (e.diff as Record<string, unknown>).revoked_reason]),
+          [[owner.id, [null, "maker_removed"]]],
+        );
+      assert.deepEqual(
+        of("key.revoked", m.saKey.id).map((e) => (e.diff as Record<string, unknown>).revoked_reason),
+        [[null, "maker_removed"]],
+      );
+      assert.deepEqual(
+        of("key.revoked", m.ownKey.id).map((e) => (e.diff as Record<string, unknown>).revoked_reason),
+        [[null, "owner_removed"]],
+      );
       assert.equal(of("service_key.revoked", m.svk.id).length, 1);
       const removed = of("member.removed", m.admin.id)[0];
       assert.deepEqual((removed.diff as Record<string, unknown>).created_credentials, { ...made, revoked: true });
-      const rows = (await t.db.owner.execute(sql`select revoked_at is not null as revoked from service_keys where id = ${m.svk.id}`)) as unknown as { rows: { revoked: boolean }[] };
+      const rows = (await t.db.owner.execute(sql`select revoked_at is not null as revoked from service_keys where id = ${m.svk.id}`)) as unknown as {
+        rows: { revoked: boolean }[];
+      };
       assert.deepEqual(rows.rows, [{ revoked: true }]);
     });
 
@@ -182,7 +199,12 @@ for (const backend of BACKENDS) {
       orgId = await makeOrg(t, owner, "Robots Inc", uniqueSlug("rb"));
       const sa = (await t.call("POST", `/v1/orgs/${orgId}/service-accounts`, { name: "hr-sync", roles: ["admin"] }, owner.access_token)).json();
       const client = (await t.call("POST", `/v1/orgs/${orgId}/service-accounts/${sa.id}/clients`, { name: "c" }, owner.access_token)).json();
-      const tok = await t.inject({ method: "POST", url: "/v1/oauth/token", headers: FORM, payload: new URLSearchParams({ grant_type: "client_credentials", client_id: client.client_id, client_secret: client.client_secret }).toString() });
+      const tok = await t.inject({
+        method: "POST",
+        url: "/v1/oauth/token",
+        headers: FORM,
+        payload: new URLSearchParams({ grant_type: "client_credentials", client_id: client.client_id, client_secret: client.client_secret }).toString(),
+      });
       assert.equal(tok.statusCode, 200, tok.body);
       saToken = tok.json().access_token;
       const pair = await keyPair("ES256");

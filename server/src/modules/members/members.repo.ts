@@ -115,7 +115,10 @@ export const membersRepo = {
    * two changes cannot deadlock): the last-owner rule then counts owners that cannot change under it.
    */
   async lockOwnersAnd(tx: Executor, orgId: string, userIds: string[]): Promise<{ userId: string; role: string }[]> {
-    const users = sql.join(userIds.map((u) => sql`${u}`), sql`, `);
+    const users = sql.join(
+      userIds.map((u) => sql`${u}`),
+      sql`, `,
+    );
     const r = await rows<{ user_id: string; role: string }>(
       tx,
       sql`select user_id, role from memberships
@@ -129,23 +132,26 @@ export const membersRepo = {
     await tx.execute(sql`update memberships set role = ${role} where org_id = ${orgId} and user_id = ${userId}`);
   },
 
-  /** A new membership (an accepted invitation, a new org's owner). */
+  /** A new membership (an accepted invitation, a new org's first owner): the one insert into memberships. */
   async insertMembership(tx: Executor, row: { orgId: string; userId: string; role: string; now: Date }): Promise<void> {
-    await tx.execute(sql`insert into memberships (org_id, user_id, role, created_at) values (${row.orgId}, ${row.userId}, ${row.role}, ${row.now.toISOString()}::timestamptz)`);
+    await tx.execute(
+      sql`insert into memberships (org_id, user_id, role, created_at) values (${row.orgId}, ${row.userId}, ${row.role}, ${row.now.toISOString()}::timestamptz)`,
+    );
   },
 
   /**
-   * Ends a user's membership: the membership (their team memberships go with it by foreign key) and the grants and
-   * peer grants held by them in the org; how many grants went.
+   * Ends a user's membership (their team memberships go with it by foreign key). The grants they hold are the access
+   * module's to remove (grants.owners.ts).
    */
-  async removeMembership(tx: Executor, orgId: string, userId: string): Promise<{ grants: number }> {
+  async removeMembership(tx: Executor, orgId: string, userId: string): Promise<void> {
     await tx.execute(sql`delete from memberships where org_id = ${orgId} and user_id = ${userId}`);
-    const g = await rows<{ id: string }>(tx, sql`delete from grants where org_id = ${orgId} and subject_type = 'user' and subject_id = ${userId} returning id`);
-    return { grants: g.length };
   },
 
   async listRoles(ex: Executor, orgId: string): Promise<CustomRoleRow[]> {
-    const r = await rows<RawRole>(ex, sql`select id, name, description, permissions, created_at, updated_at from custom_roles where org_id = ${orgId} order by name`);
+    const r = await rows<RawRole>(
+      ex,
+      sql`select id, name, description, permissions, created_at, updated_at from custom_roles where org_id = ${orgId} order by name`,
+    );
     return r.map(toRole);
   },
 
@@ -171,7 +177,11 @@ export const membersRepo = {
     return r ? toRole(r) : undefined;
   },
 
-  async insertRole(tx: Executor, orgId: string, row: { id: string; name: string; description: string; permissions: string[]; createdBy: string | null; now: Date }): Promise<CustomRoleRow> {
+  async insertRole(
+    tx: Executor,
+    orgId: string,
+    row: { id: string; name: string; description: string; permissions: string[]; createdBy: string | null; now: Date },
+  ): Promise<CustomRoleRow> {
     const [r] = await rows<RawRole>(
       tx,
       sql`insert into custom_roles (id, org_id, name, description, permissions, created_by, created_at, updated_at)
@@ -211,7 +221,10 @@ export const membersRepo = {
 /** A text[] parameter that both drivers bind the same way. */
 function toTextArray(values: string[]): SQL {
   if (!values.length) return sql`'{}'::text[]`;
-  return sql`array[${sql.join(values.map((v) => sql`${v}`), sql`, `)}]::text[]`;
+  return sql`array[${sql.join(
+    values.map((v) => sql`${v}`),
+    sql`, `,
+  )}]::text[]`;
 }
 
 export type MembersRepo = typeof membersRepo;

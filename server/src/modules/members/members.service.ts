@@ -1,9 +1,10 @@
-import { actsAsRole, missingFrom } from "../access/authority.ts";
+import { actsAsRole, missingFrom, permissionsOfRole, requireWithin } from "../access/authority.ts";
 import type { Database, Executor } from "../../db/client.ts";
-import { platformError } from "../../lib/errors.ts";
+import { platformError, type AppErrorOptions } from "../../lib/errors.ts";
 import { isId } from "../../lib/ids.ts";
 import type { AccessService, OrgMembership } from "../access/access.service.ts";
-import { BUILT_IN_ROLES, isBuiltInRole, type Permission } from "../access/permissions.ts";
+import type { GrantOwnerOps } from "../access/grants.owners.ts";
+import type { Permission } from "../access/permissions.ts";
 import type { AuditActor, AuditService } from "../audit/audit.service.ts";
 import type { SessionsService } from "../identity/sessions.service.ts";
 import type { KeyOwnerOps } from "../keys/api-keys.owners.ts";
@@ -11,12 +12,6 @@ import type { ClientMakerOps } from "../service-accounts/service-accounts.makers
 import type { ServiceKeyMakerOps } from "../service-keys/service-keys.makers.ts";
 import { membersError } from "./members.errors.ts";
 import type { MemberFilter, MemberRow, MembersRepo } from "./members.repo.ts";
-
-/** The first permission of `wanted` the caller does not hold (in catalog order when `wanted` is), or undefined. */
-export function firstMissing(wanted: Iterable<string>, held: ReadonlySet<Permission>): string | undefined {
-  for (const p of wanted) if (!held.has(p as Permission)) return p;
-  return undefined;
-}
 
 /** The credentials a removed member made for the org: still working (`revoked` false) or revoked with the removal. */
 export interface CreatedCredentials {
@@ -40,10 +35,12 @@ export interface MembershipEnded {
 
 /**
  * The functions of the modules that own a member's other rows, each run in the ending transaction: identity's
- * sessions, the keys module's API keys, service accounts' OAuth clients and the service key registry.
+ * sessions, the access module's grants, the keys module's API keys, service accounts' OAuth clients and the service
+ * key registry.
  */
 export interface MemberOwners {
   sessions: Pick<SessionsService, "revokeOrgSessions">;
+  grants: Pick<GrantOwnerOps, "removeGrantsOf">;
   keys: Pick<KeyOwnerOps, "idsOf" | "revokeAllOf" | "serviceAccountKeysMadeBy" | "revokeServiceAccountKeysMadeBy">;
   clients: Pick<ClientMakerOps, "clientsCreatedBy" | "revokeClientsCreatedBy">;
   serviceKeys: Pick<ServiceKeyMakerOps, "keysCreatedBy" | "revokeCreatedBy">;
@@ -52,6 +49,8 @@ export interface MemberOwners {
 const REVOKE_CREDENTIALS_NEEDS = ["service-accounts:manage", "service-keys:manage"] as const;
 
 const memberNotFound = () => membersError("MEMBER_NOT_FOUND", "No such member of this organization.", { field: "userId" });
+const roleAboveOwn = (detail: string, options: AppErrorOptions) => membersError("ROLE_ABOVE_OWN", detail, options);
+const NOTHING: ReadonlySet<Permission> = new Set();
 const orgGone = () => platformError("NOT_FOUND", "No organization that you belong to.", { field: "orgId" });
 
 /**
@@ -73,10 +72,16 @@ export function createMembersService(deps: {
   const { db, repo, audit, access, owners } = deps;
   const onSessionsRevoked = deps.onSessionsRevoked ?? (() => {});
 
-  /** A role's permissions in the org, the custom role's row share-locked so it cannot be deleted under the assignment. */
-  async function permissionsOfRole(tx: Executor, orgId: string, role: string): Promise<readonly string[] | undefined> {
-    if (isBuiltInRole(role)) return BUILT_IN_ROLES[role].permissions;
-    return (await repo.findRole(tx, orgId, { name: role }, "share"))?.permissions;
+  /** A role's permissions in the org (authority.ts), a custom role's row share-locked: it cannot go under the assignment. */
+  const roleLocked = (tx: Executor, orgId: string, role: string) =>
+    permissionsOfRole(tx, orgId, role, async (ex, org, name) => (await repo.findRole(ex, org, { name }, "share"))?.permissions);
+
+  /** Nobody changes or removes a member whose role holds a permission they lack (by role or peer grant alike). */
+  async function requireTouchable(tx: Executor, caller: OrgMembership, target: { role: string }): Promise<void> {
+    requireWithin(caller, (await roleLocked(tx, caller.orgId, target.role)) ?? NOTHING, {
+      subject: `This member's role (${target.role})`,
+      error: roleAboveOwn,
+    });
   }
 
   /**
@@ -94,33 +99,37 @@ export function createMembersService(deps: {
     return { caller, target, owners: locked.filter((r) => r.role === "owner").length };
   }
 
-  /** A role is "above" the caller when it holds a permission the caller lacks (role, or peer grant, alike). */
-  function requireNotAbove(caller: OrgMembership, role: string, permissions: readonly string[], what: string): void {
-    const missing = firstMissing(permissions, caller.permissions);
-    if (missing) {
-      throw membersError("ROLE_ABOVE_OWN", `You cannot ${what}: the role ${role} holds ${missing}, which you do not have.`, { extra: { permission: missing } });
-    }
-  }
-
   /**
    * Ends a membership in one transaction: the membership, its teams and grants; the sessions opened for the org
    * (identity); the member's own API keys (keys). What the member made for the org (service accounts' OAuth clients
    * and keys, service key registrations) belongs to the org and keeps working, listed in the answer and the audit
    * event, unless `revokeCredentials` revokes it too (each revocation audited by its module).
    */
-  async function endMembership(orgId: string, caller: OrgMembership, targetId: string, actor: AuditActor, revokeCredentials: boolean): Promise<MembershipEnded> {
+  async function endMembership(
+    orgId: string,
+    caller: OrgMembership,
+    targetId: string,
+    actor: AuditActor,
+    revokeCredentials: boolean,
+  ): Promise<MembershipEnded> {
     const self = targetId === caller.userId;
     const result = await db.tx({ orgId }, async (tx) => {
       const { caller: me, target, owners: ownerCount } = await lockFor(tx, orgId, caller.userId, targetId);
       if (!target) throw memberNotFound();
       if (!self) {
-        if (target.role === "owner" && !(me.role === "owner" && actsAsRole(caller, "owner"))) throw membersError("OWNER_ONLY", "Only an owner can remove an owner.");
-        requireNotAbove(caller, target.role, (await permissionsOfRole(tx, orgId, target.role)) ?? [], "remove this member");
+        if (target.role === "owner" && !(me.role === "owner" && actsAsRole(caller, "owner")))
+          throw membersError("OWNER_ONLY", "Only an owner can remove an owner.");
+        await requireTouchable(tx, caller, target);
       }
       if (target.role === "owner" && ownerCount <= 1) {
-        throw membersError("LAST_OWNER", self ? "You are the last owner: make another member owner before you leave." : "This is the organization's last owner.");
+        throw membersError(
+          "LAST_OWNER",
+          self ? "You are the last owner: make another member owner before you leave." : "This is the organization's last owner.",
+        );
       }
-      const ended = await repo.removeMembership(tx, orgId, targetId);
+      await repo.removeMembership(tx, orgId, targetId);
+      // the grants and peer grants they held belong to the access module (the ones they gave stop counting by themselves)
+      const removedGrants = await owners.grants.removeGrantsOf(tx, orgId, { type: "user", ids: [targetId] });
       const sessionIds = await owners.sessions.revokeOrgSessions(tx, orgId, targetId, self ? "left_org" : "removed_from_org");
       const member = { type: "user" as const, id: targetId };
       // what they made names them, or one of their keys, as its maker
@@ -147,10 +156,15 @@ export function createMembersService(deps: {
         target: { type: "user", id: targetId },
         diff: {
           role: [target.role, null],
-          removed_grants: ended.grants,
+          removed_grants: removedGrants.length,
           revoked_sessions: sessionIds.length,
           revoked_api_keys: revokedApiKeys,
-          created_credentials: { oauth_clients: made.oauthClients, service_account_keys: made.serviceAccountKeys, service_keys: made.serviceKeys, revoked: made.revoked },
+          created_credentials: {
+            oauth_clients: made.oauthClients,
+            service_account_keys: made.serviceAccountKeys,
+            service_keys: made.serviceKeys,
+            revoked: made.revoked,
+          },
         },
       });
       return { ended: { userId: targetId, role: target.role, revokedApiKeys, createdCredentials: made }, sessionIds };
@@ -179,12 +193,15 @@ export function createMembersService(deps: {
       const result = await db.tx({ orgId }, async (tx) => {
         const { caller: me, target, owners } = await lockFor(tx, orgId, caller.userId, userId);
         if (!target) throw memberNotFound();
-        if (target.role === "owner" && !(me.role === "owner" && actsAsRole(caller, "owner"))) throw membersError("OWNER_ONLY", "Only an owner can change an owner's role.");
-        if (role === "owner" && !(me.role === "owner" && actsAsRole(caller, "owner"))) throw membersError("OWNER_ONLY", "Only an owner can make someone an owner.");
-        const granted = await permissionsOfRole(tx, orgId, role);
-        if (!granted) throw platformError("VALIDATION_FAILED", `role ${role} is neither a built-in role nor a custom role of this organization.`, { field: "role" });
-        requireNotAbove(caller, target.role, (await permissionsOfRole(tx, orgId, target.role)) ?? [], "change this member's role");
-        requireNotAbove(caller, role, granted, "assign this role");
+        if (target.role === "owner" && !(me.role === "owner" && actsAsRole(caller, "owner")))
+          throw membersError("OWNER_ONLY", "Only an owner can change an owner's role.");
+        if (role === "owner" && !(me.role === "owner" && actsAsRole(caller, "owner")))
+          throw membersError("OWNER_ONLY", "Only an owner can make someone an owner.");
+        const granted = await roleLocked(tx, orgId, role);
+        if (!granted)
+          throw platformError("VALIDATION_FAILED", `role ${role} is neither a built-in role nor a custom role of this organization.`, { field: "role" });
+        await requireTouchable(tx, caller, target);
+        requireWithin(caller, granted, { subject: `The role ${role}`, field: "role", error: roleAboveOwn });
         if (target.role === role) return { changed: false };
         if (target.role === "owner" && owners <= 1) throw membersError("LAST_OWNER", "This is the organization's last owner.");
         await repo.setRole(tx, orgId, userId, role);
@@ -217,14 +234,25 @@ export function createMembersService(deps: {
       return endMembership(caller.orgId, caller, caller.userId, actor, false);
     },
 
-    /**
-     * Adds a membership in the caller's transaction (an accepted invitation): the members module owns memberships.
-     * The caller checks who may join and invalidates the org's access facts after the commit.
-     */
+    /** Adds a membership in the caller's transaction (an accepted invitation): see createMembershipWrites. */
+    add: createMembershipWrites({ repo }).add,
+  };
+}
+
+/**
+ * Writing memberships, which only the members module does: an accepted invitation, and a new org's first owner (orgs
+ * is wired before members, since identity makes personal orgs and a removal needs identity's sessions). Runs in the
+ * caller's transaction; the caller checks who may join and invalidates the org's access facts after the commit.
+ */
+export function createMembershipWrites(deps: { repo: Pick<MembersRepo, "insertMembership"> }) {
+  const { repo } = deps;
+  return {
     async add(tx: Executor, m: { orgId: string; userId: string; role: string; now: Date }): Promise<void> {
       await repo.insertMembership(tx, m);
     },
   };
 }
+
+export type MembershipWrites = ReturnType<typeof createMembershipWrites>;
 
 export type MembersService = ReturnType<typeof createMembersService>;

@@ -3,7 +3,19 @@ import { after, before, describe, it } from "node:test";
 import { sql, type SQL } from "drizzle-orm";
 import type { LightMyRequestResponse } from "fastify";
 import { newId } from "../../lib/ids.ts";
-import { BACKENDS, addMember, assertFieldError, assertProblem, createTestApp, makeOrg, signUp, uniqueSlug, type TestApp, type TestUser } from "../../../test/harness.ts";
+import {
+  BACKENDS,
+  addMember,
+  assertFieldError,
+  assertProblem,
+  createTestApp,
+  makeOrg,
+  problemOf,
+  signUp,
+  uniqueSlug,
+  type TestApp,
+  type TestUser,
+} from "../../../test/harness.ts";
 
 for (const backend of BACKENDS) {
   describe(`members (${backend})`, () => {
@@ -52,8 +64,14 @@ for (const backend of BACKENDS) {
         assert.equal(res.statusCode, 200, res.body);
         const { items, next_cursor } = res.json();
         assert.equal(next_cursor, null);
-        assert.deepEqual(items.map((m: { user_id: string }) => m.user_id), [owner.id, users[0].id, users[1].id]);
-        assert.deepEqual(items.map((m: { role: string }) => m.role), ["owner", "admin", "viewer"]);
+        assert.deepEqual(
+          items.map((m: { user_id: string }) => m.user_id),
+          [owner.id, users[0].id, users[1].id],
+        );
+        assert.deepEqual(
+          items.map((m: { role: string }) => m.role),
+          ["owner", "admin", "viewer"],
+        );
         const v = items[2];
         assert.equal(v.name, `Member ${pool.indexOf(users[1])}`);
         assert.equal(v.email, users[1].email);
@@ -71,7 +89,12 @@ for (const backend of BACKENDS) {
         let cursor: string | null = null;
         let pages = 0;
         do {
-          const res: LightMyRequestResponse = await t.call("GET", `/v1/orgs/${orgId}/members?limit=2${cursor ? `&cursor=${cursor}` : ""}`, undefined, owner.access_token);
+          const res: LightMyRequestResponse = await t.call(
+            "GET",
+            `/v1/orgs/${orgId}/members?limit=2${cursor ? `&cursor=${cursor}` : ""}`,
+            undefined,
+            owner.access_token,
+          );
           assert.equal(res.statusCode, 200, res.body);
           const body = res.json();
           assert.ok(body.items.length <= 2);
@@ -82,11 +105,22 @@ for (const backend of BACKENDS) {
         assert.equal(pages, 3);
         assert.deepEqual(seen, [owner.id, ...users.map((u) => u.id)]);
         const viewers = (await t.call("GET", `/v1/orgs/${orgId}/members?role=viewer`, undefined, owner.access_token)).json().items;
-        assert.deepEqual(viewers.map((m: { user_id: string }) => m.user_id), [users[0].id, users[2].id, users[3].id]);
-        const byEmail = (await t.call("GET", `/v1/orgs/${orgId}/members?q=${encodeURIComponent(users[3].email.toUpperCase())}`, undefined, owner.access_token)).json().items;
-        assert.deepEqual(byEmail.map((m: { user_id: string }) => m.user_id), [users[3].id]);
+        assert.deepEqual(
+          viewers.map((m: { user_id: string }) => m.user_id),
+          [users[0].id, users[2].id, users[3].id],
+        );
+        const byEmail = (
+          await t.call("GET", `/v1/orgs/${orgId}/members?q=${encodeURIComponent(users[3].email.toUpperCase())}`, undefined, owner.access_token)
+        ).json().items;
+        assert.deepEqual(
+          byEmail.map((m: { user_id: string }) => m.user_id),
+          [users[3].id],
+        );
         const byName = (await t.call("GET", `/v1/orgs/${orgId}/members?q=olivia`, undefined, owner.access_token)).json().items;
-        assert.deepEqual(byName.map((m: { user_id: string }) => m.user_id), [owner.id]);
+        assert.deepEqual(
+          byName.map((m: { user_id: string }) => m.user_id),
+          [owner.id],
+        );
         const wildcard = (await t.call("GET", `/v1/orgs/${orgId}/members?q=${encodeURIComponent("%")}`, undefined, owner.access_token)).json().items;
         assert.deepEqual(wildcard, [], "% is a literal, not a wildcard");
       });
@@ -125,7 +159,10 @@ for (const backend of BACKENDS) {
         t.call("PATCH", `/v1/orgs/${orgId}/members/${typeof target === "string" ? target : target.id}`, body, by.access_token);
 
       it("an owner changes a member's role: the member view comes back, member.role_changed is audited, access follows at once", async () => {
-        const { orgId, users: [dev] } = await orgWith("developer");
+        const {
+          orgId,
+          users: [dev],
+        } = await orgWith("developer");
         // warm the member's cached access: the change must still be seen on the next request
         assert.equal((await t.call("PATCH", `/v1/orgs/${orgId}`, { display_name: "Nope" }, dev.access_token)).statusCode, 403);
         const res = await patch(orgId, dev, { role: "admin" }, owner);
@@ -140,7 +177,10 @@ for (const backend of BACKENDS) {
       });
 
       it("setting the role a member already has answers 200 and audits nothing", async () => {
-        const { orgId, users: [v] } = await orgWith("viewer");
+        const {
+          orgId,
+          users: [v],
+        } = await orgWith("viewer");
         const n = (await events(orgId)).length;
         const res = await patch(orgId, v, { role: "viewer" }, owner);
         assert.equal(res.statusCode, 200, res.body);
@@ -148,7 +188,10 @@ for (const backend of BACKENDS) {
       });
 
       it("nobody changes their own role: 403 CANNOT_CHANGE_OWN_ROLE, for owners and admins alike", async () => {
-        const { orgId, users: [admin] } = await orgWith("admin", "owner");
+        const {
+          orgId,
+          users: [admin],
+        } = await orgWith("admin", "owner");
         const before = await state(orgId);
         assertProblem(await patch(orgId, owner, { role: "admin" }, owner), 403, "CANNOT_CHANGE_OWN_ROLE");
         assertProblem(await patch(orgId, admin, { role: "viewer" }, admin), 403, "CANNOT_CHANGE_OWN_ROLE");
@@ -157,7 +200,10 @@ for (const backend of BACKENDS) {
       });
 
       it("admins cannot change an owner's role nor make anyone owner: 403 OWNER_ONLY; an owner can", async () => {
-        const { orgId, users: [admin, dev, owner2] } = await orgWith("admin", "developer", "owner");
+        const {
+          orgId,
+          users: [admin, dev, owner2],
+        } = await orgWith("admin", "developer", "owner");
         const before = await state(orgId);
         assertProblem(await patch(orgId, owner, { role: "viewer" }, admin), 403, "OWNER_ONLY");
         assertProblem(await patch(orgId, owner2, { role: "admin" }, admin), 403, "OWNER_ONLY");
@@ -171,8 +217,11 @@ for (const backend of BACKENDS) {
         assert.equal((await patch(orgId, owner2, { role: "developer" }, admin)).statusCode, 200);
       });
 
-      it("nobody assigns a role above their own, nor touches a member whose role is above theirs: 403 ROLE_ABOVE_OWN naming the permission", async () => {
-        const { orgId, users: [admin, manager, v1, v2] } = await orgWith("admin", "viewer", "viewer", "viewer");
+      it("nobody assigns a role above their own, nor touches a member whose role is above theirs: 403 ROLE_ABOVE_OWN naming every missing permission", async () => {
+        const {
+          orgId,
+          users: [admin, manager, v1, v2],
+        } = await orgWith("admin", "viewer", "viewer", "viewer");
         // a custom role that may change roles, with little else
         const mk = async (name: string, permissions: string[]) => {
           const r = await t.call("POST", `/v1/orgs/${orgId}/roles`, { name, permissions }, owner.access_token);
@@ -184,21 +233,46 @@ for (const backend of BACKENDS) {
         assert.equal((await patch(orgId, manager, { role: "people-manager" }, owner)).statusCode, 200);
         assert.equal((await patch(orgId, v1, { role: "reader" }, owner)).statusCode, 200);
         const before = await state(orgId);
-        assertProblem(await patch(orgId, v1, { role: "developer" }, manager), 403, "ROLE_ABOVE_OWN", { permission: "teams:read" });
-        assertProblem(await patch(orgId, v1, { role: "destroyer" }, admin), 403, "ROLE_ABOVE_OWN", { permission: "org:delete" });
-        assertProblem(await patch(orgId, admin, { role: "reader" }, manager), 403, "ROLE_ABOVE_OWN", { permission: "org:update" });
+        // every missing permission in catalog order (access/authority.ts), the first as `permission`
+        const developerGap = await patch(orgId, v1, { role: "developer" }, manager);
+        assertProblem(developerGap, 403, "ROLE_ABOVE_OWN", { permission: "teams:read", field: "role" });
+        assert.deepEqual((problemOf(developerGap) as { missing?: string[] }).missing, [
+          "teams:read",
+          "teams:create",
+          "roles:read",
+          "grants:read",
+          "keys:read",
+          "keys:create",
+          "service-keys:read",
+          "secrets:read",
+          "secrets:write",
+          "conversations:read",
+          "conversations:write",
+          "usage:read",
+        ]);
+        assertProblem(await patch(orgId, v1, { role: "destroyer" }, admin), 403, "ROLE_ABOVE_OWN", { permission: "org:delete", missing: ["org:delete"] });
+        // the member's own role is checked first: an admin's is above a people manager's
+        const adminGap = await patch(orgId, admin, { role: "reader" }, manager);
+        assertProblem(adminGap, 403, "ROLE_ABOVE_OWN", { permission: "org:update" });
+        assert.equal((problemOf(adminGap) as { missing?: string[] }).missing?.length, 24);
         assert.deepEqual(await state(orgId), before);
         // within their own permissions they may
         assert.equal((await patch(orgId, v1, { role: "people-manager" }, manager)).statusCode, 200);
         assert.equal((await patch(orgId, v2, { role: "destroyer" }, owner)).statusCode, 200);
         // and an admin cannot touch the holder of a role above theirs
-        assertProblem(await patch(orgId, v2, { role: "viewer" }, admin), 403, "ROLE_ABOVE_OWN", { permission: "org:delete" });
-        assertProblem(await t.call("DELETE", `/v1/orgs/${orgId}/members/${v2.id}`, undefined, admin.access_token), 403, "ROLE_ABOVE_OWN", { permission: "org:delete" });
+        assertProblem(await patch(orgId, v2, { role: "viewer" }, admin), 403, "ROLE_ABOVE_OWN", { permission: "org:delete", missing: ["org:delete"] });
+        assertProblem(await t.call("DELETE", `/v1/orgs/${orgId}/members/${v2.id}`, undefined, admin.access_token), 403, "ROLE_ABOVE_OWN", {
+          permission: "org:delete",
+          missing: ["org:delete"],
+        });
         assert.equal(await roleOf(orgId, v2.id), "destroyer");
       });
 
       it("roles without members:update get 403 naming it", async () => {
-        const { orgId, users: [dev, v] } = await orgWith("developer", "viewer");
+        const {
+          orgId,
+          users: [dev, v],
+        } = await orgWith("developer", "viewer");
         assertProblem(await patch(orgId, v, { role: "developer" }, dev), 403, "FORBIDDEN", { permission: "members:update" });
       });
 
@@ -212,7 +286,10 @@ for (const backend of BACKENDS) {
       ];
       for (const [label, body, field] of badBodies) {
         it(`PATCH /members/:userId refuses ${label} with 400 naming ${field}, changing nothing`, async () => {
-          const { orgId, users: [v] } = await orgWith("viewer");
+          const {
+            orgId,
+            users: [v],
+          } = await orgWith("viewer");
           const before = await state(orgId);
           assertFieldError(await patch(orgId, v, body, owner), field);
           assert.deepEqual(await state(orgId), before);
@@ -231,7 +308,10 @@ for (const backend of BACKENDS) {
       });
 
       it("two owners demoting each other at once leave exactly one owner", async () => {
-        const { orgId, users: [o2] } = await orgWith("owner");
+        const {
+          orgId,
+          users: [o2],
+        } = await orgWith("owner");
         const [a, b] = await Promise.all([patch(orgId, o2, { role: "admin" }, owner), patch(orgId, owner, { role: "admin" }, o2)]);
         const codes = [a.statusCode, b.statusCode].sort();
         assert.equal(codes[0], 200, `${a.body} ${b.body}`);
@@ -246,7 +326,10 @@ for (const backend of BACKENDS) {
         t.call("DELETE", `/v1/orgs/${orgId}/members/${typeof target === "string" ? target : target.id}`, undefined, by.access_token);
 
       it("removal ends access at once: membership, teams, grants and org-scoped sessions go; the next request is 404", async () => {
-        const { orgId, users: [admin] } = await orgWith("admin");
+        const {
+          orgId,
+          users: [admin],
+        } = await orgWith("admin");
         // a user of its own: this test ends its sign-in session
         const dev = await signUp(t, "Doomed Dev");
         await addMember(t, orgId, dev, "developer");
@@ -265,7 +348,9 @@ for (const backend of BACKENDS) {
         await t.db.owner.execute(sql`insert into sessions (id, user_id, method, org_id, expires_at)
           values (${orgSession}, ${dev.id}, 'sso', ${orgId}, now() + interval '1 day'), (${otherSession}, ${dev.id}, 'sso', ${other}, now() + interval '1 day')`);
         // the login session from sign-up, scoped to the org: its refresh token must die with the membership
-        await t.db.owner.execute(sql`update sessions set org_id = ${orgId} where user_id = ${dev.id} and revoked_at is null and id not in (${orgSession}, ${otherSession})`);
+        await t.db.owner.execute(
+          sql`update sessions set org_id = ${orgId} where user_id = ${dev.id} and revoked_at is null and id not in (${orgSession}, ${otherSession})`,
+        );
         await t.deps.access.invalidate(orgId);
         // warm the cache: the member is in
         assert.equal((await t.call("GET", `/v1/orgs/${orgId}`, undefined, dev.access_token)).statusCode, 200);
@@ -297,7 +382,10 @@ for (const backend of BACKENDS) {
       });
 
       it("admins cannot remove owners (403 OWNER_ONLY); owners can, but never the last one (409 LAST_OWNER)", async () => {
-        const { orgId, users: [admin, o2] } = await orgWith("admin", "owner");
+        const {
+          orgId,
+          users: [admin, o2],
+        } = await orgWith("admin", "owner");
         assertProblem(await remove(orgId, o2, admin), 403, "OWNER_ONLY");
         assertProblem(await remove(orgId, owner, admin), 403, "OWNER_ONLY");
         assert.equal((await remove(orgId, o2, owner)).statusCode, 200);
@@ -308,7 +396,10 @@ for (const backend of BACKENDS) {
       });
 
       it("roles without members:remove get 403 naming it; bad and foreign ids 400 / 404, nothing removed", async () => {
-        const { orgId, users: [dev, v] } = await orgWith("developer", "viewer");
+        const {
+          orgId,
+          users: [dev, v],
+        } = await orgWith("developer", "viewer");
         const other = await orgWith("viewer");
         const before = await state(orgId);
         const otherBefore = await state(other.orgId);
@@ -321,7 +412,10 @@ for (const backend of BACKENDS) {
       });
 
       it("POST /leave: any member leaves (member.left), and their next request is 404", async () => {
-        const { orgId, users: [v] } = await orgWith("viewer");
+        const {
+          orgId,
+          users: [v],
+        } = await orgWith("viewer");
         assert.equal((await t.call("GET", `/v1/orgs/${orgId}/members`, undefined, v.access_token)).statusCode, 200);
         const res = await t.call("POST", `/v1/orgs/${orgId}/leave`, undefined, v.access_token);
         assert.equal(res.statusCode, 204, res.body);
@@ -340,7 +434,10 @@ for (const backend of BACKENDS) {
       });
 
       it("DELETE /members/<own id> is leaving: audited as member.left", async () => {
-        const { orgId, users: [admin] } = await orgWith("admin");
+        const {
+          orgId,
+          users: [admin],
+        } = await orgWith("admin");
         assert.equal((await remove(orgId, admin, admin)).statusCode, 200);
         const [e] = await events(orgId);
         assert.deepEqual([e.action, e.actorId, e.targetId], ["member.left", admin.id, admin.id]);
@@ -348,7 +445,10 @@ for (const backend of BACKENDS) {
       });
 
       it("a member whose custom role lacks even org:read can still leave", async () => {
-        const { orgId, users: [u] } = await orgWith("viewer");
+        const {
+          orgId,
+          users: [u],
+        } = await orgWith("viewer");
         const r = await t.call("POST", `/v1/orgs/${orgId}/roles`, { name: "badge-only", permissions: ["usage:read"] }, owner.access_token);
         assert.equal(r.statusCode, 201, r.body);
         assert.equal((await t.call("PATCH", `/v1/orgs/${orgId}/members/${u.id}`, { role: "badge-only" }, owner.access_token)).statusCode, 200);
@@ -357,7 +457,10 @@ for (const backend of BACKENDS) {
       });
 
       it("the last owner cannot leave (409 LAST_OWNER, nothing changes); with a second owner, they can", async () => {
-        const { orgId, users: [o2] } = await orgWith("owner");
+        const {
+          orgId,
+          users: [o2],
+        } = await orgWith("owner");
         const solo = await newOrg();
         const before = await state(solo);
         assertProblem(await t.call("POST", `/v1/orgs/${solo}/leave`, undefined, owner.access_token), 409, "LAST_OWNER");
@@ -368,14 +471,20 @@ for (const backend of BACKENDS) {
       });
 
       it("two owners leaving at once: one leaves, the other stays as the last owner", async () => {
-        const { orgId, users: [o2] } = await orgWith("owner");
+        const {
+          orgId,
+          users: [o2],
+        } = await orgWith("owner");
         const res = await Promise.all([owner, o2].map((u) => t.call("POST", `/v1/orgs/${orgId}/leave`, undefined, u.access_token)));
         assert.deepEqual(res.map((r) => r.statusCode).sort(), [204, 409]);
         assert.equal((await rows(sql`select 1 from memberships where org_id = ${orgId} and role = 'owner'`)).length, 1);
       });
 
       it("strangers get 404 from every members route", async () => {
-        const { orgId, users: [v] } = await orgWith("viewer");
+        const {
+          orgId,
+          users: [v],
+        } = await orgWith("viewer");
         const stranger = fresh();
         for (const [m, p, b] of [
           ["GET", "/members", undefined],

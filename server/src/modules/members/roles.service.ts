@@ -1,14 +1,14 @@
 import type { Database } from "../../db/client.ts";
 import type { Clock } from "../../lib/clock.ts";
-import { platformError } from "../../lib/errors.ts";
+import { platformError, type AppErrorOptions } from "../../lib/errors.ts";
 import { newId } from "../../lib/ids.ts";
 import { isUniqueViolation } from "../../lib/pg-errors.ts";
 import type { AccessService, OrgMembership } from "../access/access.service.ts";
+import { builtInRolePermissions, missingFrom, requireWithin } from "../access/authority.ts";
 import { ALL_PERMISSIONS, BUILT_IN_ROLES, isBuiltInRole, isPermission, type BuiltInRole } from "../access/permissions.ts";
 import type { AuditActor, AuditService } from "../audit/audit.service.ts";
 import { membersError } from "./members.errors.ts";
 import type { CustomRoleRow, MembersRepo } from "./members.repo.ts";
-import { firstMissing } from "./members.service.ts";
 
 /** An org has at most this many custom roles, so the roles list needs no pages. */
 export const MAX_CUSTOM_ROLES = 100;
@@ -30,19 +30,19 @@ const roleNotFound = () => membersError("ROLE_NOT_FOUND", "No such custom role i
 /** Known names in catalog order, duplicates dropped; an unknown name is a 400 naming it. */
 function normalize(permissions: readonly string[]): string[] {
   permissions.forEach((p, i) => {
-    if (!isPermission(p)) throw platformError("VALIDATION_FAILED", `permissions.${i} ${p} is not a permission (see GET /v1/permissions).`, { field: `permissions.${i}` });
+    if (!isPermission(p))
+      throw platformError("VALIDATION_FAILED", `permissions.${i} ${p} is not a permission (see GET /v1/permissions).`, { field: `permissions.${i}` });
   });
   const wanted = new Set(permissions);
   return ALL_PERMISSIONS.filter((p) => wanted.has(p));
 }
 
-/** Refuses putting into a role any permission the caller does not hold: a role manager cannot mint power. */
-function requireHeld(caller: OrgMembership, permissions: Iterable<string>): void {
-  const missing = firstMissing(permissions, caller.permissions);
-  if (missing) {
-    throw membersError("PERMISSION_NOT_HELD", `You cannot put ${missing} into a role: you do not hold it yourself.`, { field: "permissions", extra: { permission: missing } });
-  }
-}
+/** Nothing the caller lacks goes into a role (authority.ts, with this code): a role manager cannot mint power. */
+const notHeld = {
+  subject: "A role",
+  field: "permissions",
+  error: (detail: string, options: AppErrorOptions) => membersError("PERMISSION_NOT_HELD", detail, options),
+};
 
 /**
  * The org's roles: the built-in ones and its custom roles (named subsets of the permission catalog). Memberships name
@@ -60,16 +60,18 @@ export function createRolesService(deps: {
   return {
     async list(orgId: string): Promise<RoleView[]> {
       const { roles, counts } = await db.tx({ orgId }, async (tx) => ({ roles: await repo.listRoles(tx, orgId), counts: await repo.roleCounts(tx, orgId) }));
-      const builtIn = (Object.keys(BUILT_IN_ROLES) as BuiltInRole[]).map((name): RoleView => ({
-        id: null,
-        name,
-        builtIn: true,
-        description: BUILT_IN_ROLES[name].description,
-        permissions: [...BUILT_IN_ROLES[name].permissions],
-        memberCount: counts.get(name) ?? 0,
-        createdAt: null,
-        updatedAt: null,
-      }));
+      const builtIn = (Object.keys(BUILT_IN_ROLES) as BuiltInRole[]).map(
+        (name): RoleView => ({
+          id: null,
+          name,
+          builtIn: true,
+          description: BUILT_IN_ROLES[name].description,
+          permissions: [...builtInRolePermissions(name)],
+          memberCount: counts.get(name) ?? 0,
+          createdAt: null,
+          updatedAt: null,
+        }),
+      );
       return [...builtIn, ...roles.map((r) => custom(r, counts.get(r.name) ?? 0))];
     },
 
@@ -85,7 +87,7 @@ export function createRolesService(deps: {
       const { orgId } = caller;
       if (isBuiltInRole(input.name)) throw membersError("ROLE_NAME_TAKEN", `${input.name} is a built-in role.`, { field: "name" });
       const permissions = normalize(input.permissions);
-      requireHeld(caller, permissions);
+      requireWithin(caller, permissions, notHeld);
       const now = clock.now();
       try {
         return await db.tx({ orgId }, async (tx) => {
@@ -93,7 +95,14 @@ export function createRolesService(deps: {
             throw membersError("TOO_MANY_ROLES", `An organization has at most ${MAX_CUSTOM_ROLES} custom roles; delete one first.`);
           }
           const description = input.description?.trim() ?? "";
-          const role = await repo.insertRole(tx, orgId, { id: newId("role", now.getTime()), name: input.name, description, permissions, createdBy: caller.userId, now });
+          const role = await repo.insertRole(tx, orgId, {
+            id: newId("role", now.getTime()),
+            name: input.name,
+            description,
+            permissions,
+            createdBy: caller.userId,
+            now,
+          });
           await audit.record(tx, actor, {
             orgId,
             action: "role.created",
@@ -116,7 +125,8 @@ export function createRolesService(deps: {
         const before = await repo.findRole(tx, orgId, { id: roleId }, "update");
         if (!before) throw roleNotFound();
         const permissions = wanted ?? before.permissions;
-        requireHeld(caller, permissions.filter((p) => !before.permissions.includes(p)));
+        // what the role holds already may stay, held by the caller or not: only what is added must be theirs
+        requireWithin(caller, missingFrom(new Set(before.permissions.filter(isPermission)), permissions), notHeld);
         const description = patch.description?.trim() ?? before.description;
         const diff: Record<string, [unknown, unknown]> = {};
         if (description !== before.description) diff.description = [before.description, description];
@@ -140,7 +150,10 @@ export function createRolesService(deps: {
         if (!role) throw roleNotFound();
         const usage = await repo.roleUsage(tx, orgId, role.name, clock.now());
         if (usage.members || usage.invitations) {
-          const parts = [usage.members && `${usage.members} member${usage.members === 1 ? "" : "s"}`, usage.invitations && `${usage.invitations} pending invitation${usage.invitations === 1 ? "" : "s"}`].filter(Boolean);
+          const parts = [
+            usage.members && `${usage.members} member${usage.members === 1 ? "" : "s"}`,
+            usage.invitations && `${usage.invitations} pending invitation${usage.invitations === 1 ? "" : "s"}`,
+          ].filter(Boolean);
           throw membersError("ROLE_IN_USE", `The role ${role.name} is in use by ${parts.join(" and ")}; give them another role first.`);
         }
         await repo.deleteRole(tx, orgId, roleId);

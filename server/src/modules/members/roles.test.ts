@@ -4,7 +4,19 @@ import { after, before, describe, it } from "node:test";
 import { sql, type SQL } from "drizzle-orm";
 import { newId } from "../../lib/ids.ts";
 import { ALL_PERMISSIONS, BUILT_IN_ROLES } from "../access/permissions.ts";
-import { BACKENDS, addMember, assertFieldError, assertProblem, createTestApp, makeOrg, problemOf, signUp, uniqueSlug, type TestApp, type TestUser } from "../../../test/harness.ts";
+import {
+  BACKENDS,
+  addMember,
+  assertFieldError,
+  assertProblem,
+  createTestApp,
+  makeOrg,
+  problemOf,
+  signUp,
+  uniqueSlug,
+  type TestApp,
+  type TestUser,
+} from "../../../test/harness.ts";
 
 interface Role {
   id: string | null;
@@ -65,14 +77,20 @@ for (const backend of BACKENDS) {
     it("GET /roles lists the built-in roles with their permissions and holders, then the custom ones", async () => {
       const { orgId, users } = await orgWith("viewer", "viewer", "developer");
       const roles = await list(orgId, users[0]);
-      assert.deepEqual(roles.map((r) => r.name), ["owner", "admin", "developer", "viewer"]);
+      assert.deepEqual(
+        roles.map((r) => r.name),
+        ["owner", "admin", "developer", "viewer"],
+      );
       for (const r of roles) {
         assert.equal(r.built_in, true);
         assert.equal(r.id, null);
         assert.deepEqual(r.permissions, BUILT_IN_ROLES[r.name as keyof typeof BUILT_IN_ROLES].permissions);
         assert.equal(r.created_at, null);
       }
-      assert.deepEqual(roles.map((r) => r.member_count), [1, 0, 1, 2]);
+      assert.deepEqual(
+        roles.map((r) => r.member_count),
+        [1, 0, 1, 2],
+      );
       const role = await created(orgId, { name: "auditor", permissions: ["audit:read"] });
       await assign(orgId, users[1], "auditor");
       const after = await list(orgId);
@@ -89,7 +107,16 @@ for (const backend of BACKENDS) {
       assert.match(role.id ?? "", /^rol_[0-9a-z]{26}$/);
       assert.deepEqual(
         { ...role, id: null, created_at: null, updated_at: null },
-        { id: null, name: "release_mgr-2", built_in: false, description: "Ships releases", permissions: ["org:read", "audit:read", "keys:create"], member_count: 0, created_at: null, updated_at: null },
+        {
+          id: null,
+          name: "release_mgr-2",
+          built_in: false,
+          description: "Ships releases",
+          permissions: ["org:read", "audit:read", "keys:create"],
+          member_count: 0,
+          created_at: null,
+          updated_at: null,
+        },
       );
       assert.equal(role.created_at, role.updated_at);
       const got = await t.call("GET", `/v1/orgs/${orgId}/roles/${role.id}`, undefined, owner.access_token);
@@ -98,7 +125,11 @@ for (const backend of BACKENDS) {
       const [e] = await events(orgId);
       assert.equal(e.action, "role.created");
       assert.deepEqual([e.actorId, e.targetType, e.targetId], [owner.id, "role", role.id]);
-      assert.deepEqual(e.diff, { name: [null, "release_mgr-2"], description: [null, "Ships releases"], permissions: [null, ["org:read", "audit:read", "keys:create"]] });
+      assert.deepEqual(e.diff, {
+        name: [null, "release_mgr-2"],
+        description: [null, "Ships releases"],
+        permissions: [null, ["org:read", "audit:read", "keys:create"]],
+      });
       // every permission of the catalog at once is fine for an owner
       assert.equal((await create(orgId, { name: "everything", permissions: ALL_PERMISSIONS })).statusCode, 201);
     });
@@ -143,19 +174,33 @@ for (const backend of BACKENDS) {
       });
     }
 
-    it("nobody puts into a role a permission they do not hold: 403 PERMISSION_NOT_HELD naming the first", async () => {
-      const { orgId, users: [admin, mgr, dev] } = await orgWith("admin", "viewer", "developer");
+    it("nobody puts into a role a permission they do not hold: 403 PERMISSION_NOT_HELD naming every one, the first as permission", async () => {
+      const {
+        orgId,
+        users: [admin, mgr, dev],
+      } = await orgWith("admin", "viewer", "developer");
       await created(orgId, { name: "role-manager", permissions: ["org:read", "roles:read", "roles:manage", "audit:read"] });
       assert.equal((await assign(orgId, mgr, "role-manager")).statusCode, 200);
       const before = await state(orgId);
-      assertProblem(await create(orgId, { name: "deleter", permissions: ["org:read", "org:delete"] }, admin), 403, "PERMISSION_NOT_HELD", { permission: "org:delete" });
-      assertProblem(await create(orgId, { name: "peeker", permissions: ["audit:read", "members:read", "secrets:read"] }, mgr), 403, "PERMISSION_NOT_HELD", { permission: "members:read" });
+      assertProblem(await create(orgId, { name: "deleter", permissions: ["org:read", "org:delete"] }, admin), 403, "PERMISSION_NOT_HELD", {
+        permission: "org:delete",
+        missing: ["org:delete"],
+        field: "permissions",
+      });
+      // in catalog order, whatever the order asked
+      assertProblem(await create(orgId, { name: "peeker", permissions: ["secrets:read", "audit:read", "members:read"] }, mgr), 403, "PERMISSION_NOT_HELD", {
+        permission: "members:read",
+        missing: ["members:read", "secrets:read"],
+      });
       assertProblem(await create(orgId, { name: "peeker", permissions: ["audit:read"] }, dev), 403, "FORBIDDEN", { permission: "roles:manage" });
       assert.deepEqual(await state(orgId), before);
       const mine = await created(orgId, { name: "auditor", permissions: ["audit:read"] }, mgr);
       // adding what they lack is refused too; what they hold they may add
       const patch = (body: unknown) => t.call("PATCH", `/v1/orgs/${orgId}/roles/${mine.id}`, body, mgr.access_token);
-      assertProblem(await patch({ permissions: ["audit:read", "secrets:read"] }), 403, "PERMISSION_NOT_HELD", { permission: "secrets:read" });
+      assertProblem(await patch({ permissions: ["audit:read", "secrets:read"] }), 403, "PERMISSION_NOT_HELD", {
+        permission: "secrets:read",
+        missing: ["secrets:read"],
+      });
       assert.equal((await patch({ permissions: ["org:read", "audit:read"] })).statusCode, 200);
       // a role holding what the manager lacks may still lose permissions they hold, and keep the ones they do not
       const big = await created(orgId, { name: "big", permissions: ["org:read", "secrets:read", "audit:read"] });
@@ -165,7 +210,10 @@ for (const backend of BACKENDS) {
     });
 
     it("a member with a custom role gets exactly its permissions on real routes, and a change of the role reaches them at once", async () => {
-      const { orgId, users: [u] } = await orgWith("viewer");
+      const {
+        orgId,
+        users: [u],
+      } = await orgWith("viewer");
       const role = await created(orgId, { name: "auditor", permissions: ["audit:read"] });
       assert.equal((await assign(orgId, u, "auditor")).statusCode, 200);
       const audit = () => t.call("GET", `/v1/orgs/${orgId}/audit`, undefined, u.access_token);
@@ -195,7 +243,12 @@ for (const backend of BACKENDS) {
       assert.deepEqual(res.json().permissions, ["members:read"]);
       const n = (await events(orgId)).length;
       assert.deepEqual((await events(orgId))[0].diff, { description: ["", "Helps customers"] });
-      const same = await t.call("PATCH", `/v1/orgs/${orgId}/roles/${role.id}`, { description: "Helps customers", permissions: ["members:read"] }, owner.access_token);
+      const same = await t.call(
+        "PATCH",
+        `/v1/orgs/${orgId}/roles/${role.id}`,
+        { description: "Helps customers", permissions: ["members:read"] },
+        owner.access_token,
+      );
       assert.equal(same.statusCode, 200, same.body);
       assert.equal((await events(orgId)).length, n);
     });
@@ -226,7 +279,11 @@ for (const backend of BACKENDS) {
       const otherBefore = await state(other.orgId);
       const r = await t.call("PATCH", `/v1/orgs/${orgId}/roles/${role.id}`, {}, owner.access_token);
       assert.equal(r.statusCode, 400, r.body);
-      for (const [m, body] of [["GET", undefined], ["PATCH", { description: "x" }], ["DELETE", undefined]] as const) {
+      for (const [m, body] of [
+        ["GET", undefined],
+        ["PATCH", { description: "x" }],
+        ["DELETE", undefined],
+      ] as const) {
         for (const id of [newId("role"), foreign.id]) {
           assertProblem(await t.call(m, `/v1/orgs/${orgId}/roles/${id}`, body, owner.access_token), 404, "ROLE_NOT_FOUND", { field: "roleId" });
         }
@@ -237,7 +294,10 @@ for (const backend of BACKENDS) {
     });
 
     it("DELETE refuses a role in use (409 ROLE_IN_USE saying by how many), then deletes it once free, audited as role.deleted", async () => {
-      const { orgId, users: [a, b] } = await orgWith("viewer", "viewer");
+      const {
+        orgId,
+        users: [a, b],
+      } = await orgWith("viewer", "viewer");
       const role = await created(orgId, { name: "auditor", description: "Reads the log", permissions: ["audit:read"] });
       await assign(orgId, a, "auditor");
       await assign(orgId, b, "auditor");
@@ -270,7 +330,10 @@ for (const backend of BACKENDS) {
     });
 
     it("deleting a role while it is being assigned: never both", async () => {
-      const { orgId, users: [u] } = await orgWith("viewer");
+      const {
+        orgId,
+        users: [u],
+      } = await orgWith("viewer");
       const role = await created(orgId, { name: "racer", permissions: ["org:read"] });
       const [del, put] = await Promise.all([t.call("DELETE", `/v1/orgs/${orgId}/roles/${role.id}`, undefined, owner.access_token), assign(orgId, u, "racer")]);
       const outcome = `${del.statusCode}/${put.statusCode}`;
@@ -281,12 +344,19 @@ for (const backend of BACKENDS) {
     });
 
     it("roles:read is every built-in role's; roles:manage only admins' and owners'", async () => {
-      const { orgId, users: [admin, dev, viewer] } = await orgWith("admin", "developer", "viewer");
+      const {
+        orgId,
+        users: [admin, dev, viewer],
+      } = await orgWith("admin", "developer", "viewer");
       for (const u of [admin, dev, viewer]) assert.equal((await t.call("GET", `/v1/orgs/${orgId}/roles`, undefined, u.access_token)).statusCode, 200);
       const role = await created(orgId, { name: "by-admin", permissions: ["org:read"] }, admin);
       for (const u of [dev, viewer]) {
-        assertProblem(await t.call("PATCH", `/v1/orgs/${orgId}/roles/${role.id}`, { description: "x" }, u.access_token), 403, "FORBIDDEN", { permission: "roles:manage" });
-        assertProblem(await t.call("DELETE", `/v1/orgs/${orgId}/roles/${role.id}`, undefined, u.access_token), 403, "FORBIDDEN", { permission: "roles:manage" });
+        assertProblem(await t.call("PATCH", `/v1/orgs/${orgId}/roles/${role.id}`, { description: "x" }, u.access_token), 403, "FORBIDDEN", {
+          permission: "roles:manage",
+        });
+        assertProblem(await t.call("DELETE", `/v1/orgs/${orgId}/roles/${role.id}`, undefined, u.access_token), 403, "FORBIDDEN", {
+          permission: "roles:manage",
+        });
       }
       assert.equal((await t.call("GET", `/v1/orgs/${orgId}/roles/${role.id}`, undefined, viewer.access_token)).statusCode, 200);
       // a stranger sees nothing

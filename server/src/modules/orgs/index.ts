@@ -3,6 +3,7 @@ import type { JobQueue } from "../../jobs/queue.ts";
 import type { Clock } from "../../lib/clock.ts";
 import type { AccessService } from "../access/access.service.ts";
 import type { AuditService } from "../audit/audit.service.ts";
+import type { MembershipWrites } from "../members/members.service.ts";
 import { orgLifecycleRoutes } from "./orgs.lifecycle.routes.ts";
 import { createOrgLifecycleService } from "./orgs.lifecycle.service.ts";
 import { orgProfileRoutes } from "./orgs.profile.routes.ts";
@@ -11,8 +12,11 @@ import { orgsRepo } from "./orgs.repo.ts";
 import { orgsRoutes } from "./orgs.routes.ts";
 import { createOrgsService } from "./orgs.service.ts";
 
-/** Organizations (tenants): creation, profile, and the delete → restore → purge lifecycle. */
-export function wire(deps: { db: Database; clock: Clock; audit: AuditService; access: AccessService; jobs: JobQueue }) {
+/**
+ * Organizations (tenants): creation, profile, and the delete → restore → purge lifecycle. A new org's owner is written
+ * through `members` (the members module owns memberships).
+ */
+export function wire(deps: { db: Database; clock: Clock; audit: AuditService; access: AccessService; jobs: JobQueue; members: MembershipWrites }) {
   const orgs = createOrgsService({ ...deps, repo: orgsRepo });
   const profile = createOrgProfileService(deps);
   const lifecycle = createOrgLifecycleService(deps);

@@ -39,55 +39,67 @@ const Gone = Type.Ref("Problem", { description: "The restore window has passed: 
 export function orgLifecycleRoutes(s: { lifecycle: OrgLifecycleService }): FastifyPluginAsyncTypebox {
   const tags = ["orgs"];
   return async (app) => {
-    app.delete("/v1/orgs/:orgId", {
-      config: { permission: "org:delete" },
-      schema: {
-        operationId: "deleteOrg",
-        tags,
-        summary: "Delete an organization (restorable for 30 days)",
-        description:
-          "Soft delete: the organization is unusable at once (every route under it answers 404 for every member), " +
-          "stays restorable by its owners for 30 days (POST /v1/deleted-orgs/{orgId}/restore), and is then purged " +
-          "with its members, teams, roles, grants and invitations; its audit log is kept. To guard against " +
-          "accidents the body must repeat the organization's slug in `confirm`. A personal organization cannot be " +
-          "deleted (409 PERSONAL_ORG). Audited as org.deleted.",
-        security: bearerSecurity,
-        params: OrgIdParams,
-        body: Type.Object(
-          { confirm: Type.String({ minLength: 1, maxLength: 48, description: "The organization's slug, typed again to confirm" }) },
-          { additionalProperties: false },
-        ),
-        response: { 200: OrgLifecycle, ...errors(...BODY_ERRORS, 401, 403, 404, 409) },
+    app.delete(
+      "/v1/orgs/:orgId",
+      {
+        config: { permission: "org:delete" },
+        schema: {
+          operationId: "deleteOrg",
+          tags,
+          summary: "Delete an organization (restorable for 30 days)",
+          description:
+            "Soft delete: the organization is unusable at once (every route under it answers 404 for every member), " +
+            "stays restorable by its owners for 30 days (POST /v1/deleted-orgs/{orgId}/restore), and is then purged " +
+            "with its members, teams, roles, grants and invitations; its audit log is kept. To guard against " +
+            "accidents the body must repeat the organization's slug in `confirm`. A personal organization cannot be " +
+            "deleted (409 PERSONAL_ORG). Audited as org.deleted.",
+          security: bearerSecurity,
+          params: OrgIdParams,
+          body: Type.Object(
+            { confirm: Type.String({ minLength: 1, maxLength: 48, description: "The organization's slug, typed again to confirm" }) },
+            { additionalProperties: false },
+          ),
+          response: { 200: OrgLifecycle, ...errors(...BODY_ERRORS, 401, 403, 404, 409) },
+        },
       },
-    }, async (req) => toLifecycle(await s.lifecycle.deleteOrg(requireTenant(req).orgId, req.body.confirm, actorOf(req))));
+      async (req) => toLifecycle(await s.lifecycle.deleteOrg(requireTenant(req).orgId, req.body.confirm, actorOf(req))),
+    );
 
-    app.get("/v1/deleted-orgs", {
-      schema: {
-        operationId: "listDeletedOrgs",
-        tags,
-        summary: "Deleted organizations I can still restore",
-        description: "Those whose restore window is open and in which my role holds org:delete (owners).",
-        security: bearerSecurity,
-        response: { 200: Type.Object({ items: Type.Array(DeletedOrgItem) }), ...errors(401) },
+    app.get(
+      "/v1/deleted-orgs",
+      {
+        schema: {
+          operationId: "listDeletedOrgs",
+          tags,
+          summary: "Deleted organizations I can still restore",
+          description: "Those whose restore window is open and in which my role holds org:delete (owners).",
+          security: bearerSecurity,
+          response: { 200: Type.Object({ items: Type.Array(DeletedOrgItem) }), ...errors(401) },
+        },
       },
-    }, async (req) => {
-      const rows = await s.lifecycle.listDeleted(requireUser(req).userId);
-      return { items: rows.map((r) => ({ ...toLifecycle(r.org), role: r.role })) };
-    });
+      async (req) => {
+        const rows = await s.lifecycle.listDeleted(requireUser(req).userId);
+        return { items: rows.map((r) => ({ ...toLifecycle(r.org), role: r.role })) };
+      },
+    );
 
-    app.post("/v1/deleted-orgs/:orgId/restore", {
-      schema: {
-        operationId: "restoreOrg",
-        tags,
-        summary: "Restore a deleted organization within 30 days",
-        description:
-          "For a member whose role holds org:delete (owners). Everything comes back as it was; the slug was kept. " +
-          "404 when you were not a member or the organization is not deleted; 410 once the restore window has " +
-          "passed. Audited as org.restored.",
-        security: bearerSecurity,
-        params: OrgIdParams,
-        response: { 200: OrgLifecycle, ...errors(400, 401, 403, 404), 410: Gone },
+    app.post(
+      "/v1/deleted-orgs/:orgId/restore",
+      {
+        schema: {
+          operationId: "restoreOrg",
+          tags,
+          summary: "Restore a deleted organization within 30 days",
+          description:
+            "For a member whose role holds org:delete (owners). Everything comes back as it was; the slug was kept. " +
+            "404 when you were not a member or the organization is not deleted; 410 once the restore window has " +
+            "passed. Audited as org.restored.",
+          security: bearerSecurity,
+          params: OrgIdParams,
+          response: { 200: OrgLifecycle, ...errors(400, 401, 403, 404), 410: Gone },
+        },
       },
-    }, async (req) => toLifecycle(await s.lifecycle.restoreOrg(req.params.orgId, requireUser(req).userId, actorOf(req))));
+      async (req) => toLifecycle(await s.lifecycle.restoreOrg(req.params.orgId, requireUser(req).userId, actorOf(req))),
+    );
   };
 }

@@ -1,60 +1,17 @@
-import { and, count, eq, isNotNull, sql } from "drizzle-orm";
 import type { Database, Executor } from "../../db/client.ts";
-import { memberships, orgs, teams } from "../../db/schema/index.ts";
 import type { JobPayload, JobQueue } from "../../jobs/queue.ts";
 import type { Clock } from "../../lib/clock.ts";
-import { defineErrors, platformError } from "../../lib/errors.ts";
+import { platformError } from "../../lib/errors.ts";
 import type { AccessService } from "../access/access.service.ts";
 import type { AuditActor, AuditService } from "../audit/audit.service.ts";
-import { orgsError } from "./orgs.profile.service.ts";
-import { orgProfileRepo, type OrgRow } from "./orgs.repo.ts";
-
-export const lifecycleError = defineErrors({ PERSONAL_ORG: 409, CONFIRMATION_MISMATCH: 400, ORG_PURGE_PASSED: 410 });
+import { lifecycleError, orgsError } from "./orgs.errors.ts";
+import { deletedOrgsRepo as deletedRepo, orgProfileRepo, type DeletedOrg, type OrgRow } from "./orgs.repo.ts";
 
 /** How long a deleted organization stays restorable before the purge job removes it. */
 export const RESTORE_WINDOW_MS = 30 * 24 * 60 * 60 * 1000;
 export const PURGE_JOB = "orgs.purge";
 
 const SYSTEM: AuditActor = { type: "system", id: null };
-
-export interface DeletedOrg {
-  org: OrgRow;
-  role: string;
-}
-
-/** Queries on deleted orgs; the caller's transaction is scoped to the org (or, for the listing, to the user). */
-const deletedRepo = {
-  async lockDeleted(tx: Executor, orgId: string): Promise<OrgRow | undefined> {
-    const [row] = await tx.select().from(orgs).where(and(eq(orgs.id, orgId), isNotNull(orgs.deletedAt))).for("update");
-    return row;
-  },
-
-  async roleOf(tx: Executor, orgId: string, userId: string): Promise<string | undefined> {
-    const [row] = await tx.select({ role: memberships.role }).from(memberships).where(and(eq(memberships.orgId, orgId), eq(memberships.userId, userId)));
-    return row?.role;
-  },
-
-  /** The deleted orgs the user is a member of (row-level security shows a user the orgs they belong to). */
-  async listForUser(ex: Executor, userId: string): Promise<DeletedOrg[]> {
-    return ex
-      .select({ org: orgs, role: memberships.role })
-      .from(memberships)
-      .innerJoin(orgs, eq(orgs.id, memberships.orgId))
-      .where(and(eq(memberships.userId, userId), isNotNull(orgs.deletedAt)))
-      .orderBy(sql`${orgs.deletedAt} desc`, orgs.id);
-  },
-
-  async counts(tx: Executor, orgId: string): Promise<{ memberships: number; teams: number }> {
-    const [m] = await tx.select({ n: count() }).from(memberships).where(eq(memberships.orgId, orgId));
-    const [t] = await tx.select({ n: count() }).from(teams).where(eq(teams.orgId, orgId));
-    return { memberships: Number(m.n), teams: Number(t.n) };
-  },
-
-  async purge(tx: Executor, orgId: string): Promise<void> {
-    // memberships, teams, team members, custom roles, grants, grant requests and invitations go by ON DELETE CASCADE
-    await tx.delete(orgs).where(and(eq(orgs.id, orgId), isNotNull(orgs.deletedAt)));
-  },
-};
 
 /**
  * An organization's deletion lifecycle. Deleting is a soft delete: the org is unusable at once (access.membership
@@ -144,17 +101,18 @@ export function createOrgLifecycleService(deps: {
         const role = org ? await deletedRepo.roleOf(tx, orgId, userId) : undefined;
         if (!org || role === undefined) throw orgsError("ORG_NOT_FOUND", `No deleted organization ${orgId} that you belong to.`, { field: "orgId" });
         if (!(await mayDelete(tx, orgId, role))) {
-          throw platformError("FORBIDDEN", `Restoring needs the org:delete permission, which your role (${role}) does not have.`, { extra: { permission: "org:delete" } });
+          throw platformError("FORBIDDEN", `Restoring needs the org:delete permission, which your role (${role}) does not have.`, {
+            extra: { permission: "org:delete" },
+          });
         }
         if (!org.purgeAfter || org.purgeAfter <= clock.now()) {
-          throw lifecycleError("ORG_PURGE_PASSED", `The organization could be restored until ${org.purgeAfter?.toISOString() ?? "its deletion"}; it is being purged.`);
+          throw lifecycleError(
+            "ORG_PURGE_PASSED",
+            `The organization could be restored until ${org.purgeAfter?.toISOString() ?? "its deletion"}; it is being purged.`,
+          );
         }
         const now = clock.now();
-        const after = (await tx
-          .update(orgs)
-          .set({ deletedAt: null, deletedBy: null, purgeAfter: null, updatedAt: now })
-          .where(eq(orgs.id, orgId))
-          .returning())[0];
+        const after = await deletedRepo.restore(tx, orgId, now);
         await audit.record(tx, actor, {
           orgId,
           action: "org.restored",

@@ -43,7 +43,9 @@ for (const backend of BACKENDS) {
         (${parent}, ${id}, 'Parent', null, ARRAY[${parent}]::text[]),
         (${child}, ${id}, 'Child', ${parent}, ARRAY[${parent}, ${child}]::text[])`);
       await t.db.owner.execute(sql`insert into team_members (team_id, org_id, user_id, role) values (${child}, ${id}, ${vera.id}, 'member')`);
-      await t.db.owner.execute(sql`insert into custom_roles (id, org_id, name, permissions) values (${newId("role")}, ${id}, 'auditor', ARRAY['audit:read']::text[])`);
+      await t.db.owner.execute(
+        sql`insert into custom_roles (id, org_id, name, permissions) values (${newId("role")}, ${id}, 'auditor', ARRAY['audit:read']::text[])`,
+      );
       await t.db.owner.execute(sql`insert into grants (id, org_id, subject_type, subject_id, relation, object_type, object_id, kind)
         values (${newId("grant")}, ${id}, 'user', ${vera.id}, 'read', 'team', ${parent}, 'share')`);
       await t.deps.access.invalidate(id);
@@ -58,12 +60,23 @@ for (const backend of BACKENDS) {
       assert.equal(res.statusCode, 200, res.body);
       return res.json().items as { id: string; role: string; purge_after: string; deleted_at: string; deleted_by: string }[];
     };
-    const myOrgIds = async (user: TestUser) => ((await t.call("GET", "/v1/orgs", undefined, user.access_token)).json().items as { id: string }[]).map((o) => o.id);
+    const myOrgIds = async (user: TestUser) =>
+      ((await t.call("GET", "/v1/orgs", undefined, user.access_token)).json().items as { id: string }[]).map((o) => o.id);
     const events = async (orgId: string) => (await t.deps.audit.list(orgId, {}, 1000)).reverse();
     const orgRow = async (orgId: string) =>
-      ((await t.db.owner.execute(sql`select deleted_at, deleted_by, purge_after from orgs where id = ${orgId}`)) as unknown as { rows: Record<string, unknown>[] }).rows[0];
+      (
+        (await t.db.owner.execute(sql`select deleted_at, deleted_by, purge_after from orgs where id = ${orgId}`)) as unknown as {
+          rows: Record<string, unknown>[];
+        }
+      ).rows[0];
     const countOf = async (table: string, orgId: string) =>
-      Number(((await t.db.owner.execute(sql`select count(*)::int as n from ${sql.identifier(table)} where org_id = ${orgId}`)) as unknown as { rows: { n: number }[] }).rows[0].n);
+      Number(
+        (
+          (await t.db.owner.execute(sql`select count(*)::int as n from ${sql.identifier(table)} where org_id = ${orgId}`)) as unknown as {
+            rows: { n: number }[];
+          }
+        ).rows[0].n,
+      );
     const usable = async (orgId: string, user: TestUser) => (await t.call("GET", `/v1/orgs/${orgId}`, undefined, user.access_token)).statusCode;
 
     it("DELETE /v1/orgs/{orgId} by an owner makes the org unusable at once for every member, lists it as deleted and audits it", async () => {
@@ -85,14 +98,24 @@ for (const backend of BACKENDS) {
       }
       assertProblem(await del(org.id, { confirm: org.slug }), 404, "NOT_FOUND");
       const listed = (await listDeleted(alice)).find((o) => o.id === org.id);
-      assert.deepEqual(listed, { id: org.id, name: "Doomed", slug: org.slug, role: "owner", deleted_at: body.deleted_at, deleted_by: alice.id, purge_after: body.purge_after });
+      assert.deepEqual(listed, {
+        id: org.id,
+        name: "Doomed",
+        slug: org.slug,
+        role: "owner",
+        deleted_at: body.deleted_at,
+        deleted_by: alice.id,
+        purge_after: body.purge_after,
+      });
       assert.ok(!(await listDeleted(bob)).some((o) => o.id === org.id), "an admin cannot restore, so does not see it");
       assert.ok(!(await listDeleted(sam)).some((o) => o.id === org.id));
       const last = (await events(org.id)).at(-1);
       assert.equal(last?.action, "org.deleted");
       assert.equal(last?.actorId, alice.id);
       assert.deepEqual(last?.diff, { deleted_at: [null, body.deleted_at], purge_after: [null, body.purge_after] });
-      const jobs = (await t.db.owner.execute(sql`select run_at from jobs where kind = 'orgs.purge' and payload->>'org_id' = ${org.id}`)) as unknown as { rows: { run_at: Date | string }[] };
+      const jobs = (await t.db.owner.execute(sql`select run_at from jobs where kind = 'orgs.purge' and payload->>'org_id' = ${org.id}`)) as unknown as {
+        rows: { run_at: Date | string }[];
+      };
       assert.equal(jobs.rows.length, 1);
       assert.equal(new Date(jobs.rows[0].run_at).toISOString(), body.purge_after, "the purge job waits for the end of the restore window");
       assert.deepEqual(await t.deps.audit.verify(org.id), { ok: true, events: 2 });
@@ -109,7 +132,10 @@ for (const backend of BACKENDS) {
       assertProblem(await t.call("DELETE", `/v1/orgs/${org.id}`, { confirm: org.slug }), 401, "UNAUTHENTICATED");
       assert.equal((await orgRow(org.id)).deleted_at, null);
       assert.equal(await usable(org.id, bob), 200);
-      assert.deepEqual((await events(org.id)).map((e) => e.action), ["org.created"]);
+      assert.deepEqual(
+        (await events(org.id)).map((e) => e.action),
+        ["org.created"],
+      );
     });
 
     it("DELETE of a personal org is refused with 409 PERSONAL_ORG", async () => {
@@ -134,7 +160,10 @@ for (const backend of BACKENDS) {
         assertProblem(await del(org.id, payload), 400, code, field);
         assert.equal((await orgRow(org.id)).deleted_at, null);
         assert.equal(await usable(org.id, bob), 200);
-        assert.deepEqual((await events(org.id)).map((e) => e.action), ["org.created"]);
+        assert.deepEqual(
+          (await events(org.id)).map((e) => e.action),
+          ["org.created"],
+        );
       });
     }
 
@@ -189,7 +218,10 @@ for (const backend of BACKENDS) {
       assertProblem(await t.call("GET", "/v1/deleted-orgs"), 401, "UNAUTHENTICATED");
       assert.notEqual((await orgRow(org.id)).deleted_at, null);
       assert.equal(await usable(org.id, alice), 404);
-      assert.deepEqual((await events(org.id)).map((e) => e.action), ["org.created", "org.deleted"]);
+      assert.deepEqual(
+        (await events(org.id)).map((e) => e.action),
+        ["org.created", "org.deleted"],
+      );
     });
 
     it("after 30 days restore answers 410, then the purge job removes the org and everything in it but keeps its audit log", async () => {
@@ -206,7 +238,10 @@ for (const backend of BACKENDS) {
       assertProblem(await restore(org.id), 404, "ORG_NOT_FOUND");
       assertProblem(await t.call("GET", `/v1/orgs/${org.id}`, undefined, alice.access_token), 404, "NOT_FOUND");
       const log = await events(org.id);
-      assert.deepEqual(log.map((e) => e.action), ["org.created", "org.deleted", "org.purged"]);
+      assert.deepEqual(
+        log.map((e) => e.action),
+        ["org.created", "org.deleted", "org.purged"],
+      );
       assert.equal(log[2].actorType, "system");
       assert.deepEqual(log[2].diff, { memberships: 3, teams: 2 });
       assert.deepEqual(await t.deps.audit.verify(org.id), { ok: true, events: 3 });
@@ -217,7 +252,9 @@ for (const backend of BACKENDS) {
     it("a custom role holding org:delete may delete, list and restore; the membership's custom role decides, not its name", async () => {
       await relogin();
       const org = await newOrg();
-      await t.db.owner.execute(sql`insert into custom_roles (id, org_id, name, permissions) values (${newId("role")}, ${org.id}, 'caretaker', ARRAY['org:read', 'org:delete']::text[])`);
+      await t.db.owner.execute(
+        sql`insert into custom_roles (id, org_id, name, permissions) values (${newId("role")}, ${org.id}, 'caretaker', ARRAY['org:read', 'org:delete']::text[])`,
+      );
       await t.db.owner.execute(sql`update memberships set role = 'caretaker' where org_id = ${org.id} and user_id = ${vera.id}`);
       await t.db.owner.execute(sql`update memberships set role = 'auditor' where org_id = ${org.id} and user_id = ${bob.id}`);
       await t.deps.access.invalidate(org.id);
@@ -228,7 +265,10 @@ for (const backend of BACKENDS) {
       assert.equal((await restore(org.id, vera)).statusCode, 200);
       assert.equal(await usable(org.id, alice), 200);
       const actors = (await events(org.id)).slice(-2).map((e) => [e.action, e.actorId]);
-      assert.deepEqual(actors, [["org.deleted", vera.id], ["org.restored", vera.id]]);
+      assert.deepEqual(actors, [
+        ["org.deleted", vera.id],
+        ["org.restored", vera.id],
+      ]);
     });
 
     it("a slug stays reserved while its org is deleted", async () => {

@@ -10,7 +10,12 @@ import type { OrgRow } from "./orgs.repo.ts";
 import type { OrgProfileService } from "./orgs.profile.service.ts";
 
 const Name = Type.String({ minLength: 1, maxLength: 100, pattern: "\\S", description: "Organization name" });
-const Slug = Type.String({ minLength: 3, maxLength: 48, pattern: "^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$", description: "Unique across the platform: a-z, 0-9 and inner hyphens" });
+const Slug = Type.String({
+  minLength: 3,
+  maxLength: 48,
+  pattern: "^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$",
+  description: "Unique across the platform: a-z, 0-9 and inner hyphens",
+});
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T, description: string) => Type.Union([t, Type.Null()], { description });
 const Address = Type.Object(
   {
@@ -63,53 +68,72 @@ export function toOrg(o: OrgRow) {
 export function orgProfileRoutes(s: { profile: OrgProfileService }): FastifyPluginAsyncTypebox {
   const tags = ["orgs"];
   return async (app) => {
-    app.post("/v1/orgs", {
-      schema: {
-        operationId: "createOrg",
-        tags,
-        summary: "Create an organization; you become its owner",
-        security: bearerSecurity,
-        body: Type.Object({ name: Name, slug: Slug }, { additionalProperties: false }),
-        response: { 201: Org, ...errors(...BODY_ERRORS, 401, 409) },
+    app.post(
+      "/v1/orgs",
+      {
+        schema: {
+          operationId: "createOrg",
+          tags,
+          summary: "Create an organization; you become its owner",
+          security: bearerSecurity,
+          body: Type.Object({ name: Name, slug: Slug }, { additionalProperties: false }),
+          response: { 201: Org, ...errors(...BODY_ERRORS, 401, 409) },
+        },
       },
-    }, async (req, reply) => reply.code(201).send(toOrg(await s.profile.createOrg(requireUser(req).userId, req.body, actorOf(req)))));
+      async (req, reply) => reply.code(201).send(toOrg(await s.profile.createOrg(requireUser(req).userId, req.body, actorOf(req)))),
+    );
 
-    app.get("/v1/orgs/:orgId", {
-      config: { permission: "org:read" },
-      schema: { operationId: "getOrg", tags, summary: "An organization's profile", security: bearerSecurity, params: OrgIdParams, response: { 200: Org, ...errors(400, 401, 403, 404) } },
-    }, async (req) => toOrg(await s.profile.getOrg(requireTenant(req).orgId)));
-
-    app.patch("/v1/orgs/:orgId", {
-      config: { permission: "org:update" },
-      schema: {
-        operationId: "updateOrg",
-        tags,
-        summary: "Change name, slug, address, contact or branding",
-        description: "Audited as org.updated with each changed field before and after. `owner_impersonation` only by an owner.",
-        security: bearerSecurity,
-        params: OrgIdParams,
-        body: Type.Object(
-          {
-            name: Type.Optional(Name),
-            slug: Type.Optional(Slug),
-            display_name: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: 100 }), "Branding name, or null")),
-            logo_url: Type.Optional(Nullable(Type.String({ format: "uri", maxLength: 2048, pattern: "^https://" }), "https URL of a logo, or null")),
-            primary_color: Type.Optional(Nullable(Type.String({ pattern: "^#[0-9a-fA-F]{6}$" }), "#rrggbb, or null")),
-            address: Type.Optional(Type.Union([Address, Type.Null()])),
-            contact_email: Type.Optional(Nullable(Type.String({ format: "email", maxLength: 254 }), "Contact address, or null")),
-            contact_phone: Type.Optional(Nullable(Type.String({ pattern: "^\\+?[0-9 ()-]{5,32}$" }), "Phone number, or null")),
-            owner_impersonation: Type.Optional(Type.Boolean({ description: "Let owners impersonate members (only an owner may change this)" })),
-          },
-          { additionalProperties: false, minProperties: 1 },
-        ),
-        response: { 200: Org, ...errors(...BODY_ERRORS, 401, 403, 404, 409) },
+    app.get(
+      "/v1/orgs/:orgId",
+      {
+        config: { permission: "org:read" },
+        schema: {
+          operationId: "getOrg",
+          tags,
+          summary: "An organization's profile",
+          security: bearerSecurity,
+          params: OrgIdParams,
+          response: { 200: Org, ...errors(400, 401, 403, 404) },
+        },
       },
-    }, async (req) => {
-      const tenant = requireTenant(req);
-      if (req.body.owner_impersonation !== undefined && !actsAsRole(tenant, "owner")) {
-        throw platformError("FORBIDDEN", "Only an owner may change owner_impersonation.", { field: "owner_impersonation", extra: { reason: "owner_only" } });
-      }
-      return toOrg(await s.profile.updateOrg(tenant.orgId, req.body, actorOf(req)));
-    });
+      async (req) => toOrg(await s.profile.getOrg(requireTenant(req).orgId)),
+    );
+
+    app.patch(
+      "/v1/orgs/:orgId",
+      {
+        config: { permission: "org:update" },
+        schema: {
+          operationId: "updateOrg",
+          tags,
+          summary: "Change name, slug, address, contact or branding",
+          description: "Audited as org.updated with each changed field before and after. `owner_impersonation` only by an owner.",
+          security: bearerSecurity,
+          params: OrgIdParams,
+          body: Type.Object(
+            {
+              name: Type.Optional(Name),
+              slug: Type.Optional(Slug),
+              display_name: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: 100 }), "Branding name, or null")),
+              logo_url: Type.Optional(Nullable(Type.String({ format: "uri", maxLength: 2048, pattern: "^https://" }), "https URL of a logo, or null")),
+              primary_color: Type.Optional(Nullable(Type.String({ pattern: "^#[0-9a-fA-F]{6}$" }), "#rrggbb, or null")),
+              address: Type.Optional(Type.Union([Address, Type.Null()])),
+              contact_email: Type.Optional(Nullable(Type.String({ format: "email", maxLength: 254 }), "Contact address, or null")),
+              contact_phone: Type.Optional(Nullable(Type.String({ pattern: "^\\+?[0-9 ()-]{5,32}$" }), "Phone number, or null")),
+              owner_impersonation: Type.Optional(Type.Boolean({ description: "Let owners impersonate members (only an owner may change this)" })),
+            },
+            { additionalProperties: false, minProperties: 1 },
+          ),
+          response: { 200: Org, ...errors(...BODY_ERRORS, 401, 403, 404, 409) },
+        },
+      },
+      async (req) => {
+        const tenant = requireTenant(req);
+        if (req.body.owner_impersonation !== undefined && !actsAsRole(tenant, "owner")) {
+          throw platformError("FORBIDDEN", "Only an owner may change owner_impersonation.", { field: "owner_impersonation", extra: { reason: "owner_only" } });
+        }
+        return toOrg(await s.profile.updateOrg(tenant.orgId, req.body, actorOf(req)));
+      },
+    );
   };
 }

@@ -1,13 +1,14 @@
 import type { Database } from "../../db/client.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { isUniqueViolation } from "../../lib/pg-errors.ts";
-import { defineErrors } from "../../lib/errors.ts";
 import { newId } from "../../lib/ids.ts";
 import type { AuditActor, AuditService } from "../audit/audit.service.ts";
 import { canonicalJson } from "../audit/chain.ts";
+import type { MembershipWrites } from "../members/members.service.ts";
 import { orgProfileRepo, orgsRepo, type OrgRow } from "./orgs.repo.ts";
 
-export const orgsError = defineErrors({ SLUG_TAKEN: 409, ORG_NOT_FOUND: 404 });
+export { orgsError } from "./orgs.errors.ts";
+import { orgsError } from "./orgs.errors.ts";
 
 export interface OrgProfilePatch {
   name?: string;
@@ -20,7 +21,6 @@ export interface OrgProfilePatch {
   contact_phone?: string | null;
   owner_impersonation?: boolean;
 }
-
 
 const PROFILE_FIELDS: [keyof OrgProfilePatch, keyof OrgRow][] = [
   ["name", "name"],
@@ -35,8 +35,8 @@ const PROFILE_FIELDS: [keyof OrgProfilePatch, keyof OrgRow][] = [
 ];
 
 /** Creating organizations and changing their profile; every change is audited in its own transaction. */
-export function createOrgProfileService(deps: { db: Database; clock: Clock; audit: Pick<AuditService, "record"> }) {
-  const { db, clock, audit } = deps;
+export function createOrgProfileService(deps: { db: Database; clock: Clock; audit: Pick<AuditService, "record">; members: Pick<MembershipWrites, "add"> }) {
+  const { db, clock, audit, members } = deps;
   const taken = () => orgsError("SLUG_TAKEN", "Another organization already uses this slug.", { field: "slug" });
 
   return {
@@ -47,8 +47,13 @@ export function createOrgProfileService(deps: { db: Database; clock: Clock; audi
       try {
         return await db.tx({ orgId: id, userId }, async (tx) => {
           const org = await orgsRepo.insertOrg(tx, { id, name: input.name.trim(), slug: input.slug, createdAt: now, updatedAt: now });
-          await orgsRepo.insertMembership(tx, { orgId: id, userId, role: "owner", createdAt: now });
-          await audit.record(tx, actor, { orgId: id, action: "org.created", target: { type: "org", id }, diff: { name: [null, org.name], slug: [null, org.slug] } });
+          await members.add(tx, { orgId: id, userId, role: "owner", now }); // memberships are the members module's
+          await audit.record(tx, actor, {
+            orgId: id,
+            action: "org.created",
+            target: { type: "org", id },
+            diff: { name: [null, org.name], slug: [null, org.slug] },
+          });
           return org;
         });
       } catch (e) {

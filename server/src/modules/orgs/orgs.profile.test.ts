@@ -1,7 +1,18 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { BACKENDS, createTestApp, GOOD_PASSWORD, problemOf, signUp, uniqueEmail, uniqueSlug, type TestApp, type TestUser, assertFieldError } from "../../../test/harness.ts";
+import {
+  BACKENDS,
+  createTestApp,
+  GOOD_PASSWORD,
+  problemOf,
+  signUp,
+  uniqueEmail,
+  uniqueSlug,
+  type TestApp,
+  type TestUser,
+  assertFieldError,
+} from "../../../test/harness.ts";
 
 for (const backend of BACKENDS) {
   describe(`organization profile (${backend})`, () => {
@@ -22,7 +33,8 @@ for (const backend of BACKENDS) {
       return res.json() as Record<string, unknown> & { id: string; slug: string };
     };
     const events = (orgId: string) => t.deps.audit.list(orgId, {}, 1000);
-    const myOrgs = async (user: TestUser) => (await t.call("GET", "/v1/orgs", undefined, user.access_token)).json().items as { id: string; slug: string; role: string }[];
+    const myOrgs = async (user: TestUser) =>
+      (await t.call("GET", "/v1/orgs", undefined, user.access_token)).json().items as { id: string; slug: string; role: string }[];
 
     it("POST /v1/orgs creates an org owned by its creator, listed in GET /v1/orgs and audited", async () => {
       const slug = uniqueSlug("acme");
@@ -141,7 +153,12 @@ for (const backend of BACKENDS) {
 
     it("PATCH changes several fields at once in one audit event", async () => {
       const org = await newOrg();
-      const res = await t.call("PATCH", `/v1/orgs/${org.id}`, { display_name: "Shiny", primary_color: "#000000", contact_email: "a@example.com" }, alice.access_token);
+      const res = await t.call(
+        "PATCH",
+        `/v1/orgs/${org.id}`,
+        { display_name: "Shiny", primary_color: "#000000", contact_email: "a@example.com" },
+        alice.access_token,
+      );
       assert.equal(res.statusCode, 200, res.body);
       const all = await events(org.id);
       assert.equal(all.length, 2);

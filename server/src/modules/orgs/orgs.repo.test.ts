@@ -18,9 +18,11 @@ for (const backend of BACKENDS) {
     after(() => t.close());
 
     const stored = async () =>
-      ((await t.db.owner.execute(sql`select address is null as no_address, display_name, address from orgs where id = ${org}`)) as unknown as {
-        rows: { no_address: boolean; display_name: string | null; address: unknown }[];
-      }).rows[0];
+      (
+        (await t.db.owner.execute(sql`select address is null as no_address, display_name, address from orgs where id = ${org}`)) as unknown as {
+          rows: { no_address: boolean; display_name: string | null; address: unknown }[];
+        }
+      ).rows[0];
 
     it("sets, changes and clears fields through the same statements, NULL staying NULL", async () => {
       const patch = (body: unknown) => t.call("PATCH", `/v1/orgs/${org}`, body, owner.access_token);

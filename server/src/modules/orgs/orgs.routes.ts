@@ -15,26 +15,30 @@ const OrgMembership = Type.Object({
 
 export function orgsRoutes(s: { orgs: OrgsService }): FastifyPluginAsyncTypebox {
   return async (app) => {
-    app.get("/v1/orgs", {
-      schema: {
-        operationId: "listMyOrgs",
-        tags: ["orgs"],
-        summary: "The organizations I belong to, with my role in each",
-        security: bearerSecurity,
-        response: { 200: Type.Object({ items: Type.Array(OrgMembership) }), ...errors(401) },
+    app.get(
+      "/v1/orgs",
+      {
+        schema: {
+          operationId: "listMyOrgs",
+          tags: ["orgs"],
+          summary: "The organizations I belong to, with my role in each",
+          security: bearerSecurity,
+          response: { 200: Type.Object({ items: Type.Array(OrgMembership) }), ...errors(401) },
+        },
       },
-    }, async (req) => {
-      const rows = await s.orgs.listMyOrgs(requireUser(req).userId);
-      return {
-        items: rows.map((r) => ({
-          id: r.org.id,
-          name: r.org.name,
-          slug: r.org.slug,
-          personal: r.org.personal,
-          role: r.role,
-          created_at: r.org.createdAt.toISOString(),
-        })),
-      };
-    });
+      async (req) => {
+        const rows = await s.orgs.listMyOrgs(requireUser(req).userId);
+        return {
+          items: rows.map((r) => ({
+            id: r.org.id,
+            name: r.org.name,
+            slug: r.org.slug,
+            personal: r.org.personal,
+            role: r.role,
+            created_at: r.org.createdAt.toISOString(),
+          })),
+        };
+      },
+    );
   };
 }

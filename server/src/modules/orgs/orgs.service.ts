@@ -3,6 +3,7 @@ import type { Clock } from "../../lib/clock.ts";
 import { randomToken } from "../../lib/crypto.ts";
 import { newId } from "../../lib/ids.ts";
 import type { AuditActor, AuditService } from "../audit/audit.service.ts";
+import type { MembershipWrites } from "../members/members.service.ts";
 import type { OrgsRepo, OrgRow } from "./orgs.repo.ts";
 
 export function slugify(name: string): string {
@@ -19,11 +20,13 @@ export function slugify(name: string): string {
 /** Organizations: the tenant. This issue lays the personal org; teams, members and invitations come next. */
 export function createOrgsService(deps: {
   db: Database;
-  repo: Pick<OrgsRepo, "insertOrg" | "insertMembership" | "listForUser">;
+  repo: Pick<OrgsRepo, "insertOrg" | "listForUser">;
   clock: Clock;
   audit: Pick<AuditService, "record">;
+  /** The members module, which writes memberships: the new org's owner. */
+  members: Pick<MembershipWrites, "add">;
 }) {
-  const { db, repo, clock, audit } = deps;
+  const { db, repo, clock, audit, members } = deps;
   return {
     /** Creates the user's personal org with the user as owner, inside the caller's (registration) transaction. */
     async createPersonalOrg(tx: Executor, user: { id: string; name: string }, actor?: AuditActor): Promise<OrgRow> {
@@ -31,7 +34,10 @@ export function createOrgsService(deps: {
       const id = newId("org", now.getTime());
       // The transaction acts for the new org from here on, so row-level security admits the inserts.
       await db.actFor(tx, id);
-      const suffix = randomToken(6).toLowerCase().replace(/[^a-z0-9]/g, "").slice(0, 6);
+      const suffix = randomToken(6)
+        .toLowerCase()
+        .replace(/[^a-z0-9]/g, "")
+        .slice(0, 6);
       const org = await repo.insertOrg(tx, {
         id,
         name: `${user.name}'s workspace`.slice(0, 100),
@@ -40,7 +46,7 @@ export function createOrgsService(deps: {
         createdAt: now,
         updatedAt: now,
       });
-      await repo.insertMembership(tx, { orgId: id, userId: user.id, role: "owner", createdAt: now });
+      await members.add(tx, { orgId: id, userId: user.id, role: "owner", now });
       await audit.record(tx, actor ?? { type: "user", id: user.id }, {
         orgId: id,
         action: "org.created",

@@ -10,7 +10,26 @@ export const EXTRA_CLAIMS_CLAIM = "ext";
  * Names refused inside `ext` too: the registered claims and those Plinth reads as identity or authority, so nothing in
  * it reads like them to a service that flattens it.
  */
-export const RESERVED_CLAIMS = new Set(["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "scope", "permissions", "roles", "org", "act", "may_act", "cnf", "sid", "client_id", "azp", "key_id"]);
+export const RESERVED_CLAIMS = new Set([
+  "iss",
+  "sub",
+  "aud",
+  "exp",
+  "nbf",
+  "iat",
+  "jti",
+  "scope",
+  "permissions",
+  "roles",
+  "org",
+  "act",
+  "may_act",
+  "cnf",
+  "sid",
+  "client_id",
+  "azp",
+  "key_id",
+]);
 /** Refused at any depth: a receiving service that merges `ext` into an object would have its prototype polluted. */
 const PROTOTYPE_NAMES = new Set(["__proto__", "constructor", "prototype"]);
 const CLAIM_NAME = /^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$/;
@@ -26,7 +45,8 @@ export function refusePrototypeNames(value: unknown, path: string): void {
   const array = Array.isArray(value);
   for (const [name, inner] of Object.entries(value)) {
     const at = array ? `${path}[${name}]` : path ? `${path}.${name}` : name;
-    if (!array && PROTOTYPE_NAMES.has(name)) throw new OAuthError("invalid_request", `The name ${name} is refused (at ${at}): it pollutes the prototype of objects it is merged into.`);
+    if (!array && PROTOTYPE_NAMES.has(name))
+      throw new OAuthError("invalid_request", `The name ${name} is refused (at ${at}): it pollutes the prototype of objects it is merged into.`);
     refusePrototypeNames(inner, at);
   }
 }
@@ -49,8 +69,10 @@ export function extraClaimsOf(claims: string | object | undefined): { [EXTRA_CLA
   if (JSON.stringify(value).length > MAX_CLAIMS_BYTES) throw new OAuthError("invalid_request", `claims is over ${MAX_CLAIMS_BYTES} bytes.`);
   refusePrototypeNames(value, "claims");
   for (const [name] of entries) {
-    if (RESERVED_CLAIMS.has(name)) throw new OAuthError("invalid_request", `claims may not set ${name}: it names identity or authority, which only Plinth sets.`);
-    if (!CLAIM_NAME.test(name)) throw new OAuthError("invalid_request", `claims has a member name ${JSON.stringify(name.slice(0, 64))} that is not a plain identifier.`);
+    if (RESERVED_CLAIMS.has(name))
+      throw new OAuthError("invalid_request", `claims may not set ${name}: it names identity or authority, which only Plinth sets.`);
+    if (!CLAIM_NAME.test(name))
+      throw new OAuthError("invalid_request", `claims has a member name ${JSON.stringify(name.slice(0, 64))} that is not a plain identifier.`);
   }
   return entries.length ? { [EXTRA_CLAIMS_CLAIM]: value as Record<string, unknown> } : {};
 }

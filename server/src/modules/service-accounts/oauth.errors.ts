@@ -4,7 +4,15 @@
  * Retry-After, so clients that read only the status, or only the code, both back off.
  */
 export class OAuthError extends Error {
-  readonly error: "invalid_request" | "invalid_client" | "invalid_grant" | "unauthorized_client" | "unsupported_grant_type" | "invalid_scope" | "invalid_target" | "slow_down";
+  readonly error:
+    | "invalid_request"
+    | "invalid_client"
+    | "invalid_grant"
+    | "unauthorized_client"
+    | "unsupported_grant_type"
+    | "invalid_scope"
+    | "invalid_target"
+    | "slow_down";
   readonly status: 400 | 401 | 429;
   /** Seconds to wait (slow_down only). */
   readonly retryAfter?: number;

@@ -31,7 +31,8 @@ for (const backend of BACKENDS) {
     before(async () => {
       t = await createTestApp({ backend, worker: false });
       owner = await signUp(t, "Owner");
-      const mk = async () => (await t.call("POST", "/v1/orgs", { name: "Exchange Co", slug: `oxc-${randomBytes(5).toString("hex")}` }, owner.access_token)).json().id as string;
+      const mk = async () =>
+        (await t.call("POST", "/v1/orgs", { name: "Exchange Co", slug: `oxc-${randomBytes(5).toString("hex")}` }, owner.access_token)).json().id as string;
       orgId = await mk();
       otherOrgId = await mk();
     });
@@ -39,18 +40,40 @@ for (const backend of BACKENDS) {
 
     const form = (body: Record<string, string>, headers: Record<string, string> = {}) =>
       t.inject({ method: "POST", url: "/v1/oauth/token", payload: new URLSearchParams(body).toString(), headers: { ...FORM, ...headers } });
-    const ownerExchange = (extra: Record<string, string> = {}) => ({ grant_type: EXCHANGE, subject_token: owner.access_token, subject_token_type: ACCESS, org_id: orgId, ...extra });
+    const ownerExchange = (extra: Record<string, string> = {}) => ({
+      grant_type: EXCHANGE,
+      subject_token: owner.access_token,
+      subject_token_type: ACCESS,
+      org_id: orgId,
+      ...extra,
+    });
     async function makeClient(org = orgId) {
-      const sa = await t.call("POST", `/v1/orgs/${org}/service-accounts`, { name: `sa-${randomBytes(4).toString("hex")}`, roles: ["viewer"] }, owner.access_token);
+      const sa = await t.call(
+        "POST",
+        `/v1/orgs/${org}/service-accounts`,
+        { name: `sa-${randomBytes(4).toString("hex")}`, roles: ["viewer"] },
+        owner.access_token,
+      );
       assert.equal(sa.statusCode, 201, sa.body);
       const res = await t.call("POST", `/v1/orgs/${org}/service-accounts/${sa.json().id}/clients`, { name: "c" }, owner.access_token);
       assert.equal(res.statusCode, 201, res.body);
       return { ...(res.json() as { client_id: string; client_secret: string }), serviceAccountId: sa.json().id as string };
     }
-    const basic = (c: { client_id: string; client_secret: string }, secret = c.client_secret) => ({ authorization: `Basic ${Buffer.from(`${c.client_id}:${secret}`).toString("base64")}` });
+    const basic = (c: { client_id: string; client_secret: string }, secret = c.client_secret) => ({
+      authorization: `Basic ${Buffer.from(`${c.client_id}:${secret}`).toString("base64")}`,
+    });
 
     it("issue 9: caller claims land under ext only; none reaches the top level, whatever its name", async () => {
-      const asked = { email: "ceo@victim.example", email_verified: true, amr: ["hwk"], acr: "phr", admin: true, groups: ["root"], tenant_id: "t-1", run: { id: "r-42", steps: [1, 2] } };
+      const asked = {
+        email: "ceo@victim.example",
+        email_verified: true,
+        amr: ["hwk"],
+        acr: "phr",
+        admin: true,
+        groups: ["root"],
+        tenant_id: "t-1",
+        run: { id: "r-42", steps: [1, 2] },
+      };
       const res = await form(ownerExchange({ claims: JSON.stringify(asked), audience: "https://billing.example" }));
       assert.equal(res.statusCode, 200, res.body);
       const claims = decodeJwt(res.json().access_token);
@@ -72,11 +95,21 @@ for (const backend of BACKENDS) {
       }
       // in a JSON body too
       assertOAuthError(await t.call("POST", "/v1/oauth/token", { ...ownerExchange(), claims: { constructor: "x" } }), 400, "invalid_request", /constructor/);
-      const proto = await t.inject({ method: "POST", url: "/v1/oauth/token", headers: { "content-type": "application/json" }, payload: `{"grant_type":"${EXCHANGE}","subject_token":"${owner.access_token}","subject_token_type":"${ACCESS}","org_id":"${orgId}","claims":{"__proto__":{"admin":true}}}` });
+      const proto = await t.inject({
+        method: "POST",
+        url: "/v1/oauth/token",
+        headers: { "content-type": "application/json" },
+        payload: `{"grant_type":"${EXCHANGE}","subject_token":"${owner.access_token}","subject_token_type":"${ACCESS}","org_id":"${orgId}","claims":{"__proto__":{"admin":true}}}`,
+      });
       assertOAuthError(proto, 400, "invalid_request", /__proto__/);
       // the size limits stay
       assertOAuthError(await form(ownerExchange({ claims: JSON.stringify({ blob: "x".repeat(2100) }) })), 400, "invalid_request", /2048/);
-      assertOAuthError(await form(ownerExchange({ claims: JSON.stringify(Object.fromEntries(Array.from({ length: 21 }, (_, i) => [`c${i}`, i]))) })), 400, "invalid_request", /20/);
+      assertOAuthError(
+        await form(ownerExchange({ claims: JSON.stringify(Object.fromEntries(Array.from({ length: 21 }, (_, i) => [`c${i}`, i]))) })),
+        400,
+        "invalid_request",
+        /20/,
+      );
     });
 
     it("issue 9: a mislabelled subject token is told which subject_token_type to use", async () => {
@@ -104,7 +137,11 @@ for (const backend of BACKENDS) {
         assert.equal(claims.azp, c.client_id);
         assert.equal(claims.act, undefined, "act would read as an impersonation");
         assert.equal(claims.client_id, undefined, "a user's token was issued to no client");
-        assert.equal((await t.call("GET", `/v1/orgs/${orgId}/members`, undefined, res.json().access_token)).statusCode, 200, "the owner's authority, not the viewer client's");
+        assert.equal(
+          (await t.call("GET", `/v1/orgs/${orgId}/members`, undefined, res.json().access_token)).statusCode,
+          200,
+          "the owner's authority, not the viewer client's",
+        );
       }
       const wrong = `plcs_${"A".repeat(43)}`;
       assertOAuthError(await form(ownerExchange(), basic(c, wrong)), 401, "invalid_client");
@@ -118,7 +155,10 @@ for (const backend of BACKENDS) {
       const foreign = await makeClient(otherOrgId);
       assertOAuthError(await form(ownerExchange(), basic(foreign)), 400, "unauthorized_client");
       // a revoked client cannot exchange either
-      assert.equal((await t.call("DELETE", `/v1/orgs/${orgId}/service-accounts/${c.serviceAccountId}/clients/${c.client_id}`, undefined, owner.access_token)).statusCode, 200);
+      assert.equal(
+        (await t.call("DELETE", `/v1/orgs/${orgId}/service-accounts/${c.serviceAccountId}/clients/${c.client_id}`, undefined, owner.access_token)).statusCode,
+        200,
+      );
       assertOAuthError(await form(ownerExchange(), basic(c)), 401, "invalid_client");
     });
 
@@ -129,7 +169,10 @@ for (const backend of BACKENDS) {
       assert.equal(cc.statusCode, 200, cc.body);
       assert.equal(decodeJwt(cc.json().access_token).client_id, c.client_id, "every client_credentials token names its client");
 
-      const once = await form({ grant_type: EXCHANGE, subject_token: cc.json().access_token, subject_token_type: ACCESS, scope: "org:read members:read" }, basic(other));
+      const once = await form(
+        { grant_type: EXCHANGE, subject_token: cc.json().access_token, subject_token_type: ACCESS, scope: "org:read members:read" },
+        basic(other),
+      );
       assert.equal(once.statusCode, 200, once.body);
       const onceClaims = decodeJwt(once.json().access_token);
       assert.equal(onceClaims.sub, c.serviceAccountId);
@@ -144,7 +187,10 @@ for (const backend of BACKENDS) {
         assert.equal((await t.call("GET", `/v1/orgs/${orgId}`, undefined, token)).statusCode, 200);
       }
 
-      assert.equal((await t.call("DELETE", `/v1/orgs/${orgId}/service-accounts/${c.serviceAccountId}/clients/${c.client_id}`, undefined, owner.access_token)).statusCode, 200);
+      assert.equal(
+        (await t.call("DELETE", `/v1/orgs/${orgId}/service-accounts/${c.serviceAccountId}/clients/${c.client_id}`, undefined, owner.access_token)).statusCode,
+        200,
+      );
       for (const token of [cc, once, twice].map((r) => r.json().access_token as string)) {
         const res = await t.call("GET", `/v1/orgs/${orgId}`, undefined, token);
         assert.equal(res.statusCode, 401, res.body);

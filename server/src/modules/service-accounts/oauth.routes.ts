@@ -7,19 +7,39 @@ import { ALL_PERMISSIONS } from "../access/permissions.ts";
 import { MAX_ISSUED_TTL_SECONDS } from "../keys/signing-keys.ts";
 import { EXTRA_CLAIMS_CLAIM, RESERVED_CLAIMS, refusePrototypeNames } from "./oauth.claims.ts";
 import { OAuthError } from "./oauth.errors.ts";
-import { GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS, TOKEN_TYPE_API_KEY, type ClientCredentials, type OAuthService } from "./oauth.service.ts";
+import {
+  GRANT_CLIENT_CREDENTIALS,
+  GRANT_TOKEN_EXCHANGE,
+  TOKEN_TYPE_ACCESS,
+  TOKEN_TYPE_API_KEY,
+  type ClientCredentials,
+  type OAuthService,
+} from "./oauth.service.ts";
 
 const Param = (description: string, maxLength = 8192) => Type.Optional(Type.String({ minLength: 1, maxLength, description }));
 
 const TokenBody = Type.Object(
   {
     grant_type: Type.String({ minLength: 1, maxLength: 100, description: `${GRANT_CLIENT_CREDENTIALS} or ${GRANT_TOKEN_EXCHANGE}` }),
-    client_id: Param("The OAuth client's cli_… id (or send it with HTTP Basic). Required for client_credentials; optional for the token exchange, where the client is then named in the token's azp. Never without client_secret: every client is confidential", 100),
+    client_id: Param(
+      "The OAuth client's cli_… id (or send it with HTTP Basic). Required for client_credentials; optional for the token exchange, where the client is then named in the token's azp. Never without client_secret: every client is confidential",
+      100,
+    ),
     client_secret: Param("The client's secret, with client_id (or send both with HTTP Basic)", 200),
-    scope: Type.Optional(Type.String({ maxLength: 2000, description: "Space-separated permissions to narrow the token to; each must be held by the subject (invalid_scope otherwise). Absent: all it holds" })),
-    audience: Param("The `aud` of the token: the service it is for. Absent: Plinth itself (a token for another audience does not work on Plinth's routes)", 200),
+    scope: Type.Optional(
+      Type.String({
+        maxLength: 2000,
+        description: "Space-separated permissions to narrow the token to; each must be held by the subject (invalid_scope otherwise). Absent: all it holds",
+      }),
+    ),
+    audience: Param(
+      "The `aud` of the token: the service it is for. Absent: Plinth itself (a token for another audience does not work on Plinth's routes)",
+      200,
+    ),
     expires_in: Type.Optional(
-      Type.Union([Type.String({ pattern: "^[0-9]{1,7}$" }), Type.Integer()], { description: `Lifetime in seconds, 1–${MAX_ISSUED_TTL_SECONDS}; default 300 (Plinth extension)` }),
+      Type.Union([Type.String({ pattern: "^[0-9]{1,7}$" }), Type.Integer()], {
+        description: `Lifetime in seconds, 1–${MAX_ISSUED_TTL_SECONDS}; default 300 (Plinth extension)`,
+      }),
     ),
     subject_token: Param(`token exchange: an API key (plk_…) or a Plinth access token`),
     subject_token_type: Param(`token exchange: ${TOKEN_TYPE_API_KEY} for an API key (plk_…), ${TOKEN_TYPE_ACCESS} for a Plinth access token (a JWT)`, 100),
@@ -52,7 +72,10 @@ const TokenResponse = Type.Object(
 
 const OAuthErrorBody = Type.Object(
   {
-    error: Type.String({ description: "invalid_request, invalid_client, invalid_grant, unauthorized_client, unsupported_grant_type, invalid_scope, invalid_target, slow_down (429, with Retry-After) or server_error" }),
+    error: Type.String({
+      description:
+        "invalid_request, invalid_client, invalid_grant, unauthorized_client, unsupported_grant_type, invalid_scope, invalid_target, slow_down (429, with Retry-After) or server_error",
+    }),
     error_description: Type.String({ description: "What went wrong, in words" }),
   },
   { description: "An RFC 6749 §5.2 error (this endpoint only; every other route answers problem+json)" },
@@ -125,39 +148,46 @@ export function oauthRoutes(s: { oauth: OAuthService }): FastifyPluginAsyncTypeb
       const status = isAppError(error) ? error.status : (error.statusCode ?? 500);
       if (status < 500) return sendOAuthError(reply, new OAuthError("invalid_request", error.message.slice(0, 300)), basic);
       request.log.error({ err: error }, "token request failed");
-      return reply.code(500).header("cache-control", "no-store").send({ error: "server_error", error_description: "The server could not answer; retry later." });
+      return reply
+        .code(500)
+        .header("cache-control", "no-store")
+        .send({ error: "server_error", error_description: "The server could not answer; retry later." });
     });
 
-    app.post("/v1/oauth/token", {
-      config: { auth: "none" },
-      schema: {
-        operationId: "issueToken",
-        tags: ["oauth"],
-        summary: "Get a short-lived access token: client credentials, or token exchange (RFC 8693)",
-        description:
-          `grant_type=${GRANT_CLIENT_CREDENTIALS}: a service account's OAuth client (HTTP Basic or client_id/client_secret) gets a token whose sub is the ` +
-          `account. grant_type=${GRANT_TOKEN_EXCHANGE}: an API key (subject_token_type=${TOKEN_TYPE_API_KEY}) or a Plinth access token ` +
-          `(${TOKEN_TYPE_ACCESS}) becomes a token for one organization, narrowed by scope, for an audience, with extra claims (under \`${EXTRA_CLAIMS_CLAIM}\`). ` +
-          "The exchange may be made by an OAuth client of that organization authenticating as for client_credentials (as standard clients do): " +
-          "a wrong secret is invalid_client, a client of another organization unauthorized_client, and the token names the client in azp; the " +
-          "subject token stays the only authority. A token exchanged from a client_credentials token keeps that token's client_id. Tokens live 300 s " +
-          `by default, at most ${MAX_ISSUED_TTL_SECONDS} s (and never longer than an access token they were exchanged from), carry sub, org and ` +
-          "scope, and are verified offline against /.well-known/jwks.json. Nothing widens authority: asking for a permission the subject lacks is " +
-          "invalid_scope. On Plinth's own routes such a token acts within its org and scope only, and a service account's stops when it is " +
-          "disabled or its client (client_id) revoked, and one exchanged from an API key stops when the key is revoked (services verifying offline rely on its short life). " +
-          "A token exchanged from an API key carries key_id and never outlives the key. Throttled: repeated failed client authentications " +
-          "lock the client_id and the IP out for growing periods (during which even the right secret is refused), and each client, API key or " +
-          "subject gets at most 60 tokens a minute; both answer 429 slow_down with Retry-After. Errors are RFC 6749 §5.2 JSON, not " +
-          "problem+json. Form-encoded or JSON bodies.",
-        consumes: ["application/x-www-form-urlencoded", "application/json"],
-        body: TokenBody,
-        response: { 200: TokenResponse, 400: OAuthErrorBody, 401: OAuthErrorBody, 429: OAuthErrorBody },
+    app.post(
+      "/v1/oauth/token",
+      {
+        config: { auth: "none" },
+        schema: {
+          operationId: "issueToken",
+          tags: ["oauth"],
+          summary: "Get a short-lived access token: client credentials, or token exchange (RFC 8693)",
+          description:
+            `grant_type=${GRANT_CLIENT_CREDENTIALS}: a service account's OAuth client (HTTP Basic or client_id/client_secret) gets a token whose sub is the ` +
+            `account. grant_type=${GRANT_TOKEN_EXCHANGE}: an API key (subject_token_type=${TOKEN_TYPE_API_KEY}) or a Plinth access token ` +
+            `(${TOKEN_TYPE_ACCESS}) becomes a token for one organization, narrowed by scope, for an audience, with extra claims (under \`${EXTRA_CLAIMS_CLAIM}\`). ` +
+            "The exchange may be made by an OAuth client of that organization authenticating as for client_credentials (as standard clients do): " +
+            "a wrong secret is invalid_client, a client of another organization unauthorized_client, and the token names the client in azp; the " +
+            "subject token stays the only authority. A token exchanged from a client_credentials token keeps that token's client_id. Tokens live 300 s " +
+            `by default, at most ${MAX_ISSUED_TTL_SECONDS} s (and never longer than an access token they were exchanged from), carry sub, org and ` +
+            "scope, and are verified offline against /.well-known/jwks.json. Nothing widens authority: asking for a permission the subject lacks is " +
+            "invalid_scope. On Plinth's own routes such a token acts within its org and scope only, and a service account's stops when it is " +
+            "disabled or its client (client_id) revoked, and one exchanged from an API key stops when the key is revoked (services verifying offline rely on its short life). " +
+            "A token exchanged from an API key carries key_id and never outlives the key. Throttled: repeated failed client authentications " +
+            "lock the client_id and the IP out for growing periods (during which even the right secret is refused), and each client, API key or " +
+            "subject gets at most 60 tokens a minute; both answer 429 slow_down with Retry-After. Errors are RFC 6749 §5.2 JSON, not " +
+            "problem+json. Form-encoded or JSON bodies.",
+          consumes: ["application/x-www-form-urlencoded", "application/json"],
+          body: TokenBody,
+          response: { 200: TokenResponse, 400: OAuthErrorBody, 401: OAuthErrorBody, 429: OAuthErrorBody },
+        },
       },
-    }, async (req, reply) => {
-      const basic = basicCredentials(req.headers.authorization);
-      const out = await s.oauth.token(req.body, basic, req.ip);
-      return reply.header("cache-control", "no-store").header("pragma", "no-cache").send(out);
-    });
+      async (req, reply) => {
+        const basic = basicCredentials(req.headers.authorization);
+        const out = await s.oauth.token(req.body, basic, req.ip);
+        return reply.header("cache-control", "no-store").header("pragma", "no-cache").send(out);
+      },
+    );
   };
 }
 
@@ -167,33 +197,37 @@ export function oauthRoutes(s: { oauth: OAuthService }): FastifyPluginAsyncTypeb
  */
 export function discoveryRoutes(s: { issuer: string; publicUrl: string }): FastifyPluginAsyncTypebox {
   return async (app) => {
-    app.get("/.well-known/openid-configuration", {
-      config: { auth: "none" },
-      schema: {
-        operationId: "getOpenIdConfiguration",
-        tags: ["oauth"],
-        summary: "Issuer metadata: the token endpoint, the JWKS and what they support",
-        response: {
-          200: Type.Object({
-            issuer: Type.String({ description: "The `iss` of Plinth's tokens" }),
-            jwks_uri: Type.String({ description: "The public keys that verify them" }),
-            token_endpoint: Type.String({ description: "POST here for tokens" }),
-            grant_types_supported: Type.Array(Type.String()),
-            token_endpoint_auth_methods_supported: Type.Array(Type.String()),
-            scopes_supported: Type.Array(Type.String(), { description: "The permissions a token may be narrowed to" }),
-          }),
+    app.get(
+      "/.well-known/openid-configuration",
+      {
+        config: { auth: "none" },
+        schema: {
+          operationId: "getOpenIdConfiguration",
+          tags: ["oauth"],
+          summary: "Issuer metadata: the token endpoint, the JWKS and what they support",
+          response: {
+            200: Type.Object({
+              issuer: Type.String({ description: "The `iss` of Plinth's tokens" }),
+              jwks_uri: Type.String({ description: "The public keys that verify them" }),
+              token_endpoint: Type.String({ description: "POST here for tokens" }),
+              grant_types_supported: Type.Array(Type.String()),
+              token_endpoint_auth_methods_supported: Type.Array(Type.String()),
+              scopes_supported: Type.Array(Type.String(), { description: "The permissions a token may be narrowed to" }),
+            }),
+          },
         },
       },
-    }, async (_req, reply) => {
-      reply.header("cache-control", "public, max-age=300");
-      return {
-        issuer: s.issuer,
-        jwks_uri: `${s.publicUrl}/.well-known/jwks.json`,
-        token_endpoint: `${s.publicUrl}/v1/oauth/token`,
-        grant_types_supported: [GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE],
-        token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
-        scopes_supported: ALL_PERMISSIONS,
-      };
-    });
+      async (_req, reply) => {
+        reply.header("cache-control", "public, max-age=300");
+        return {
+          issuer: s.issuer,
+          jwks_uri: `${s.publicUrl}/.well-known/jwks.json`,
+          token_endpoint: `${s.publicUrl}/v1/oauth/token`,
+          grant_types_supported: [GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE],
+          token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+          scopes_supported: ALL_PERMISSIONS,
+        };
+      },
+    );
   };
 }

@@ -1,4 +1,12 @@
-import { membershipOfPrincipal, principalOfClaims, type ApiKeyAuthenticator, type LiveClients, type Principal, type ServiceAccountMemberships, type SourceKeys } from "../access/principal.ts";
+import {
+  membershipOfPrincipal,
+  principalOfClaims,
+  type ApiKeyAuthenticator,
+  type LiveClients,
+  type Principal,
+  type ServiceAccountMemberships,
+  type SourceKeys,
+} from "../access/principal.ts";
 import { AppError, isAppError } from "../../lib/errors.ts";
 import { isId } from "../../lib/ids.ts";
 import type { Clock } from "../../lib/clock.ts";
@@ -65,7 +73,10 @@ export function credentialsOf(req: TokenRequest, basic: ClientCredentials | unde
   if (basic) return basic;
   if (req.client_id === undefined && req.client_secret === undefined) return undefined;
   if (req.client_id === undefined || req.client_secret === undefined) {
-    throw new OAuthError("invalid_client", "Client authentication needs client_id and client_secret (in the body or with HTTP Basic): every Plinth client is confidential.");
+    throw new OAuthError(
+      "invalid_client",
+      "Client authentication needs client_id and client_secret (in the body or with HTTP Basic): every Plinth client is confidential.",
+    );
   }
   return { id: req.client_id, secret: req.client_secret };
 }
@@ -94,7 +105,8 @@ export function createOAuthService(deps: {
   function ttlOf(req: TokenRequest): number {
     if (req.expires_in === undefined) return DEFAULT_ISSUED_TTL_SECONDS;
     const n = typeof req.expires_in === "number" ? req.expires_in : /^[0-9]{1,7}$/.test(req.expires_in) ? Number(req.expires_in) : NaN;
-    if (!Number.isInteger(n) || n < 1 || n > MAX_ISSUED_TTL_SECONDS) throw new OAuthError("invalid_request", `expires_in must be a whole number of seconds from 1 to ${MAX_ISSUED_TTL_SECONDS}.`);
+    if (!Number.isInteger(n) || n < 1 || n > MAX_ISSUED_TTL_SECONDS)
+      throw new OAuthError("invalid_request", `expires_in must be a whole number of seconds from 1 to ${MAX_ISSUED_TTL_SECONDS}.`);
     return n;
   }
 
@@ -105,18 +117,26 @@ export function createOAuthService(deps: {
     if (!asked.length) throw new OAuthError("invalid_scope", "scope is empty: name one or more permissions, separated by spaces, or leave it out.");
     for (const p of asked) {
       if (!isPermission(p)) throw new OAuthError("invalid_scope", `scope names ${p.slice(0, 64)}, which is not a permission (GET /v1/permissions lists them).`);
-      if (!authority.has(p)) throw new OAuthError("invalid_scope", `scope asks for ${p}, which the subject does not hold: a token can narrow authority, never widen it.`);
+      if (!authority.has(p))
+        throw new OAuthError("invalid_scope", `scope asks for ${p}, which the subject does not hold: a token can narrow authority, never widen it.`);
     }
     return ALL_PERMISSIONS.filter((p) => asked.includes(p));
   }
 
   function audienceOf(req: TokenRequest): string | undefined {
     if (req.audience === undefined) return undefined;
-    if (!/^[\x21-\x7e]{1,200}$/.test(req.audience)) throw new OAuthError("invalid_target", "audience must be 1–200 visible ASCII characters (a URI or a service name).");
+    if (!/^[\x21-\x7e]{1,200}$/.test(req.audience))
+      throw new OAuthError("invalid_target", "audience must be 1–200 visible ASCII characters (a URI or a service name).");
     return req.audience;
   }
 
-  async function issue(claims: Record<string, unknown> & { sub: string }, scope: Permission[], ttl: number, audience: string | undefined, exchanged: boolean): Promise<TokenResponse> {
+  async function issue(
+    claims: Record<string, unknown> & { sub: string },
+    scope: Permission[],
+    ttl: number,
+    audience: string | undefined,
+    exchanged: boolean,
+  ): Promise<TokenResponse> {
     const s = scope.join(" ");
     const token = await keys.sign({ ...claims, scope: s }, ttl, audience);
     const out: TokenResponse = { access_token: token, token_type: "Bearer", expires_in: ttl, scope: s };
@@ -135,12 +155,22 @@ export function createOAuthService(deps: {
    * during a lockout the right secret is refused like a wrong one (no oracle).
    */
   async function refuseLockedOut(client: ClientCredentials | undefined, ip: string): Promise<void> {
-    const wait = await blockedFor(client ? [[th.failuresPerClient, client.id.slice(0, 100)], [th.failuresPerIp, ip]] : [[th.failuresPerIp, ip]]);
+    const wait = await blockedFor(
+      client
+        ? [
+            [th.failuresPerClient, client.id.slice(0, 100)],
+            [th.failuresPerIp, ip],
+          ]
+        : [[th.failuresPerIp, ip]],
+    );
     if (wait > 0) throw slowDown(wait);
   }
 
   /** The client the credentials authenticate, while it stands (not revoked, its account enabled); a failure counts. */
-  async function authenticated(client: ClientCredentials, ip: string): Promise<{ orgId: string; serviceAccountId: string; clientId: string; membership: OrgMembership }> {
+  async function authenticated(
+    client: ClientCredentials,
+    ip: string,
+  ): Promise<{ orgId: string; serviceAccountId: string; clientId: string; membership: OrgMembership }> {
     const found = await serviceAccounts.authenticateClient(client.id, client.secret);
     const m = found && (await memberships.membership(found.orgId, found.serviceAccountId));
     if (!found || !m) {
@@ -173,14 +203,19 @@ export function createOAuthService(deps: {
     switch (req.subject_token_type) {
       case TOKEN_TYPE_API_KEY: {
         // a mislabelled token is a client's mistake, not a credential guess: say what to send instead, check nothing
-        if (JWT_SHAPE.test(token)) throw new OAuthError("invalid_request", `subject_token is a JWT, not an API key: send an access token with subject_token_type=${TOKEN_TYPE_ACCESS}.`);
+        if (JWT_SHAPE.test(token))
+          throw new OAuthError("invalid_request", `subject_token is a JWT, not an API key: send an access token with subject_token_type=${TOKEN_TYPE_ACCESS}.`);
         const r = await apiKeys.authenticate(token, ip);
         if (r instanceof AppError) throw new OAuthError("invalid_grant", `subject_token is not a usable API key: ${r.message}`);
         // never outlive the key (nor a rotated-out secret's grace period)
         return { principal: r, expiresAt: r.expiresAt === undefined ? undefined : Math.floor(r.expiresAt / 1000) };
       }
       case TOKEN_TYPE_ACCESS: {
-        if (token.startsWith(SECRET_PREFIX)) throw new OAuthError("invalid_request", `subject_token is an API key (${SECRET_PREFIX}…), not an access token: send it with subject_token_type=${TOKEN_TYPE_API_KEY}.`);
+        if (token.startsWith(SECRET_PREFIX))
+          throw new OAuthError(
+            "invalid_request",
+            `subject_token is an API key (${SECRET_PREFIX}…), not an access token: send it with subject_token_type=${TOKEN_TYPE_API_KEY}.`,
+          );
         const r = await keys.verify(token);
         if (!r.ok) throw new OAuthError("invalid_grant", `subject_token is not a valid Plinth access token (${r.reason}).`);
         // an impersonation's token stays the impersonation's: exchanged, it would lose its act claim and its record
@@ -202,7 +237,8 @@ export function createOAuthService(deps: {
    * so it stops when they are revoked. No `act` claim: Plinth reads any `act` as an impersonation.
    */
   async function tokenExchange(req: TokenRequest, client: ClientCredentials | undefined, ip: string): Promise<TokenResponse> {
-    if (req.actor_token !== undefined || req.actor_token_type !== undefined) throw new OAuthError("invalid_request", "actor_token is not supported: an exchange acts as its subject only.");
+    if (req.actor_token !== undefined || req.actor_token_type !== undefined)
+      throw new OAuthError("invalid_request", "actor_token is not supported: an exchange acts as its subject only.");
     if (req.requested_token_type !== undefined && req.requested_token_type !== TOKEN_TYPE_ACCESS) {
       throw new OAuthError("invalid_request", `requested_token_type must be ${TOKEN_TYPE_ACCESS}.`);
     }
@@ -217,16 +253,23 @@ export function createOAuthService(deps: {
       throw e;
     });
     const bound = principal.kind === "user" ? principal.orgId : principal.orgId;
-    if (bound !== undefined && req.org_id !== undefined && req.org_id !== bound) throw new OAuthError("invalid_target", "The subject token is bound to another organization than org_id.");
+    if (bound !== undefined && req.org_id !== undefined && req.org_id !== bound)
+      throw new OAuthError("invalid_target", "The subject token is bound to another organization than org_id.");
     const orgId = bound ?? req.org_id;
-    if (orgId === undefined) throw new OAuthError("invalid_request", "org_id is required: a signed-in user's token is exchanged for one organization's permissions.");
-    if (by && by.orgId !== orgId) throw new OAuthError("unauthorized_client", "The client belongs to another organization than the token would be for: a client exchanges tokens for its own organization only.");
+    if (orgId === undefined)
+      throw new OAuthError("invalid_request", "org_id is required: a signed-in user's token is exchanged for one organization's permissions.");
+    if (by && by.orgId !== orgId)
+      throw new OAuthError(
+        "unauthorized_client",
+        "The client belongs to another organization than the token would be for: a client exchanges tokens for its own organization only.",
+      );
     const m = await membershipOfPrincipal(access, { serviceAccounts: memberships, sourceKeys: apiKeys, clients }, principal, orgId).catch((e: unknown) => {
       // a token exchanged from a key that has since been revoked
       if (isAppError(e) && e.status === 401) throw new OAuthError("invalid_grant", `subject_token no longer works: ${e.message}`);
       throw e;
     });
-    if (!m) throw new OAuthError("invalid_grant", "The subject has no access to that organization (not a member, removed, disabled, or the organization is gone).");
+    if (!m)
+      throw new OAuthError("invalid_grant", "The subject has no access to that organization (not a member, removed, disabled, or the organization is gone).");
     const sub = principal.kind === "user" ? principal.userId : principal.kind === "service_account" ? principal.serviceAccountId : principal.ownerId;
     // the key a token comes from, through any number of exchanges: its allowance, and its revocation, follow it
     const keyId = principal.kind === "api_key" ? principal.keyId : principal.sourceKeyId;
@@ -234,7 +277,21 @@ export function createOAuthService(deps: {
     const scope = scopeOf(req, m.permissions);
     // never outlive the subject token itself
     if (expiresAt !== undefined) ttl = Math.min(ttl, Math.max(1, expiresAt - Math.floor(clock.now().getTime() / 1000)));
-    return issue({ ...extra, sub, org: orgId, ...(keyId === undefined ? {} : { key_id: keyId }), ...carriedClientOf(principal), ...sessionOf(principal), ...(by ? { azp: by.clientId } : {}) }, scope, ttl, audience, true);
+    return issue(
+      {
+        ...extra,
+        sub,
+        org: orgId,
+        ...(keyId === undefined ? {} : { key_id: keyId }),
+        ...carriedClientOf(principal),
+        ...sessionOf(principal),
+        ...(by ? { azp: by.clientId } : {}),
+      },
+      scope,
+      ttl,
+      audience,
+      true,
+    );
   }
 
   /**
@@ -253,7 +310,8 @@ export function createOAuthService(deps: {
         case GRANT_CLIENT_CREDENTIALS: {
           const client = credentialsOf(req, basic);
           if (!client) throw new OAuthError("invalid_client", "Client authentication is required: HTTP Basic, or client_id and client_secret in the body.");
-          if (req.subject_token !== undefined || req.org_id !== undefined) throw new OAuthError("invalid_request", "client_credentials takes no subject_token or org_id.");
+          if (req.subject_token !== undefined || req.org_id !== undefined)
+            throw new OAuthError("invalid_request", "client_credentials takes no subject_token or org_id.");
           return clientCredentials(req, client, ip);
         }
         case GRANT_TOKEN_EXCHANGE:

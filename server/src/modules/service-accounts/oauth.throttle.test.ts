@@ -46,7 +46,9 @@ for (const backend of BACKENDS) {
     const token = (body: Record<string, unknown>, ip: string) => t.inject({ method: "POST", url: "/v1/oauth/token", payload: body, remoteAddress: ip });
     const credentials = (c: { client_id: string }, secret: string) => ({ grant_type: "client_credentials", client_id: c.client_id, client_secret: secret });
     async function makeClient(): Promise<{ client_id: string; client_secret: string }> {
-      const sa = (await t.call("POST", `/v1/orgs/${orgId}/service-accounts`, { name: `sa-${randomBytes(4).toString("hex")}`, roles: ["viewer"] }, owner.access_token)).json();
+      const sa = (
+        await t.call("POST", `/v1/orgs/${orgId}/service-accounts`, { name: `sa-${randomBytes(4).toString("hex")}`, roles: ["viewer"] }, owner.access_token)
+      ).json();
       const res = await t.call("POST", `/v1/orgs/${orgId}/service-accounts/${sa.id}/clients`, { name: "c" }, owner.access_token);
       assert.equal(res.statusCode, 201, res.body);
       return res.json();

@@ -24,16 +24,27 @@ for (const backend of BACKENDS) {
       [owner, admin, dev, manager] = await Promise.all([signUp(t, "Owner"), signUp(t, "Admin"), signUp(t, "Dev"), signUp(t, "Manager")]);
       orgId = await makeOrg(t, owner, "Robots", uniqueSlug("sak"));
       otherOrgId = await makeOrg(t, owner, "Robots", uniqueSlug("sak"));
-      const role = await t.call("POST", `/v1/orgs/${orgId}/roles`, { name: "sa-manager", permissions: ["org:read", "members:read", "keys:read", "service-accounts:manage"] }, owner.access_token);
+      const role = await t.call(
+        "POST",
+        `/v1/orgs/${orgId}/roles`,
+        { name: "sa-manager", permissions: ["org:read", "members:read", "keys:read", "service-accounts:manage"] },
+        owner.access_token,
+      );
       assert.equal(role.statusCode, 201, role.body);
-      for (const [u, r] of [[admin, "admin"], [dev, "developer"], [manager, "sa-manager"]] as const) await addMember(t, orgId, u, r);
+      for (const [u, r] of [
+        [admin, "admin"],
+        [dev, "developer"],
+        [manager, "sa-manager"],
+      ] as const)
+        await addMember(t, orgId, u, r);
     });
     after(() => t.close());
 
     const base = (path = "") => `/v1/orgs/${orgId}/service-accounts${path}`;
     const uniqueName = (tag = "k") => `${tag}-${randomBytes(4).toString("hex")}`;
     const events = async () => await t.deps.audit.list(orgId, {}, 1000);
-    const keyCount = async () => ((await t.db.owner.execute(sql`select id from api_keys where org_id = ${orgId}`)) as unknown as { rows: unknown[] }).rows.length;
+    const keyCount = async () =>
+      ((await t.db.owner.execute(sql`select id from api_keys where org_id = ${orgId}`)) as unknown as { rows: unknown[] }).rows.length;
     async function makeAccount(roles: string[] = ["viewer"]) {
       const res = await t.call("POST", base(), { name: uniqueName("sa"), roles }, owner.access_token);
       assert.equal(res.statusCode, 201, res.body);
@@ -60,7 +71,9 @@ for (const backend of BACKENDS) {
       assert.equal((await t.call("GET", `/v1/orgs/${orgId}`, undefined, key.secret)).statusCode, 200);
       assert.equal((await t.call("GET", `/v1/orgs/${orgId}/teams`, undefined, key.secret)).statusCode, 200);
       // the account may create teams, the key may not
-      assertProblem(await t.call("POST", `/v1/orgs/${orgId}/teams`, { name: uniqueName("team") }, key.secret), 403, "FORBIDDEN", { permission: "teams:create" });
+      assertProblem(await t.call("POST", `/v1/orgs/${orgId}/teams`, { name: uniqueName("team") }, key.secret), 403, "FORBIDDEN", {
+        permission: "teams:create",
+      });
       assertProblem(await t.call("GET", `/v1/orgs/${otherOrgId}`, undefined, key.secret), 404, "NOT_FOUND");
       assertProblem(await t.call("GET", "/v1/me", undefined, key.secret), 401, "UNAUTHENTICATED");
       // listed and managed with the org's other keys, never with its secret
@@ -70,37 +83,66 @@ for (const backend of BACKENDS) {
       assert.ok(!listed.body.includes(key.secret));
       const ev = (await events()).find((e) => e.action === "key.created" && e.targetId === key.id);
       assert.equal(ev?.actorId, admin.id);
-      assert.deepEqual((ev?.diff as Record<string, unknown>).owner, [null, `service_account:${sa.id}`]);
+      assert.deepEqual((ev!.diff as Record<string, unknown>).owner, [null, `service_account:${sa.id}`]);
       assert.ok(!JSON.stringify(await events()).includes(key.secret));
     });
 
     it("needs service-accounts:manage and keys:create, and holds no more than both the creator and the account (403 naming it)", async () => {
       const sa = await makeAccount(["viewer"]);
       const before = await keyCount();
-      assertProblem(await t.call("POST", base(`/${sa.id}/keys`), { name: uniqueName(), roles: ["viewer"] }, dev.access_token), 403, "FORBIDDEN", { permission: "service-accounts:manage" });
-      assertProblem(await t.call("POST", base(`/${sa.id}/keys`), { name: uniqueName(), roles: ["viewer"] }, manager.access_token), 403, "FORBIDDEN", { permission: "keys:create" });
+      assertProblem(await t.call("POST", base(`/${sa.id}/keys`), { name: uniqueName(), roles: ["viewer"] }, dev.access_token), 403, "FORBIDDEN", {
+        permission: "service-accounts:manage",
+      });
+      assertProblem(await t.call("POST", base(`/${sa.id}/keys`), { name: uniqueName(), roles: ["viewer"] }, manager.access_token), 403, "FORBIDDEN", {
+        permission: "keys:create",
+      });
       // more than the account holds
-      assertProblem(await t.call("POST", base(`/${sa.id}/keys`), { name: uniqueName(), permissions: ["org:read", "teams:create"] }, owner.access_token), 403, "FORBIDDEN", { permission: "teams:create" });
+      assertProblem(
+        await t.call("POST", base(`/${sa.id}/keys`), { name: uniqueName(), permissions: ["org:read", "teams:create"] }, owner.access_token),
+        403,
+        "FORBIDDEN",
+        { permission: "teams:create" },
+      );
       // more than the creator holds (an admin has no org:delete), though the account has it
       const strong = await makeAccount(["owner"]);
-      assertProblem(await t.call("POST", base(`/${strong.id}/keys`), { name: uniqueName(), roles: ["owner"] }, admin.access_token), 403, "FORBIDDEN", { permission: "org:delete" });
+      assertProblem(await t.call("POST", base(`/${strong.id}/keys`), { name: uniqueName(), roles: ["owner"] }, admin.access_token), 403, "FORBIDDEN", {
+        permission: "org:delete",
+      });
       // inherit: the creator must hold all the account holds
-      assertProblem(await t.call("POST", base(`/${strong.id}/keys`), { name: uniqueName(), inherit: true }, admin.access_token), 403, "FORBIDDEN", { permission: "org:delete" });
+      assertProblem(await t.call("POST", base(`/${strong.id}/keys`), { name: uniqueName(), inherit: true }, admin.access_token), 403, "FORBIDDEN", {
+        permission: "org:delete",
+      });
       assert.equal(await keyCount(), before, "nothing created");
     });
 
     it("answers 404 for an unknown or another org's account, 409 for a disabled one, 409 for a name the account already uses", async () => {
       const sa = await makeAccount();
-      assertProblem(await t.call("POST", base(`/sa_${"0".repeat(26)}/keys`), { name: uniqueName(), roles: ["viewer"] }, owner.access_token), 404, "SERVICE_ACCOUNT_NOT_FOUND");
-      const foreign = (await t.call("POST", `/v1/orgs/${otherOrgId}/service-accounts`, { name: uniqueName("sa"), roles: ["viewer"] }, owner.access_token)).json();
-      assertProblem(await t.call("POST", base(`/${foreign.id}/keys`), { name: uniqueName(), roles: ["viewer"] }, owner.access_token), 404, "SERVICE_ACCOUNT_NOT_FOUND");
+      assertProblem(
+        await t.call("POST", base(`/sa_${"0".repeat(26)}/keys`), { name: uniqueName(), roles: ["viewer"] }, owner.access_token),
+        404,
+        "SERVICE_ACCOUNT_NOT_FOUND",
+      );
+      const foreign = (
+        await t.call("POST", `/v1/orgs/${otherOrgId}/service-accounts`, { name: uniqueName("sa"), roles: ["viewer"] }, owner.access_token)
+      ).json();
+      assertProblem(
+        await t.call("POST", base(`/${foreign.id}/keys`), { name: uniqueName(), roles: ["viewer"] }, owner.access_token),
+        404,
+        "SERVICE_ACCOUNT_NOT_FOUND",
+      );
       const key = await accountKey(sa.id);
-      assertProblem(await t.call("POST", base(`/${sa.id}/keys`), { name: key.name, roles: ["viewer"] }, owner.access_token), 409, "API_KEY_NAME_TAKEN", { field: "name" });
+      assertProblem(await t.call("POST", base(`/${sa.id}/keys`), { name: key.name, roles: ["viewer"] }, owner.access_token), 409, "API_KEY_NAME_TAKEN", {
+        field: "name",
+      });
       // the same name is free for another owner
       await accountKey((await makeAccount()).id, { name: key.name, roles: ["viewer"] });
       assert.equal((await t.call("POST", `/v1/orgs/${orgId}/keys`, { name: key.name, roles: ["viewer"] }, owner.access_token)).statusCode, 201);
       assert.equal((await t.call("POST", base(`/${sa.id}/$disable`), undefined, owner.access_token)).statusCode, 200);
-      assertProblem(await t.call("POST", base(`/${sa.id}/keys`), { name: uniqueName(), roles: ["viewer"] }, owner.access_token), 409, "SERVICE_ACCOUNT_DISABLED");
+      assertProblem(
+        await t.call("POST", base(`/${sa.id}/keys`), { name: uniqueName(), roles: ["viewer"] }, owner.access_token),
+        409,
+        "SERVICE_ACCOUNT_DISABLED",
+      );
     });
 
     it("a disabled account's keys stop at once (404, as its tokens) and work again when enabled; deleting it revokes them", async () => {
@@ -123,10 +165,14 @@ for (const backend of BACKENDS) {
       const sa = await makeAccount(["viewer"]);
       const inheriting = await accountKey(sa.id, { inherit: true });
       const narrowed = await accountKey(sa.id, { roles: ["viewer"] });
-      assertProblem(await t.call("POST", `/v1/orgs/${orgId}/teams`, { name: uniqueName("t") }, inheriting.secret), 403, "FORBIDDEN", { permission: "teams:create" });
+      assertProblem(await t.call("POST", `/v1/orgs/${orgId}/teams`, { name: uniqueName("t") }, inheriting.secret), 403, "FORBIDDEN", {
+        permission: "teams:create",
+      });
       assert.equal((await t.call("PATCH", base(`/${sa.id}`), { roles: ["developer"] }, owner.access_token)).statusCode, 200);
       assert.equal((await t.call("POST", `/v1/orgs/${orgId}/teams`, { name: uniqueName("t") }, inheriting.secret)).statusCode, 201);
-      assertProblem(await t.call("POST", `/v1/orgs/${orgId}/teams`, { name: uniqueName("t") }, narrowed.secret), 403, "FORBIDDEN", { permission: "teams:create" });
+      assertProblem(await t.call("POST", `/v1/orgs/${orgId}/teams`, { name: uniqueName("t") }, narrowed.secret), 403, "FORBIDDEN", {
+        permission: "teams:create",
+      });
       // narrowing the account narrows the key at once
       const wide = await accountKey(sa.id, { permissions: ["org:read", "teams:create"] });
       assert.equal((await t.call("POST", `/v1/orgs/${orgId}/teams`, { name: uniqueName("t") }, wide.secret)).statusCode, 201);
@@ -142,7 +188,9 @@ for (const backend of BACKENDS) {
       assert.deepEqual(res.json().owner, { type: "service_account", id: sa.id });
       assert.equal((await t.call("GET", `/v1/orgs/${orgId}`, undefined, res.json().secret)).statusCode, 200);
       assertProblem(await t.call("POST", `/v1/orgs/${orgId}/keys`, { name: uniqueName(), roles: ["admin"] }, token), 403, "FORBIDDEN");
-      assertProblem(await t.call("POST", `/v1/orgs/${orgId}/keys`, { name: uniqueName(), inherit: true }, token), 403, "INHERIT_NOT_ALLOWED", { field: "inherit" });
+      assertProblem(await t.call("POST", `/v1/orgs/${orgId}/keys`, { name: uniqueName(), inherit: true }, token), 403, "INHERIT_NOT_ALLOWED", {
+        field: "inherit",
+      });
       // its own key (by name, the account's first) it renames and revokes itself
       const renamed = uniqueName("renamed");
       assert.equal((await t.call("PATCH", `/v1/orgs/${orgId}/keys/${res.json().name}`, { name: renamed }, token)).statusCode, 200);
@@ -154,7 +202,9 @@ for (const backend of BACKENDS) {
       const key = await accountKey(sa.id);
       const mine = await makeKey(t, orgId, dev);
       assertProblem(await t.call("DELETE", `/v1/orgs/${orgId}/keys/${key.id}`, undefined, dev.access_token), 403, "FORBIDDEN", { permission: "keys:manage" });
-      assertProblem(await t.call("DELETE", `/v1/orgs/${orgId}/keys/${mine.id}`, undefined, manager.access_token), 403, "FORBIDDEN", { permission: "keys:manage" });
+      assertProblem(await t.call("DELETE", `/v1/orgs/${orgId}/keys/${mine.id}`, undefined, manager.access_token), 403, "FORBIDDEN", {
+        permission: "keys:manage",
+      });
       const revoked = await t.call("DELETE", `/v1/orgs/${orgId}/keys/${key.id}`, undefined, manager.access_token);
       assert.equal(revoked.statusCode, 200, revoked.body);
       assertProblem(await t.call("GET", `/v1/orgs/${orgId}`, undefined, key.secret), 401, "INVALID_API_KEY", { reason: "revoked" });

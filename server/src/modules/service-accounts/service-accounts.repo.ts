@@ -46,21 +46,40 @@ export const serviceAccountsRepo = {
   },
 
   async findById(ex: Executor, orgId: string, id: string, lock = false): Promise<ServiceAccountRow | undefined> {
-    const q = ex.select().from(serviceAccounts).where(and(eq(serviceAccounts.orgId, orgId), eq(serviceAccounts.id, id)));
+    const q = ex
+      .select()
+      .from(serviceAccounts)
+      .where(and(eq(serviceAccounts.orgId, orgId), eq(serviceAccounts.id, id)));
     const [r] = lock ? await q.for("update") : await q;
     return r;
   },
 
   async update(tx: Executor, orgId: string, id: string, set: Partial<typeof serviceAccounts.$inferInsert>): Promise<ServiceAccountRow> {
-    const [r] = await tx.update(serviceAccounts).set(set).where(and(eq(serviceAccounts.orgId, orgId), eq(serviceAccounts.id, id))).returning();
+    const [r] = await tx
+      .update(serviceAccounts)
+      .set(set)
+      .where(and(eq(serviceAccounts.orgId, orgId), eq(serviceAccounts.id, id)))
+      .returning();
     return r;
   },
 
   /** Deletes the account, its clients (cascade) and their routing rows. */
   async delete(tx: Executor, orgId: string, id: string): Promise<void> {
-    const clients = await tx.select({ id: oauthClients.id }).from(oauthClients).where(and(eq(oauthClients.orgId, orgId), eq(oauthClients.serviceAccountId, id)));
+    const clients = await tx
+      .select({ id: oauthClients.id })
+      .from(oauthClients)
+      .where(and(eq(oauthClients.orgId, orgId), eq(oauthClients.serviceAccountId, id)));
     if (clients.length) {
-      await tx.delete(credentialIndex).where(and(eq(credentialIndex.kind, "oauth_client"), eq(credentialIndex.orgId, orgId), inArray(credentialIndex.credentialId, clients.map((c) => c.id))));
+      await tx.delete(credentialIndex).where(
+        and(
+          eq(credentialIndex.kind, "oauth_client"),
+          eq(credentialIndex.orgId, orgId),
+          inArray(
+            credentialIndex.credentialId,
+            clients.map((c) => c.id),
+          ),
+        ),
+      );
     }
     await tx.delete(serviceAccounts).where(and(eq(serviceAccounts.orgId, orgId), eq(serviceAccounts.id, id)));
   },
@@ -90,8 +109,15 @@ export const serviceAccountsRepo = {
 
   /** Soft revoke: the record stays; its routing row ends now. */
   async revokeClient(tx: Executor, orgId: string, id: string, now: Date): Promise<OAuthClientRow> {
-    const [r] = await tx.update(oauthClients).set({ revokedAt: now }).where(and(eq(oauthClients.orgId, orgId), eq(oauthClients.id, id), isNull(oauthClients.revokedAt))).returning();
-    await tx.update(credentialIndex).set({ expiresAt: now }).where(and(eq(credentialIndex.lookupKey, id), eq(credentialIndex.kind, "oauth_client")));
+    const [r] = await tx
+      .update(oauthClients)
+      .set({ revokedAt: now })
+      .where(and(eq(oauthClients.orgId, orgId), eq(oauthClients.id, id), isNull(oauthClients.revokedAt)))
+      .returning();
+    await tx
+      .update(credentialIndex)
+      .set({ expiresAt: now })
+      .where(and(eq(credentialIndex.lookupKey, id), eq(credentialIndex.kind, "oauth_client")));
     return r;
   },
 
@@ -107,7 +133,10 @@ export const serviceAccountsRepo = {
   },
 
   async touchClient(tx: Executor, orgId: string, id: string, now: Date): Promise<void> {
-    await tx.update(oauthClients).set({ lastUsedAt: now }).where(and(eq(oauthClients.orgId, orgId), eq(oauthClients.id, id)));
+    await tx
+      .update(oauthClients)
+      .set({ lastUsedAt: now })
+      .where(and(eq(oauthClients.orgId, orgId), eq(oauthClients.id, id)));
   },
 };
 

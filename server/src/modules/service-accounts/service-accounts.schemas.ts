@@ -13,7 +13,12 @@ const Name = Type.String({
 const Description = Type.String({ maxLength: 500, description: "What the account is for" });
 /** As custom roles are named (members/roles.routes.ts), or a built-in role. */
 const RoleName = Type.String({ minLength: 2, maxLength: 40, pattern: "^[a-z][a-z0-9_-]{1,39}$", description: "A built-in role or a custom role's name" });
-const Roles = Type.Array(RoleName, { minItems: 1, maxItems: 20, uniqueItems: true, description: "Built-in or custom roles; the account holds their permissions (each one you could grant)" });
+const Roles = Type.Array(RoleName, {
+  minItems: 1,
+  maxItems: 20,
+  uniqueItems: true,
+  description: "Built-in or custom roles; the account holds their permissions (each one you could grant)",
+});
 
 export const ServiceAccountParams = Type.Object(
   { orgId: OrgIdParams.properties.orgId, serviceAccountId: Type.String({ pattern: idPattern("serviceAccount"), description: "sa_… id" }) },

@@ -3,18 +3,26 @@ import type { Database, Executor } from "../../db/client.ts";
 import type { LiveClients, ServiceAccountMemberships } from "../access/principal.ts";
 import { requireWithin } from "../access/authority.ts";
 import type { Clock } from "../../lib/clock.ts";
-import { platformError } from "../../lib/errors.ts";
+import { createCache, createKeyJoiner, firstPartOf } from "../../lib/cache.ts";
 import { newId } from "../../lib/ids.ts";
 import { isUniqueViolation } from "../../lib/pg-errors.ts";
 import type { AccessService, OrgMembership } from "../access/access.service.ts";
-import { ALL_PERMISSIONS, type Permission } from "../access/permissions.ts";
+import type { Permission } from "../access/permissions.ts";
 import type { AuditActor, AuditService } from "../audit/audit.service.ts";
 import { hashSecret, sameHash } from "../keys/api-keys.format.ts";
-import type { ApiKeyRow } from "../keys/api-keys.repo.ts";
+import type { ApiKeyRow } from "../keys/index.ts";
 import type { KeyOwnerOps } from "../keys/api-keys.owners.ts";
 import type { ApiKeysService, CreateKeyInput, KeyCaller } from "../keys/api-keys.service.ts";
 import { serviceAccountsError } from "./service-accounts.errors.ts";
-import { accountRolesQuery, clientAuthQuery, clientIndexQuery, type ClientAuthRow, type OAuthClientRow, type ServiceAccountRow, type ServiceAccountsRepo } from "./service-accounts.repo.ts";
+import {
+  accountRolesQuery,
+  clientAuthQuery,
+  clientIndexQuery,
+  type ClientAuthRow,
+  type OAuthClientRow,
+  type ServiceAccountRow,
+  type ServiceAccountsRepo,
+} from "./service-accounts.repo.ts";
 
 export interface CreateServiceAccountInput {
   name: string;
@@ -27,8 +35,8 @@ export type UpdateServiceAccountInput = Partial<CreateServiceAccountInput>;
 const CLIENT_SECRET_PREFIX = "plcs_";
 const CLIENT_SECRET = /^plcs_[A-Za-z0-9_-]{43}$/;
 
-const notFound = (id: string) => serviceAccountsError("SERVICE_ACCOUNT_NOT_FOUND", `No service account ${id.slice(0, 40)} in this organization.`, { field: "serviceAccountId" });
-const invalid = (field: string, detail: string) => platformError("VALIDATION_FAILED", detail, { field });
+const notFound = (id: string) =>
+  serviceAccountsError("SERVICE_ACCOUNT_NOT_FOUND", `No service account ${id.slice(0, 40)} in this organization.`, { field: "serviceAccountId" });
 
 /**
  * Service accounts of an org: non-human principals holding roles like a member's, and their OAuth client
@@ -48,7 +56,7 @@ export function createServiceAccountsService(deps: {
   cacheTtlMs?: number;
 }) {
   const { db, clock, repo, audit, access, apiKeys, keyOwners } = deps;
-  const ttl = deps.cacheTtlMs ?? 30_000;
+  const ttlMs = deps.cacheTtlMs ?? 30_000;
 
   const permissionsOfRoles = (tx: Executor, orgId: string, roles: readonly string[]) => access.permissionsOfRoles(tx, orgId, roles);
   /** Nobody gives an account, or a credential acting as it, more than they hold (access/authority.ts). */
@@ -66,53 +74,70 @@ export function createServiceAccountsService(deps: {
     return out;
   }
 
-  const nameTaken = (name: string) => serviceAccountsError("SERVICE_ACCOUNT_NAME_TAKEN", `This organization already has a service account named ${name}.`, { field: "name" });
+  const nameTaken = (name: string) =>
+    serviceAccountsError("SERVICE_ACCOUNT_NAME_TAKEN", `This organization already has a service account named ${name}.`, { field: "name" });
 
-  // Memberships of accounts, tagged with their org's epoch (bumped by every access invalidation, here or elsewhere).
-  const epochs = new Map<string, number>();
-  const epochOf = (orgId: string) => epochs.get(orgId) ?? 0;
-  const cache = new Map<string, { m: OrgMembership | null; epoch: number; staleAt: number }>();
-  access.onInvalidate((orgId) => epochs.set(orgId, epochOf(orgId) + 1));
-
-  const memberships: ServiceAccountMemberships = {
-    async membership(orgId, serviceAccountId) {
-      const key = `${orgId}\u0000${serviceAccountId}`;
-      const nowMs = clock.now().getTime();
-      const hit = cache.get(key);
-      if (hit && hit.epoch === epochOf(orgId) && hit.staleAt > nowMs) return hit.m ?? undefined;
-      const epoch = epochOf(orgId);
-      const m = await db.tx({ orgId }, async (tx) => {
+  // Memberships of accounts and whether OAuth clients still stand, by org and id (lib/cache.ts), grouped by org:
+  // every access invalidation of the org (here or, through the bus, elsewhere) drops them.
+  const key = createKeyJoiner();
+  const membershipCache = createCache<OrgMembership | null, { orgId: string; serviceAccountId: string }>({
+    name: "service-accounts.memberships",
+    max: 50_000,
+    ttlMs,
+    clock,
+    group: firstPartOf,
+    fetch: (_k, { orgId, serviceAccountId }) =>
+      db.tx({ orgId }, async (tx) => {
         const res = (await tx.execute(accountRolesQuery(orgId, serviceAccountId))) as unknown as { rows: { roles: string[] }[] };
         const row = res.rows[0];
         if (!row) return null;
         const permissions = new Set<Permission>();
         for (const role of row.roles) for (const p of (await access.rolePermissions(tx, orgId, role)) ?? []) permissions.add(p);
         // a service account acts on RBAC alone: grants and teams are for people
-        return { orgId, userId: serviceAccountId, role: "service_account", permissions, rolePermissions: permissions, peer: [], teams: [], teamReach: new Set<string>(), permissionsOnly: true } satisfies OrgMembership;
-      });
-      if (cache.size >= 50_000) cache.delete(cache.keys().next().value as string);
-      cache.set(key, { m, epoch, staleAt: nowMs + ttl });
-      return m ?? undefined;
+        return {
+          orgId,
+          userId: serviceAccountId,
+          role: "service_account",
+          permissions,
+          rolePermissions: permissions,
+          peer: [],
+          teams: [],
+          teamReach: new Set<string>(),
+          permissionsOnly: true,
+        } satisfies OrgMembership;
+      }),
+  });
+  // Whether an OAuth client still stands (not revoked): its tokens, and tokens exchanged from them, work only while
+  // it does. A disabled account is answered by its membership (404, and back on enable); a revoked client is final.
+  const clientCache = createCache<boolean, { orgId: string; clientId: string }>({
+    name: "service-accounts.clients",
+    max: 50_000,
+    ttlMs,
+    clock,
+    group: firstPartOf,
+    fetch: async (_k, { orgId, clientId }) => {
+      const [row] = await db.readScoped<ClientAuthRow>({ orgId }, clientAuthQuery(orgId, clientId));
+      return !!row && row.revoked_at === null;
+    },
+  });
+  access.onInvalidate((orgId) => {
+    // local caches: nothing to wait for
+    void membershipCache.deleteGroup(orgId);
+    void clientCache.deleteGroup(orgId);
+  });
+
+  const memberships: ServiceAccountMemberships = {
+    async membership(orgId, serviceAccountId) {
+      const k = key(orgId, serviceAccountId);
+      const hit = membershipCache.get(k);
+      return (hit !== undefined ? hit : await membershipCache.fetch(k, { orgId, serviceAccountId })) ?? undefined;
     },
   };
 
-  // Whether an OAuth client still stands (not revoked): its tokens, and tokens exchanged from
-  // them, work only while it does. Cached like the memberships, dropped by every invalidation of the org.
-  const clientCache = new Map<string, { live: boolean; epoch: number; staleAt: number }>();
   const clients: LiveClients = {
     isLive(orgId, clientId) {
-      const key = `${orgId}\u0000${clientId}`;
-      const nowMs = clock.now().getTime();
-      const hit = clientCache.get(key);
-      if (hit && hit.epoch === epochOf(orgId) && hit.staleAt > nowMs) return hit.live;
-      const epoch = epochOf(orgId);
-      return db.readScoped<ClientAuthRow>({ orgId }, clientAuthQuery(orgId, clientId)).then(([row]) => {
-        // a disabled account is answered by its membership (404, and back on enable); a revoked client is final
-        const live = !!row && row.revoked_at === null;
-        if (clientCache.size >= 50_000) clientCache.delete(clientCache.keys().next().value as string);
-        clientCache.set(key, { live, epoch, staleAt: nowMs + ttl });
-        return live;
-      });
+      const k = key(orgId, clientId);
+      return clientCache.get(k) ?? clientCache.fetch(k, { orgId, clientId });
     },
   };
 
@@ -162,7 +187,11 @@ export function createServiceAccountsService(deps: {
       try {
         return await change(caller.orgId, async (tx) => {
           const row = await load(tx, caller.orgId, id, true);
-          const next = { name: input.name ?? row.name, description: input.description ?? row.description, roles: input.roles ? [...new Set(input.roles)] : row.roles };
+          const next = {
+            name: input.name ?? row.name,
+            description: input.description ?? row.description,
+            roles: input.roles ? [...new Set(input.roles)] : row.roles,
+          };
           if (input.roles) requireSubset(caller, await permissionsOfRoles(tx, caller.orgId, next.roles), "The service account");
           const diff: Record<string, [unknown, unknown]> = {};
           if (next.name !== row.name) diff.name = [row.name, next.name];
@@ -203,7 +232,12 @@ export function createServiceAccountsService(deps: {
       await change(caller.orgId, async (tx) => {
         const row = await load(tx, caller.orgId, id, true);
         await repo.delete(tx, caller.orgId, id);
-        await audit.record(tx, actor, { orgId: caller.orgId, action: "service_account.deleted", target: { type: "service_account", id }, diff: { name: [row.name, null], roles: [row.roles, null] } });
+        await audit.record(tx, actor, {
+          orgId: caller.orgId,
+          action: "service_account.deleted",
+          target: { type: "service_account", id },
+          diff: { name: [row.name, null], roles: [row.roles, null] },
+        });
         await keyOwners.revokeAllOf(tx, caller.orgId, { type: "service_account", id }, "owner_deleted", actor);
       });
     },
@@ -231,10 +265,24 @@ export function createServiceAccountsService(deps: {
       const secret = CLIENT_SECRET_PREFIX + randomBytes(32).toString("base64url");
       const row = await change(caller.orgId, async (tx) => {
         const account = await load(tx, caller.orgId, serviceAccountId, true);
-        if (account.disabledAt) throw serviceAccountsError("SERVICE_ACCOUNT_DISABLED", "The service account is disabled; enable it before giving it credentials.");
+        if (account.disabledAt)
+          throw serviceAccountsError("SERVICE_ACCOUNT_DISABLED", "The service account is disabled; enable it before giving it credentials.");
         requireSubset(caller, await permissionsOfRoles(tx, caller.orgId, account.roles), "A client of this service account");
-        const row = await repo.insertClient(tx, { id: newId("oauthClient", now.getTime()), orgId: caller.orgId, serviceAccountId, name, secretHash: hashSecret(secret), createdBy: actor.id, createdAt: now });
-        await audit.record(tx, actor, { orgId: caller.orgId, action: "oauth_client.created", target: { type: "oauth_client", id: row.id }, diff: { name: [null, name], service_account_id: [null, serviceAccountId] } });
+        const row = await repo.insertClient(tx, {
+          id: newId("oauthClient", now.getTime()),
+          orgId: caller.orgId,
+          serviceAccountId,
+          name,
+          secretHash: hashSecret(secret),
+          createdBy: actor.id,
+          createdAt: now,
+        });
+        await audit.record(tx, actor, {
+          orgId: caller.orgId,
+          action: "oauth_client.created",
+          target: { type: "oauth_client", id: row.id },
+          diff: { name: [null, name], service_account_id: [null, serviceAccountId] },
+        });
         return row;
       });
       return { row, secret };
@@ -255,7 +303,12 @@ export function createServiceAccountsService(deps: {
         if (!row) throw serviceAccountsError("OAUTH_CLIENT_NOT_FOUND", `No client ${clientId.slice(0, 40)} of this service account.`, { field: "clientId" });
         if (row.revokedAt) return row;
         const updated = await repo.revokeClient(tx, caller.orgId, clientId, clock.now());
-        await audit.record(tx, actor, { orgId: caller.orgId, action: "oauth_client.revoked", target: { type: "oauth_client", id: clientId }, diff: { revoked: [false, true] } });
+        await audit.record(tx, actor, {
+          orgId: caller.orgId,
+          action: "oauth_client.revoked",
+          target: { type: "oauth_client", id: clientId },
+          diff: { revoked: [false, true] },
+        });
         return updated;
       });
     },

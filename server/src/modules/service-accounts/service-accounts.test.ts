@@ -4,7 +4,18 @@ import { after, before, describe, it } from "node:test";
 import { sql } from "drizzle-orm";
 import type { LightMyRequestResponse } from "fastify";
 import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from "jose";
-import { BACKENDS, addMember, assertProblem, createTestApp, makeOrg, problemOf, signUp, uniqueSlug, type TestApp, type TestUser } from "../../../test/harness.ts";
+import {
+  BACKENDS,
+  addMember,
+  assertProblem,
+  createTestApp,
+  makeOrg,
+  problemOf,
+  signUp,
+  uniqueSlug,
+  type TestApp,
+  type TestUser,
+} from "../../../test/harness.ts";
 
 const FORM = { "content-type": "application/x-www-form-urlencoded" };
 const EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -45,16 +56,27 @@ for (const backend of BACKENDS) {
       viewer = await signUp(t, "Vic Viewer");
       orgId = await makeOrg(t, owner, "Machines Inc", uniqueSlug("sa"));
       otherOrgId = await makeOrg(t, owner, "Other Inc", uniqueSlug("sa"));
-      for (const [u, role] of [[admin, "admin"], [dev, "developer"], [viewer, "viewer"]] as const) await addMember(t, orgId, u, role);
+      for (const [u, role] of [
+        [admin, "admin"],
+        [dev, "developer"],
+        [viewer, "viewer"],
+      ] as const)
+        await addMember(t, orgId, u, role);
     });
     after(() => t.close());
 
     const base = (path = "") => `/v1/orgs/${orgId}/service-accounts${path}`;
     const uniqueName = (tag = "sa") => `${tag}-${randomBytes(4).toString("hex")}`;
     const events = async () => await t.deps.audit.list(orgId, {}, 1000);
-    const rows = async () => ((await t.db.owner.execute(sql`select * from service_accounts where org_id = ${orgId} order by id`)) as unknown as { rows: unknown[] }).rows;
+    const rows = async () =>
+      ((await t.db.owner.execute(sql`select * from service_accounts where org_id = ${orgId} order by id`)) as unknown as { rows: unknown[] }).rows;
     const token = (body: Record<string, unknown>, headers: Record<string, string> = {}) =>
-      t.inject({ method: "POST", url: "/v1/oauth/token", payload: new URLSearchParams(body as Record<string, string>).toString(), headers: { ...FORM, ...headers } });
+      t.inject({
+        method: "POST",
+        url: "/v1/oauth/token",
+        payload: new URLSearchParams(body as Record<string, string>).toString(),
+        headers: { ...FORM, ...headers },
+      });
     const tokenJson = (body: Record<string, unknown>) => t.call("POST", "/v1/oauth/token", body);
 
     async function makeAccount(roles: string[] = ["viewer"], by = owner) {
@@ -92,9 +114,15 @@ for (const backend of BACKENDS) {
       assertProblem(await t.call("GET", base(`/${sa.id}`), undefined, owner.access_token), 404, "SERVICE_ACCOUNT_NOT_FOUND");
 
       const ev = (await events()).filter((e) => e.targetId === sa.id);
-      assert.deepEqual(ev.map((e) => e.action).sort(), ["service_account.created", "service_account.deleted", "service_account.disabled", "service_account.enabled", "service_account.updated"]);
+      assert.deepEqual(ev.map((e) => e.action).sort(), [
+        "service_account.created",
+        "service_account.deleted",
+        "service_account.disabled",
+        "service_account.enabled",
+        "service_account.updated",
+      ]);
       const created = ev.find((e) => e.action === "service_account.created");
-      assert.deepEqual((created?.diff as Record<string, unknown>).roles, [null, ["viewer"]]);
+      assert.deepEqual((created!.diff as Record<string, unknown>).roles, [null, ["viewer"]]);
       assert.equal(created?.actorId, owner.id);
       const updated = ev.find((e) => e.action === "service_account.updated");
       assert.deepEqual(updated?.diff, { name: [sa.name, renamed], roles: [["viewer"], ["developer"]] });
@@ -113,14 +141,18 @@ for (const backend of BACKENDS) {
       assertFieldError(await t.call("PATCH", base(`/${sa.id}`), {}, owner.access_token), "body");
       assertFieldError(await t.call("PATCH", base(`/${sa.id}`), { roles: ["nope"] }, owner.access_token), "roles.0");
       assertFieldError(await t.call("GET", base("/sa_nope"), undefined, owner.access_token), "serviceAccountId");
-      assertProblem(await t.call("POST", base(), { name: sa.name, roles: ["viewer"] }, owner.access_token), 409, "SERVICE_ACCOUNT_NAME_TAKEN", { field: "name" });
+      assertProblem(await t.call("POST", base(), { name: sa.name, roles: ["viewer"] }, owner.access_token), 409, "SERVICE_ACCOUNT_NAME_TAKEN", {
+        field: "name",
+      });
       assert.deepEqual(await rows(), afterCreate, "nothing changed");
       assert.equal(afterCreate.length, before.length + 1);
       assert.equal((await events()).length, audit + 1, "only the one creation was audited");
     });
 
     it("gives an account only roles its creator could grant (403 naming the permission), and needs service-accounts:manage", async () => {
-      assertProblem(await t.call("POST", base(), { name: uniqueName(), roles: ["viewer"] }, dev.access_token), 403, "FORBIDDEN", { permission: "service-accounts:manage" });
+      assertProblem(await t.call("POST", base(), { name: uniqueName(), roles: ["viewer"] }, dev.access_token), 403, "FORBIDDEN", {
+        permission: "service-accounts:manage",
+      });
       assertProblem(await t.call("POST", base(), { name: uniqueName(), roles: ["owner"] }, admin.access_token), 403, "FORBIDDEN", { permission: "org:delete" });
       const sa = await makeAccount(["viewer"], admin);
       assertProblem(await t.call("PATCH", base(`/${sa.id}`), { roles: ["owner"] }, admin.access_token), 403, "FORBIDDEN", { permission: "org:delete" });
@@ -147,7 +179,10 @@ for (const backend of BACKENDS) {
       assert.equal(out.token_type, "Bearer");
       assert.equal(out.expires_in, 300);
       const jwks = (await t.inject({ method: "GET", url: "/.well-known/jwks.json" })).json() as JSONWebKeySet;
-      const { payload, protectedHeader } = await jwtVerify(out.access_token, createLocalJWKSet(jwks), { issuer: t.deps.config.jwt.issuer, audience: t.deps.config.jwt.audience });
+      const { payload, protectedHeader } = await jwtVerify(out.access_token, createLocalJWKSet(jwks), {
+        issuer: t.deps.config.jwt.issuer,
+        audience: t.deps.config.jwt.audience,
+      });
       assert.equal(protectedHeader.typ, "at+jwt");
       assert.equal(payload.sub, sa.id);
       assert.equal(payload.org, orgId);
@@ -158,7 +193,13 @@ for (const backend of BACKENDS) {
       // HTTP Basic and a JSON body work too
       const basic = Buffer.from(`${c.client_id}:${c.client_secret}`).toString("base64");
       assert.equal((await token({ grant_type: "client_credentials" }, { authorization: `Basic ${basic}` })).statusCode, 200);
-      const json = await tokenJson({ grant_type: "client_credentials", client_id: c.client_id, client_secret: c.client_secret, scope: "org:read", expires_in: 60 });
+      const json = await tokenJson({
+        grant_type: "client_credentials",
+        client_id: c.client_id,
+        client_secret: c.client_secret,
+        scope: "org:read",
+        expires_in: 60,
+      });
       assert.equal(json.statusCode, 200, json.body);
       assert.equal(json.json().scope, "org:read");
       assert.equal(json.json().expires_in, 60);
@@ -202,7 +243,11 @@ for (const backend of BACKENDS) {
       const c = await makeClient(sa.id);
       const wrong = "plcs_" + "A".repeat(43);
       assertOAuthError(await token({ grant_type: "client_credentials", client_id: c.client_id, client_secret: wrong }), 401, "invalid_client");
-      assertOAuthError(await token({ grant_type: "client_credentials", client_id: "cli_" + "0".repeat(26), client_secret: c.client_secret }), 401, "invalid_client");
+      assertOAuthError(
+        await token({ grant_type: "client_credentials", client_id: "cli_" + "0".repeat(26), client_secret: c.client_secret }),
+        401,
+        "invalid_client",
+      );
       assertOAuthError(await token({ grant_type: "client_credentials", client_id: c.client_id }), 401, "invalid_client");
       const basic = Buffer.from(`${c.client_id}:${wrong}`).toString("base64");
       const viaBasic = await token({ grant_type: "client_credentials" }, { authorization: `Basic ${basic}` });
@@ -248,19 +293,46 @@ for (const backend of BACKENDS) {
       assertProblem(await t.call("GET", `/v1/orgs/${otherOrgId}`, undefined, out.access_token), 404, "NOT_FOUND");
       assertProblem(await t.call("GET", "/v1/me", undefined, out.access_token), 401, "UNAUTHENTICATED");
 
-      assertOAuthError(await token({ grant_type: EXCHANGE, subject_token: secret, subject_token_type: API_KEY, scope: "org:read teams:create" }), 400, "invalid_scope", /teams:create/);
+      assertOAuthError(
+        await token({ grant_type: EXCHANGE, subject_token: secret, subject_token_type: API_KEY, scope: "org:read teams:create" }),
+        400,
+        "invalid_scope",
+        /teams:create/,
+      );
       // the developer holds keys:create, the key (viewer) does not: still too wide
-      assertOAuthError(await token({ grant_type: EXCHANGE, subject_token: secret, subject_token_type: API_KEY, scope: "keys:create" }), 400, "invalid_scope", /keys:create/);
-      assertOAuthError(await token({ grant_type: EXCHANGE, subject_token: secret, subject_token_type: API_KEY, scope: "not:a-permission" }), 400, "invalid_scope");
+      assertOAuthError(
+        await token({ grant_type: EXCHANGE, subject_token: secret, subject_token_type: API_KEY, scope: "keys:create" }),
+        400,
+        "invalid_scope",
+        /keys:create/,
+      );
+      assertOAuthError(
+        await token({ grant_type: EXCHANGE, subject_token: secret, subject_token_type: API_KEY, scope: "not:a-permission" }),
+        400,
+        "invalid_scope",
+      );
       // re-exchanging the narrowed token cannot widen it back
-      assertOAuthError(await token({ grant_type: EXCHANGE, subject_token: out.access_token, subject_token_type: ACCESS, scope: "members:read" }), 400, "invalid_scope", /members:read/);
+      assertOAuthError(
+        await token({ grant_type: EXCHANGE, subject_token: out.access_token, subject_token_type: ACCESS, scope: "members:read" }),
+        400,
+        "invalid_scope",
+        /members:read/,
+      );
       assertOAuthError(await token({ grant_type: EXCHANGE, subject_token: "plk_live_nope", subject_token_type: API_KEY }), 400, "invalid_grant");
     });
 
     it("token exchange from an access token: one org's permissions, audience, extra claims, lifetime; reserved claims refused", async () => {
       const jwks = createLocalJWKSet((await t.inject({ method: "GET", url: "/.well-known/jwks.json" })).json() as JSONWebKeySet);
       assertOAuthError(await token({ grant_type: EXCHANGE, subject_token: viewer.access_token, subject_token_type: ACCESS }), 400, "invalid_request", /org_id/);
-      const res = await tokenJson({ grant_type: EXCHANGE, subject_token: viewer.access_token, subject_token_type: ACCESS, org_id: orgId, scope: "org:read", expires_in: 120, claims: { run_id: "r-42" } });
+      const res = await tokenJson({
+        grant_type: EXCHANGE,
+        subject_token: viewer.access_token,
+        subject_token_type: ACCESS,
+        org_id: orgId,
+        scope: "org:read",
+        expires_in: 120,
+        claims: { run_id: "r-42" },
+      });
       assert.equal(res.statusCode, 200, res.body);
       const { payload } = await jwtVerify(res.json().access_token, jwks, { issuer: t.deps.config.jwt.issuer, audience: t.deps.config.jwt.audience });
       assert.equal(payload.sub, viewer.id);
@@ -270,34 +342,80 @@ for (const backend of BACKENDS) {
       assert.equal((payload.exp ?? 0) - (payload.iat ?? 0), 120);
       assert.equal((await t.call("GET", `/v1/orgs/${orgId}`, undefined, res.json().access_token)).statusCode, 200);
       assertProblem(await t.call("GET", `/v1/orgs/${orgId}/teams`, undefined, res.json().access_token), 403, "FORBIDDEN", { permission: "teams:read" });
-      assertOAuthError(await token({ grant_type: EXCHANGE, subject_token: viewer.access_token, subject_token_type: ACCESS, org_id: orgId, scope: "teams:create" }), 400, "invalid_scope");
-      assertOAuthError(await token({ grant_type: EXCHANGE, subject_token: viewer.access_token, subject_token_type: ACCESS, org_id: otherOrgId }), 400, "invalid_grant");
+      assertOAuthError(
+        await token({ grant_type: EXCHANGE, subject_token: viewer.access_token, subject_token_type: ACCESS, org_id: orgId, scope: "teams:create" }),
+        400,
+        "invalid_scope",
+      );
+      assertOAuthError(
+        await token({ grant_type: EXCHANGE, subject_token: viewer.access_token, subject_token_type: ACCESS, org_id: otherOrgId }),
+        400,
+        "invalid_grant",
+      );
 
       // a token for another service verifies offline with its aud, and Plinth refuses it
-      const svc = await token({ grant_type: EXCHANGE, subject_token: viewer.access_token, subject_token_type: ACCESS, org_id: orgId, audience: "https://billing.example" });
+      const svc = await token({
+        grant_type: EXCHANGE,
+        subject_token: viewer.access_token,
+        subject_token_type: ACCESS,
+        org_id: orgId,
+        audience: "https://billing.example",
+      });
       assert.equal(svc.statusCode, 200, svc.body);
       const verified = await jwtVerify(svc.json().access_token, jwks, { issuer: t.deps.config.jwt.issuer, audience: "https://billing.example" });
       assert.equal(verified.payload.org, orgId);
       assertProblem(await t.call("GET", `/v1/orgs/${orgId}`, undefined, svc.json().access_token), 401, "INVALID_TOKEN");
 
       for (const name of ["sub", "iss", "aud", "exp", "nbf", "iat", "jti", "scope", "permissions", "org", "act", "cnf"]) {
-        const r = await tokenJson({ grant_type: EXCHANGE, subject_token: viewer.access_token, subject_token_type: ACCESS, org_id: orgId, claims: { [name]: "x" } });
+        const r = await tokenJson({
+          grant_type: EXCHANGE,
+          subject_token: viewer.access_token,
+          subject_token_type: ACCESS,
+          org_id: orgId,
+          claims: { [name]: "x" },
+        });
         assertOAuthError(r, 400, "invalid_request", new RegExp(name));
       }
       // in a form, claims is JSON text
-      assertOAuthError(await token({ grant_type: EXCHANGE, subject_token: viewer.access_token, subject_token_type: ACCESS, org_id: orgId, claims: '{"act":{"sub":"x"}}' }), 400, "invalid_request", /act/);
-      assertOAuthError(await token({ grant_type: EXCHANGE, subject_token: viewer.access_token, subject_token_type: ACCESS, org_id: orgId, expires_in: "3601" }), 400, "invalid_request", /expires_in/);
+      assertOAuthError(
+        await token({ grant_type: EXCHANGE, subject_token: viewer.access_token, subject_token_type: ACCESS, org_id: orgId, claims: '{"act":{"sub":"x"}}' }),
+        400,
+        "invalid_request",
+        /act/,
+      );
+      assertOAuthError(
+        await token({ grant_type: EXCHANGE, subject_token: viewer.access_token, subject_token_type: ACCESS, org_id: orgId, expires_in: "3601" }),
+        400,
+        "invalid_request",
+        /expires_in/,
+      );
       assertOAuthError(await token({ grant_type: EXCHANGE, subject_token: viewer.access_token, subject_token_type: "urn:other" }), 400, "invalid_request");
-      assertOAuthError(await token({ grant_type: EXCHANGE, subject_token: "eyJ.not.a-token", subject_token_type: ACCESS, org_id: orgId }), 400, "invalid_grant");
+      assertOAuthError(
+        await token({ grant_type: EXCHANGE, subject_token: "eyJ.not.a-token", subject_token_type: ACCESS, org_id: orgId }),
+        400,
+        "invalid_grant",
+      );
     });
 
     it("answers malformed token requests in RFC 6749 format", async () => {
       assertOAuthError(await token({ grant_type: "password", username: "a", password: "b" }), 400, "invalid_request", /username|password/);
       assertOAuthError(await token({ grant_type: "password" }), 400, "unsupported_grant_type");
       assertOAuthError(await token({}), 400, "invalid_request", /grant_type/);
-      assertOAuthError(await t.inject({ method: "POST", url: "/v1/oauth/token", payload: "grant_type=client_credentials&grant_type=x", headers: FORM }), 400, "invalid_request");
-      assertOAuthError(await t.inject({ method: "POST", url: "/v1/oauth/token", payload: "{oops", headers: { "content-type": "application/json" } }), 400, "invalid_request");
-      assertOAuthError(await t.inject({ method: "POST", url: "/v1/oauth/token", payload: "x", headers: { "content-type": "text/plain" } }), 400, "invalid_request");
+      assertOAuthError(
+        await t.inject({ method: "POST", url: "/v1/oauth/token", payload: "grant_type=client_credentials&grant_type=x", headers: FORM }),
+        400,
+        "invalid_request",
+      );
+      assertOAuthError(
+        await t.inject({ method: "POST", url: "/v1/oauth/token", payload: "{oops", headers: { "content-type": "application/json" } }),
+        400,
+        "invalid_request",
+      );
+      assertOAuthError(
+        await t.inject({ method: "POST", url: "/v1/oauth/token", payload: "x", headers: { "content-type": "text/plain" } }),
+        400,
+        "invalid_request",
+      );
     });
 
     it("publishes issuer metadata", async () => {

@@ -20,7 +20,11 @@ for (const backend of BACKENDS) {
 
     const org = (path = "") => `/v1/orgs/${kit.orgId}${path}`;
     /** Registers a fresh key of `service` in the org (or platform-wide) and returns it with its registration id. */
-    async function registered(service: string, roles: string[] = ["viewer"], o: { alg?: Parameters<typeof keyPair>[0]; platform?: boolean; extra?: Record<string, unknown> } = {}) {
+    async function registered(
+      service: string,
+      roles: string[] = ["viewer"],
+      o: { alg?: Parameters<typeof keyPair>[0]; platform?: boolean; extra?: Record<string, unknown> } = {},
+    ) {
       const k = await keyPair(o.alg ?? "EdDSA");
       const res = o.platform
         ? await kit.t.call("POST", "/v1/service-keys", registration(service, k, { roles, ...o.extra }), kit.root.access_token)
@@ -54,7 +58,12 @@ for (const backend of BACKENDS) {
       const ev = (await kit.t.deps.audit.list(kit.orgId, {}, 1000)).find((e) => e.action === "team.created" && e.targetId === made.json().id);
       assert.deepEqual([ev?.actorType, ev?.actorId], ["service", strong.id]);
       // a service cannot give itself more than it holds: registering a key is a change like any other
-      const more = await call("POST", org("/service-keys"), await serviceToken(kit, adminSvc, strong), registration(serviceName(), await keyPair(), { roles: ["owner"] }));
+      const more = await call(
+        "POST",
+        org("/service-keys"),
+        await serviceToken(kit, adminSvc, strong),
+        registration(serviceName(), await keyPair(), { roles: ["owner"] }),
+      );
       assertProblem(more, 403, "FORBIDDEN", { permission: "org:delete" });
 
       await kit.t.deps.serviceKeys.verifier.flushUsage();
@@ -114,7 +123,10 @@ for (const backend of BACKENDS) {
       refused(await call("GET", org(), await serviceToken(kit, svc, old)), "revoked");
       assert.equal((await call("GET", org(), nextToken)).statusCode, 200, "the other key still works");
       const jwks = (await kit.t.inject({ method: "GET", url: `/v1/service-keys/jwks.json?org=${kit.orgId}&service=${svc}` })).json();
-      assert.deepEqual(jwks.keys.map((j: { kid: string }) => j.kid), [next.kid]);
+      assert.deepEqual(
+        jwks.keys.map((j: { kid: string }) => j.kid),
+        [next.kid],
+      );
     });
 
     it("new roles hold from the next request; an expired registration's tokens are refused", async () => {

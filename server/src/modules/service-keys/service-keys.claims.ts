@@ -1,4 +1,4 @@
-import { errors as joseErrors, jwtVerify, type importJWK } from "jose";
+import { errors as joseErrors, jwtVerify, type importJWK, type JWTPayload } from "jose";
 import { platformError, type AppError } from "../../lib/errors.ts";
 import { isId } from "../../lib/ids.ts";
 
@@ -23,8 +23,13 @@ export interface TokenKey {
  * `iss` = `sub` = the service; `aud` Plinth's; `iat` and `exp`, at most an hour apart and `iat` at most an hour old
  * (30 s of skew); `org`, when present, an org id and (for an org's key) its own. Its `exp` and `org`, or the refusal.
  */
-export async function verifyServiceToken(token: string, k: TokenKey, audience: string, now: Date): Promise<{ exp: number; org: string | undefined } | AppError> {
-  let payload;
+export async function verifyServiceToken(
+  token: string,
+  k: TokenKey,
+  audience: string,
+  now: Date,
+): Promise<{ exp: number; org: string | undefined } | AppError> {
+  let payload: JWTPayload;
   try {
     ({ payload } = await jwtVerify(token, k.key, {
       algorithms: [k.alg],
@@ -59,14 +64,14 @@ function joseRefusal(e: unknown, k: TokenKey, audience: string): AppError {
       : refuse("expired", "The token has expired; sign a new one.");
   }
   if (e instanceof joseErrors.JWTClaimValidationFailed) {
-    if (e.claim === "nbf" || (e.claim === "iat" && e.reason !== "missing")) return refuse("not_yet_valid", `The token's ${e.claim} is in the future (check the service's clock).`);
+    if (e.claim === "nbf" || (e.claim === "iat" && e.reason !== "missing"))
+      return refuse("not_yet_valid", `The token's ${e.claim} is in the future (check the service's clock).`);
     const want =
-      e.claim === "aud" ? `must include ${audience}`
-      : e.claim === "iss" || e.claim === "sub" ? `must be the key's service, ${k.service}`
-      : "is required";
+      e.claim === "aud" ? `must include ${audience}` : e.claim === "iss" || e.claim === "sub" ? `must be the key's service, ${k.service}` : "is required";
     return refuse("bad_claims", `The token's ${e.claim} claim ${e.reason === "missing" ? "is missing" : "is not accepted"}: it ${want}.`);
   }
   if (e instanceof joseErrors.JOSEAlgNotAllowed) return refuse("bad_algorithm", `This service key's tokens are signed with ${k.alg}, and no other algorithm.`);
-  if (e instanceof joseErrors.JWSSignatureVerificationFailed) return refuse("bad_signature", "The token's signature does not verify with the service key its kid names.");
+  if (e instanceof joseErrors.JWSSignatureVerificationFailed)
+    return refuse("bad_signature", "The token's signature does not verify with the service key its kid names.");
   return refuse("malformed", "The access token is not a well-formed JWT.");
 }

@@ -66,16 +66,19 @@ export async function toPublicJwk(input: JwkInput): Promise<PublicJwk> {
   const j = input.jwk;
   const kty = j.kty as PublicJwk["kty"];
   const jwkKid = typeof j.kid === "string" ? j.kid : undefined;
-  if (input.kid !== undefined && jwkKid !== undefined && input.kid !== jwkKid) throw invalid("kid", `kid ${input.kid} differs from jwk.kid ${jwkKid}: send one, or the same in both.`);
+  if (input.kid !== undefined && jwkKid !== undefined && input.kid !== jwkKid)
+    throw invalid("kid", `kid ${input.kid} differs from jwk.kid ${jwkKid}: send one, or the same in both.`);
   const kid = input.kid ?? jwkKid;
   if (kid === undefined) throw invalid("kid", "kid is required (here or as jwk.kid): your tokens name it in their header, and Plinth finds the key by it.");
   // Plinth's own signing keys are named sig_…: a service key of that name could never be reached
   if (isId("signingKey", kid)) throw invalid("kid", "kid names a Plinth signing key (sig_…); choose another.");
 
   const jwkAlg = typeof j.alg === "string" ? (j.alg as ServiceKeyAlg) : undefined;
-  if (input.alg !== undefined && jwkAlg !== undefined && input.alg !== jwkAlg) throw invalid("alg", `alg ${input.alg} differs from jwk.alg ${jwkAlg}: send one, or the same in both.`);
+  if (input.alg !== undefined && jwkAlg !== undefined && input.alg !== jwkAlg)
+    throw invalid("alg", `alg ${input.alg} differs from jwk.alg ${jwkAlg}: send one, or the same in both.`);
   const alg = input.alg ?? jwkAlg;
-  if (alg === undefined) throw invalid("alg", `alg is required (here or as jwk.alg): one of ${SERVICE_KEY_ALGS.join(", ")}. Tokens signed with any other are refused.`);
+  if (alg === undefined)
+    throw invalid("alg", `alg is required (here or as jwk.alg): one of ${SERVICE_KEY_ALGS.join(", ")}. Tokens signed with any other are refused.`);
 
   const wantKty = KTY_OF(alg);
   const wantCrv = CURVE_OF[alg];

@@ -95,13 +95,20 @@ export const serviceKeysRepo = {
   },
 
   async findById(ex: Executor, owner: KeyOwner, id: string, lock = false): Promise<ServiceKeyRow | undefined> {
-    const q = ex.select().from(serviceKeys).where(and(ownerIs(owner), eq(serviceKeys.id, id)));
+    const q = ex
+      .select()
+      .from(serviceKeys)
+      .where(and(ownerIs(owner), eq(serviceKeys.id, id)));
     const [r] = lock ? await q.for("update") : await q;
     return r;
   },
 
   async update(tx: Executor, owner: KeyOwner, id: string, set: Pick<Partial<NewServiceKeyRow>, "description" | "roles">): Promise<ServiceKeyRow> {
-    const [r] = await tx.update(serviceKeys).set(set).where(and(ownerIs(owner), eq(serviceKeys.id, id))).returning();
+    const [r] = await tx
+      .update(serviceKeys)
+      .set(set)
+      .where(and(ownerIs(owner), eq(serviceKeys.id, id)))
+      .returning();
     return r;
   },
 
@@ -142,7 +149,6 @@ export const serviceKeysRepo = {
         from (values ${values}) as v(id, t)
        where k.org_id is not distinct from ${owner} and k.id = v.id`);
   },
-
 };
 
 export type ServiceKeysRepo = typeof serviceKeysRepo;

@@ -37,7 +37,12 @@ export const PublicJwkInput = Type.Object(
   { additionalProperties: false, description: "The service's PUBLIC key as a JWK (RFC 7517): never its private key" },
 );
 
-const RoleName = Type.String({ minLength: 2, maxLength: 40, pattern: "^[a-z][a-z0-9_-]{1,39}$", description: "A built-in role or (for an organization's key) a custom role's name" });
+const RoleName = Type.String({
+  minLength: 2,
+  maxLength: 40,
+  pattern: "^[a-z][a-z0-9_-]{1,39}$",
+  description: "A built-in role or (for an organization's key) a custom role's name",
+});
 const Roles = Type.Array(RoleName, {
   maxItems: 20,
   uniqueItems: true,

@@ -1,23 +1,23 @@
 import { eq } from "drizzle-orm";
 import type { Database, Executor } from "../../db/client.ts";
 import { users } from "../../db/schema/index.ts";
+import { createCache } from "../../lib/cache.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { platformError } from "../../lib/errors.ts";
 import { newId } from "../../lib/ids.ts";
 import { isUniqueViolation } from "../../lib/pg-errors.ts";
 import type { AccessService, OrgMembership } from "../access/access.service.ts";
-import { ALL_PERMISSIONS, BUILT_IN_ROLES, isBuiltInRole, type Permission } from "../access/permissions.ts";
+import { requireWithin } from "../access/authority.ts";
+import { BUILT_IN_ROLES, isBuiltInRole } from "../access/permissions.ts";
 import type { AuditActor, AuditService } from "../audit/audit.service.ts";
 import { serviceKeysError } from "./service-keys.errors.ts";
 import { toPublicJwk, type PublicJwk } from "./service-keys.jwk.ts";
 import { PLATFORM_ORG, publishedKeysQuery, type KeyOwner, type ServiceKeyRow, type ServiceKeysRepo } from "./service-keys.repo.ts";
 import type { RegisterServiceKeyBody, UpdateServiceKeyBody } from "./service-keys.schemas.ts";
 
-/**
- * The audit chain of the platform-wide registry. Audit events belong to an org's chain and the platform registry has
- * no org, so its events form a chain of their own under this id (never an org_… id, so no org route reads it).
- */
-export const PLATFORM_AUDIT_ORG = "platform";
+/** The platform-wide registry's events go to the platform's audit chain (never an org_… id: no org route reads it). */
+import { PLATFORM_AUDIT_ORG } from "../audit/audit.service.ts";
+export { PLATFORM_AUDIT_ORG };
 
 /** Who manages keys: a member of an org (their membership there), or a platform admin (the platform registry). */
 export type KeyCaller = { kind: "org"; membership: OrgMembership } | { kind: "platform"; userId: string };
@@ -42,7 +42,7 @@ export function createServiceKeysService(deps: {
   clock: Clock;
   repo: ServiceKeysRepo;
   audit: Pick<AuditService, "record">;
-  access: Pick<AccessService, "rolePermissions" | "invalidate">;
+  access: Pick<AccessService, "permissionsOfRoles" | "invalidate">;
   options?: JwksOptions;
 }) {
   const { db, clock, repo, audit, access } = deps;
@@ -55,24 +55,19 @@ export function createServiceKeysService(deps: {
   }
 
   /**
-   * The roles a key may be given: an org's key, built-in or the org's custom roles whose permissions the caller all
-   * holds (403 naming the first it lacks); a platform key, built-in roles only (there is no org to look a custom role
-   * up in).
+   * The roles a key may be given: an org's key, built-in or the org's custom roles (400 naming `roles.<i>` otherwise)
+   * holding nothing the caller lacks (authority.ts: 403 with every missing permission); a platform key, built-in roles
+   * only (there is no org to look a custom role up in, and a platform admin may give any).
    */
-  async function checkRoles(tx: Executor, caller: KeyCaller, roles: readonly string[]): Promise<void> {
-    const wanted = new Set<Permission>();
-    for (const [i, role] of roles.entries()) {
-      if (caller.kind === "platform") {
-        if (!isBuiltInRole(role)) throw invalid(`roles.${i}`, `A platform-wide key takes built-in roles only (${Object.keys(BUILT_IN_ROLES).join(", ")}); ${role} is not one.`);
-        continue;
-      }
-      const perms = await access.rolePermissions(tx, caller.membership.orgId, role);
-      if (!perms) throw invalid(`roles.${i}`, `role ${role} is neither a built-in role nor a custom role of this organization.`);
-      for (const p of perms) wanted.add(p);
+  async function requireAssignable(tx: Executor, caller: KeyCaller, roles: readonly string[]): Promise<void> {
+    if (caller.kind === "platform") {
+      roles.forEach((role, i) => {
+        if (!isBuiltInRole(role))
+          throw invalid(`roles.${i}`, `A platform-wide key takes built-in roles only (${Object.keys(BUILT_IN_ROLES).join(", ")}); ${role} is not one.`);
+      });
+      return;
     }
-    if (caller.kind !== "org") return;
-    const missing = ALL_PERMISSIONS.find((p) => wanted.has(p) && !caller.membership.permissions.has(p));
-    if (missing) throw platformError("FORBIDDEN", `The service key would hold ${missing}, which you do not have.`, { extra: { permission: missing } });
+    requireWithin(caller.membership, await access.permissionsOfRoles(tx, caller.membership.orgId, roles), { subject: "The service key", field: "roles" });
   }
 
   async function load(tx: Executor, owner: KeyOwner, id: string, lock = false): Promise<ServiceKeyRow> {
@@ -99,35 +94,29 @@ export function createServiceKeysService(deps: {
     await audit.record(tx, actor, { orgId: owner ?? PLATFORM_AUDIT_ORG, action, target: { type: "service_key", id }, diff });
   }
 
-  // Published key sets per owner ("" the platform's), tagged with an epoch every change of that owner bumps.
-  const ttl = deps.options?.cacheTtlMs ?? 15_000;
-  const epochs = new Map<string, number>();
-  const epochOf = (owner: string) => epochs.get(owner) ?? 0;
-  const published = new Map<string, { keys: { service: string; jwk: PublicJwk }[]; epoch: number; staleAt: number }>();
-  const loading = new Map<string, Promise<{ service: string; jwk: PublicJwk }[]>>();
+  // Published key sets per owner ("" the platform's), dropped by every change of that owner (lib/cache.ts).
+  type PublishedSet = { keys: { service: string; jwk: PublicJwk }[]; until: number | undefined };
+  const published = createCache<PublishedSet>({
+    name: "service-keys.jwks",
+    max: 10_000,
+    ttlMs: deps.options?.cacheTtlMs ?? 15_000,
+    clock,
+    group: (owner) => owner,
+    // an expiring key leaves the set when it expires, not a TTL later
+    staleAt: (set) => set.until,
+    fetch: async (owner) => {
+      const rows = await db.readScoped<{ service: string; public_jwk: PublicJwk; expires_at: string | Date | null }>(
+        { orgId: owner },
+        publishedKeysQuery(owner, clock.now()),
+      );
+      let until: number | undefined;
+      for (const r of rows) if (r.expires_at !== null) until = Math.min(until ?? Number.POSITIVE_INFINITY, new Date(r.expires_at).getTime());
+      return { keys: rows.map((r) => ({ service: r.service, jwk: r.public_jwk })), until };
+    },
+  });
 
   async function publishedOf(owner: string): Promise<{ service: string; jwk: PublicJwk }[]> {
-    const nowMs = clock.now().getTime();
-    const hit = published.get(owner);
-    if (hit && hit.epoch === epochOf(owner) && hit.staleAt > nowMs) return hit.keys;
-    let pending = loading.get(owner);
-    if (!pending) {
-      const epoch = epochOf(owner);
-      pending = db
-        .readScoped<{ service: string; public_jwk: PublicJwk; expires_at: string | Date | null }>({ orgId: owner }, publishedKeysQuery(owner, clock.now()))
-        .then((rows) => {
-          const keys = rows.map((r) => ({ service: r.service, jwk: r.public_jwk }));
-          // an expiring key leaves the set when it expires, not a TTL later
-          let staleAt = nowMs + ttl;
-          for (const r of rows) if (r.expires_at !== null) staleAt = Math.min(staleAt, new Date(r.expires_at).getTime());
-          if (published.size >= 10_000) published.delete(published.keys().next().value as string);
-          published.set(owner, { keys, epoch, staleAt });
-          return keys;
-        })
-        .finally(() => loading.delete(owner));
-      loading.set(owner, pending);
-    }
-    return pending;
+    return (published.get(owner) ?? (await published.fetch(owner))).keys;
   }
 
   return {
@@ -140,7 +129,7 @@ export function createServiceKeysService(deps: {
       const owner = ownerOf(caller);
       try {
         return await change(caller, async (tx) => {
-          await checkRoles(tx, caller, roles);
+          await requireAssignable(tx, caller, roles);
           const row = await repo.insert(tx, {
             id: newId("serviceKey", now.getTime()),
             orgId: owner,
@@ -165,7 +154,12 @@ export function createServiceKeysService(deps: {
           return row;
         });
       } catch (e) {
-        if (isUniqueViolation(e)) throw serviceKeysError("SERVICE_KEY_KID_TAKEN", `A service key with kid ${jwk.kid} is already registered (kids are never reused, revoked ones included).`, { field: "kid" });
+        if (isUniqueViolation(e))
+          throw serviceKeysError(
+            "SERVICE_KEY_KID_TAKEN",
+            `A service key with kid ${jwk.kid} is already registered (kids are never reused, revoked ones included).`,
+            { field: "kid" },
+          );
         throw e;
       }
     },
@@ -191,7 +185,7 @@ export function createServiceKeysService(deps: {
         const row = await load(tx, owner, id, true);
         if (row.revokedAt) throw serviceKeysError("SERVICE_KEY_REVOKED", "The service key is revoked; it cannot be changed. Register a new one.");
         const next = { description: input.description ?? row.description, roles: input.roles ? [...new Set(input.roles)] : row.roles };
-        if (input.roles) await checkRoles(tx, caller, next.roles);
+        if (input.roles) await requireAssignable(tx, caller, next.roles);
         const diff: Record<string, [unknown, unknown]> = {};
         if (next.description !== row.description) diff.description = [row.description, next.description];
         if (next.roles.join("\u0000") !== row.roles.join("\u0000")) diff.roles = [row.roles, next.roles];
@@ -225,7 +219,7 @@ export function createServiceKeysService(deps: {
 
     /** The owner's keys changed (here or on another instance): its published set is re-read on the next request. */
     invalidateJwks(owner: string): void {
-      epochs.set(owner, epochOf(owner) + 1);
+      void published.deleteGroup(owner); // a local cache: nothing to wait for
     },
   };
 }

@@ -1,5 +1,3 @@
-/** Shared set-up of the service key tests: an app with a manual clock, an org with a member of each role, key pairs. */
-import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from "jose";
@@ -23,10 +21,21 @@ export interface Kit {
 export async function startKit(backend: Backend, env?: Record<string, string>): Promise<Kit> {
   const clock = createManualClock();
   const t = await createTestApp({ backend, clock, worker: false, env });
-  const [owner, admin, dev, viewer, root] = [await signUp(t, "Olivia Owner"), await signUp(t, "Adam Admin"), await signUp(t, "Dana Dev"), await signUp(t, "Vic Viewer"), await signUp(t, "Rita Root")];
+  const [owner, admin, dev, viewer, root] = [
+    await signUp(t, "Olivia Owner"),
+    await signUp(t, "Adam Admin"),
+    await signUp(t, "Dana Dev"),
+    await signUp(t, "Vic Viewer"),
+    await signUp(t, "Rita Root"),
+  ];
   const orgId = await makeOrg(t, owner, "Services Inc", uniqueSlug("svk"));
   const otherOrgId = await makeOrg(t, owner, "Other Inc", uniqueSlug("svk"));
-  for (const [u, role] of [[admin, "admin"], [dev, "developer"], [viewer, "viewer"]] as const) await addMember(t, orgId, u, role);
+  for (const [u, role] of [
+    [admin, "admin"],
+    [dev, "developer"],
+    [viewer, "viewer"],
+  ] as const)
+    await addMember(t, orgId, u, role);
   await t.db.owner.execute(sql`update users set is_platform_admin = true where id = ${root.id}`);
   return { t, clock, owner, admin, dev, viewer, root, orgId, otherOrgId, close: () => t.close() };
 }
@@ -50,7 +59,13 @@ export async function keyPair(alg: Alg = "EdDSA", kid = `kid-${randomBytes(6).to
 export const serviceName = (tag = "svc") => `${tag}-${randomBytes(4).toString("hex")}`;
 
 /** The body that registers `k` for `service`. */
-export const registration = (service: string, k: ServiceKeyPair, extra: Record<string, unknown> = {}) => ({ service, jwk: k.jwk, kid: k.kid, alg: k.alg, ...extra });
+export const registration = (service: string, k: ServiceKeyPair, extra: Record<string, unknown> = {}) => ({
+  service,
+  jwk: k.jwk,
+  kid: k.kid,
+  alg: k.alg,
+  ...extra,
+});
 
 export interface TokenOptions {
   iss?: string;

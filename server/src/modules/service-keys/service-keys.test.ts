@@ -43,11 +43,17 @@ for (const backend of BACKENDS) {
 
       const listed = await kit.t.call("GET", base(`?service=${service}`), undefined, kit.viewer.access_token);
       assert.equal(listed.statusCode, 200, "service-keys:read is every member's");
-      assert.deepEqual(listed.json().items.map((x: { id: string }) => x.id), [key.id, viaJwk.id]);
+      assert.deepEqual(
+        listed.json().items.map((x: { id: string }) => x.id),
+        [key.id, viaJwk.id],
+      );
       const page = await kit.t.call("GET", base(`?service=${service}&limit=1`), undefined, kit.viewer.access_token);
       assert.equal(page.json().items.length, 1);
       const rest = await kit.t.call("GET", base(`?service=${service}&cursor=${page.json().next_cursor}`), undefined, kit.viewer.access_token);
-      assert.deepEqual(rest.json().items.map((x: { id: string }) => x.id), [viaJwk.id]);
+      assert.deepEqual(
+        rest.json().items.map((x: { id: string }) => x.id),
+        [viaJwk.id],
+      );
       assert.equal((await kit.t.call("GET", base(`/${key.id}`), undefined, kit.dev.access_token)).json().description, "Billing worker");
 
       const up = await kit.t.call("PATCH", base(`/${key.id}`), { description: "Billing", roles: ["developer"] }, kit.admin.access_token);
@@ -59,7 +65,10 @@ for (const backend of BACKENDS) {
       assert.equal(del.json().revoked_by, kit.admin.id);
       assert.equal((await kit.t.call("DELETE", base(`/${key.id}`), undefined, kit.admin.access_token)).statusCode, 200, "revoking again changes nothing");
       assertProblem(await kit.t.call("PATCH", base(`/${key.id}`), { description: "x" }, kit.owner.access_token), 409, "SERVICE_KEY_REVOKED");
-      assert.deepEqual((await kit.t.call("GET", base(`?service=${service}`), undefined, kit.owner.access_token)).json().items.map((x: { id: string }) => x.id), [viaJwk.id]);
+      assert.deepEqual(
+        (await kit.t.call("GET", base(`?service=${service}`), undefined, kit.owner.access_token)).json().items.map((x: { id: string }) => x.id),
+        [viaJwk.id],
+      );
       const all = await kit.t.call("GET", base(`?service=${service}&include_revoked=true`), undefined, kit.owner.access_token);
       assert.equal(all.json().items.length, 2);
 
@@ -67,10 +76,15 @@ for (const backend of BACKENDS) {
       assert.deepEqual(ev.map((e) => e.action).sort(), ["service_key.registered", "service_key.revoked", "service_key.updated"]);
       const reg = ev.find((e) => e.action === "service_key.registered");
       assert.equal(reg?.actorId, kit.owner.id);
-      assert.deepEqual((reg?.diff as Record<string, unknown>).roles, [null, ["viewer"]]);
-      assert.deepEqual(ev.find((e) => e.action === "service_key.updated")?.diff, { description: ["Billing worker", "Billing"], roles: [["viewer"], ["developer"]] });
+      assert.deepEqual((reg!.diff as Record<string, unknown>).roles, [null, ["viewer"]]);
+      assert.deepEqual(ev.find((e) => e.action === "service_key.updated")?.diff, {
+        description: ["Billing worker", "Billing"],
+        roles: [["viewer"], ["developer"]],
+      });
       assert.equal(ev.find((e) => e.action === "service_key.revoked")?.actorId, kit.admin.id);
-      const index = (await kit.t.db.owner.execute(sql`select org_id, expires_at from credential_index where kind = 'service_key' and credential_id = ${key.id}`)) as unknown as { rows: { org_id: string; expires_at: unknown }[] };
+      const index = (await kit.t.db.owner.execute(
+        sql`select org_id, expires_at from credential_index where kind = 'service_key' and credential_id = ${key.id}`,
+      )) as unknown as { rows: { org_id: string; expires_at: unknown }[] };
       assert.equal(index.rows[0].org_id, kit.orgId);
       assert.ok(index.rows[0].expires_at, "its routing row ends at the revocation");
       assert.deepEqual(await kit.t.deps.audit.verify(kit.orgId), { ok: true, events: (await events()).length });
@@ -128,21 +142,41 @@ for (const backend of BACKENDS) {
       const k = await keyPair();
       const first = await register(registration(serviceName(), k));
       assertProblem(await kit.t.call("POST", base(), registration(serviceName(), k), kit.owner.access_token), 409, "SERVICE_KEY_KID_TAKEN", { field: "kid" });
-      assertProblem(await kit.t.call("POST", `/v1/orgs/${kit.otherOrgId}/service-keys`, registration(serviceName(), k), kit.owner.access_token), 409, "SERVICE_KEY_KID_TAKEN");
+      assertProblem(
+        await kit.t.call("POST", `/v1/orgs/${kit.otherOrgId}/service-keys`, registration(serviceName(), k), kit.owner.access_token),
+        409,
+        "SERVICE_KEY_KID_TAKEN",
+      );
       assertProblem(await kit.t.call("POST", "/v1/service-keys", registration(serviceName(), k), kit.root.access_token), 409, "SERVICE_KEY_KID_TAKEN");
       await kit.t.call("DELETE", base(`/${first.id}`), undefined, kit.owner.access_token);
       assertProblem(await kit.t.call("POST", base(), registration(serviceName(), k), kit.owner.access_token), 409, "SERVICE_KEY_KID_TAKEN");
     });
 
-    it("needs service-keys:manage to change, and gives a key only roles its registrant could grant (403 naming the permission)", async () => {
+    it("needs service-keys:manage to change, and gives a key only roles its registrant could grant (403 naming every missing permission)", async () => {
       const k = await keyPair();
-      assertProblem(await kit.t.call("POST", base(), registration(serviceName(), k), kit.dev.access_token), 403, "FORBIDDEN", { permission: "service-keys:manage" });
-      assertProblem(await kit.t.call("POST", base(), registration(serviceName(), k, { roles: ["owner"] }), kit.admin.access_token), 403, "FORBIDDEN", { permission: "org:delete" });
+      assertProblem(await kit.t.call("POST", base(), registration(serviceName(), k), kit.dev.access_token), 403, "FORBIDDEN", {
+        permission: "service-keys:manage",
+      });
+      assertProblem(await kit.t.call("POST", base(), registration(serviceName(), k, { roles: ["owner"] }), kit.admin.access_token), 403, "FORBIDDEN", {
+        permission: "org:delete",
+        missing: ["org:delete"],
+        field: "roles",
+      });
       const key = await register(registration(serviceName(), k, { roles: ["viewer"] }), kit.admin.access_token);
-      assertProblem(await kit.t.call("PATCH", base(`/${key.id}`), { roles: ["viewer", "owner"] }, kit.admin.access_token), 403, "FORBIDDEN", { permission: "org:delete" });
-      assertProblem(await kit.t.call("DELETE", base(`/${key.id}`), undefined, kit.viewer.access_token), 403, "FORBIDDEN", { permission: "service-keys:manage" });
+      assertProblem(await kit.t.call("PATCH", base(`/${key.id}`), { roles: ["viewer", "owner"] }, kit.admin.access_token), 403, "FORBIDDEN", {
+        permission: "org:delete",
+        missing: ["org:delete"],
+      });
+      assertProblem(await kit.t.call("DELETE", base(`/${key.id}`), undefined, kit.viewer.access_token), 403, "FORBIDDEN", {
+        permission: "service-keys:manage",
+      });
       // a custom role of the organization works like a built-in one
-      const role = await kit.t.call("POST", `/v1/orgs/${kit.orgId}/roles`, { name: "svc-reader", permissions: ["org:read", "teams:read"] }, kit.owner.access_token);
+      const role = await kit.t.call(
+        "POST",
+        `/v1/orgs/${kit.orgId}/roles`,
+        { name: "svc-reader", permissions: ["org:read", "teams:read"] },
+        kit.owner.access_token,
+      );
       assert.equal(role.statusCode, 201, role.body);
       assert.deepEqual((await kit.t.call("PATCH", base(`/${key.id}`), { roles: ["svc-reader"] }, kit.admin.access_token)).json().roles, ["svc-reader"]);
       // another organization's key is not found here, whatever the caller's role
@@ -154,7 +188,12 @@ for (const backend of BACKENDS) {
 
     it("an impersonation may read keys but not register or change one (its private half would outlive the impersonation)", async () => {
       const key = await register(registration(serviceName(), await keyPair(), { roles: ["viewer"] }));
-      const imp = await kit.t.call("POST", "/v1/impersonations", { user_id: kit.owner.id, reason: "support ticket 4711", expires_in: 600 }, kit.root.access_token);
+      const imp = await kit.t.call(
+        "POST",
+        "/v1/impersonations",
+        { user_id: kit.owner.id, reason: "support ticket 4711", expires_in: 600 },
+        kit.root.access_token,
+      );
       assert.equal(imp.statusCode, 201, imp.body);
       const token = imp.json().access_token as string;
       assert.equal((await kit.t.call("GET", base(`/${key.id}`), undefined, token)).statusCode, 200);
@@ -164,14 +203,25 @@ for (const backend of BACKENDS) {
 
     it("the platform registry is for platform admins, takes built-in roles only, and audits in the platform's chain", async () => {
       const k = await keyPair("ES256");
-      for (const [method, path, body] of [["POST", "", registration(serviceName(), k)], ["GET", "", undefined], ["GET", "/svk_01j0000000000000000000000z", undefined], ["DELETE", "/svk_01j0000000000000000000000z", undefined]] as const) {
+      for (const [method, path, body] of [
+        ["POST", "", registration(serviceName(), k)],
+        ["GET", "", undefined],
+        ["GET", "/svk_01j0000000000000000000000z", undefined],
+        ["DELETE", "/svk_01j0000000000000000000000z", undefined],
+      ] as const) {
         assertProblem(await kit.t.call(method, `/v1/service-keys${path}`, body, kit.owner.access_token), 403, "PLATFORM_ADMIN_REQUIRED");
       }
-      assertFieldError(await kit.t.call("POST", "/v1/service-keys", registration(serviceName(), k, { roles: ["svc-reader"] }), kit.root.access_token), "roles.0");
+      assertFieldError(
+        await kit.t.call("POST", "/v1/service-keys", registration(serviceName(), k, { roles: ["svc-reader"] }), kit.root.access_token),
+        "roles.0",
+      );
       const svc = serviceName("platform");
       const key = await register(registration(svc, k, { roles: ["viewer"] }), kit.root.access_token, "/v1/service-keys");
       assert.equal(key.org_id, null);
-      assert.deepEqual((await kit.t.call("GET", "/v1/service-keys?service=" + svc, undefined, kit.root.access_token)).json().items.map((x: { id: string }) => x.id), [key.id]);
+      assert.deepEqual(
+        (await kit.t.call("GET", "/v1/service-keys?service=" + svc, undefined, kit.root.access_token)).json().items.map((x: { id: string }) => x.id),
+        [key.id],
+      );
       assert.equal((await kit.t.call("PATCH", `/v1/service-keys/${key.id}`, { roles: ["developer"] }, kit.root.access_token)).json().roles[0], "developer");
       // an org's routes never show a platform key, nor the platform routes an org's
       assertProblem(await kit.t.call("GET", base(`/${key.id}`), undefined, kit.owner.access_token), 404, "SERVICE_KEY_NOT_FOUND");
@@ -179,7 +229,10 @@ for (const backend of BACKENDS) {
       assertProblem(await kit.t.call("GET", `/v1/service-keys/${orgKey.id}`, undefined, kit.root.access_token), 404, "SERVICE_KEY_NOT_FOUND");
       assert.equal((await kit.t.call("DELETE", `/v1/service-keys/${key.id}`, undefined, kit.root.access_token)).json().state, "revoked");
       const ev = (await events("platform")).filter((e) => e.targetId === key.id);
-      assert.deepEqual(ev.map((e) => e.action), ["service_key.revoked", "service_key.updated", "service_key.registered"]);
+      assert.deepEqual(
+        ev.map((e) => e.action),
+        ["service_key.revoked", "service_key.updated", "service_key.registered"],
+      );
       assert.ok(ev.every((e) => e.actorId === kit.root.id));
       assert.equal((await kit.t.deps.audit.verify("platform")).ok, true);
       // a demoted admin is refused at once
@@ -202,7 +255,11 @@ for (const backend of BACKENDS) {
       assert.equal(res.statusCode, 200, res.body);
       assert.match(String(res.headers["cache-control"]), /^public, max-age=\d+$/);
       const keys = res.json().keys as Record<string, unknown>[];
-      assert.deepEqual(keys.map((k) => k.kid), [a.kid, b.kid], "active keys only, oldest first");
+      assert.deepEqual(
+        keys.map((k) => k.kid),
+        [a.kid, b.kid],
+        "active keys only, oldest first",
+      );
       for (const k of keys) {
         assert.equal(k.use, "sig");
         assert.ok(typeof k.alg === "string");
@@ -217,7 +274,11 @@ for (const backend of BACKENDS) {
       assertFieldError(await jwks("?org=not-an-org"), "org");
       assertFieldError(await jwks("?tenant=x"), "tenant");
       kit.clock.advance(61_000);
-      assert.deepEqual(((await jwks(`?org=${kit.orgId}&service=${svc}`)).json().keys as { kid: string }[]).map((k) => k.kid), [a.kid], "an expired key leaves at once");
+      assert.deepEqual(
+        ((await jwks(`?org=${kit.orgId}&service=${svc}`)).json().keys as { kid: string }[]).map((k) => k.kid),
+        [a.kid],
+        "an expired key leaves at once",
+      );
     });
   });
 }

@@ -4,11 +4,22 @@ import type { Database } from "../../db/client.ts";
 import type { ServicePrincipal, ServiceTokenAuthenticator } from "../access/principal.ts";
 import type { ServiceMemberships } from "../access/principal.ts";
 import type { Clock } from "../../lib/clock.ts";
+import { createCache } from "../../lib/cache.ts";
 import { AppError } from "../../lib/errors.ts";
 import type { OrgMembership } from "../access/access.service.ts";
 import { refuse, SERVICE_CLOCK_TOLERANCE_SECONDS, verifyServiceToken } from "./service-keys.claims.ts";
-import { BUILT_IN_ROLES, isBuiltInRole, isPermission, type Permission } from "../access/permissions.ts";
-import { keyAuthQuery, kidIndexQuery, orgLiveQuery, PLATFORM_ORG, type KeyAuthRow, type KeyOwner, type KidIndexRow, type ServiceKeysRepo } from "./service-keys.repo.ts";
+import { permissionsOfRolesIn } from "../access/authority.ts";
+import type { Permission } from "../access/permissions.ts";
+import {
+  keyAuthQuery,
+  kidIndexQuery,
+  orgLiveQuery,
+  PLATFORM_ORG,
+  type KeyAuthRow,
+  type KeyOwner,
+  type KidIndexRow,
+  type ServiceKeysRepo,
+} from "./service-keys.repo.ts";
 
 export interface ServiceTokenOptions {
   /** A registration is re-read after this long even without an invalidation (a lost bus message heals by then). */
@@ -33,11 +44,6 @@ interface Registration {
   membership: OrgMembership | undefined;
   platformMemberships: Map<string, OrgMembership>;
 }
-interface Entry {
-  reg: Registration | null;
-  epoch: number;
-  staleAt: number;
-}
 /** A token whose signature and claims checked out; its registration's state is judged afresh on every use. */
 interface SeenToken {
   token: string;
@@ -53,15 +59,25 @@ const toMs = (v: string | Date | null) => (v === null ? null : new Date(v).getTi
 
 function membershipOf(reg: Registration, orgId: string): OrgMembership {
   // a service acts on RBAC alone: grants and teams are for people
-  return { orgId, userId: reg.id, role: "service", permissions: reg.permissions, rolePermissions: reg.permissions, peer: [], teams: [], teamReach: new Set(), permissionsOnly: true };
+  return {
+    orgId,
+    userId: reg.id,
+    role: "service",
+    permissions: reg.permissions,
+    rolePermissions: reg.permissions,
+    peer: [],
+    teams: [],
+    teamReach: new Set(),
+    permissionsOnly: true,
+  };
 }
 
 /**
  * Checks JWTs that services sign with keys of the registry (the auth hook asks only about tokens whose kid is none of
  * Plinth's own): the token's `iss` and `sub` must be the registered service, `aud` Plinth's audience, `exp` at most
  * an hour after `iat`, signed with the registration's one alg. Registrations are cached per instance for a short
- * time and tagged with their org's epoch (the platform registry's under ""), so a change made anywhere (through the
- * access invalidation bus) holds from the next request. Usage is written in batches.
+ * time (lib/cache.ts), grouped by their org (the platform registry's under ""), so a change made anywhere (through
+ * the access invalidation bus) holds from the next request. Usage is written in batches.
  */
 export function createServiceTokenVerifier(deps: {
   db: Database;
@@ -72,44 +88,44 @@ export function createServiceTokenVerifier(deps: {
   options?: ServiceTokenOptions;
 }) {
   const { db, clock, log, audience, repo } = deps;
-  const ttl = deps.options?.cacheTtlMs ?? 10_000;
+  const ttlMs = deps.options?.cacheTtlMs ?? 10_000;
   const max = deps.options?.maxEntries ?? 50_000;
-  const registry = new Map<string, Entry>();
-  const loading = new Map<string, Promise<Entry>>();
-  const seen = new Map<string, SeenToken>();
+  /** Unknown kids belong to no owner: a group every invalidation drops (a new registration may be among them). */
+  const UNKNOWN = "\u0000unknown";
+  /** Registrations by kid, grouped by owner (an org, or "" the platform); null: no such kid. */
+  const registry = createCache<Registration | null>({
+    name: "service-keys.registry",
+    max,
+    ttlMs,
+    clock,
+    group: (_kid, reg) => (reg ? (reg.orgId ?? PLATFORM_ORG) : UNKNOWN),
+    fetch: (kid) => load(kid),
+  });
+  /** Tokens whose signature and claims checked out, by their last characters; their expiry is judged on every use. */
+  const seen = createCache<SeenToken>({ name: "service-keys.tokens", max, clock });
+  const orgsLive = createCache<boolean>({
+    name: "service-keys.orgs",
+    max,
+    ttlMs,
+    clock,
+    group: (orgId) => orgId,
+    fetch: async (orgId) => (await db.readScoped<{ live: number }>({ orgId }, orgLiveQuery(orgId))).length > 0,
+  });
   const regOf = new WeakMap<ServicePrincipal, Registration>();
-  const epochs = new Map<string, number>();
-  const epochOf = (owner: string) => epochs.get(owner) ?? 0;
-  /** Unknown kids belong to no owner: every invalidation makes them stale (a new registration may be among them). */
-  let unknownEpoch = 0;
-  const orgsLive = new Map<string, { live: boolean; epoch: number; staleAt: number }>();
 
-  const bounded = <K, V>(map: Map<K, V>, key: K, value: V) => {
-    if (map.size >= max) map.delete(map.keys().next().value as K);
-    map.set(key, value);
-  };
-  const fresh = (e: Entry, nowMs: number) => e.staleAt > nowMs && e.epoch === (e.reg ? epochOf(e.reg.orgId ?? PLATFORM_ORG) : unknownEpoch);
-
-  async function load(kid: string): Promise<Entry> {
-    const nowMs = clock.now().getTime();
-    const none = { reg: null, epoch: unknownEpoch, staleAt: nowMs + ttl };
+  async function load(kid: string): Promise<Registration | null> {
     const [ix] = await db.readScoped<KidIndexRow>({}, kidIndexQuery(kid));
-    if (!ix) return remember(kid, none);
-    const epoch = epochOf(ix.org_id);
+    if (!ix) return null;
     const [row] = await db.readScoped<KeyAuthRow>({ orgId: ix.org_id }, keyAuthQuery(ix.org_id, ix.credential_id));
-    if (!row) return remember(kid, none);
+    if (!row) return null;
     let key: Registration["key"];
     try {
       key = await importJWK(row.public_jwk as JWK, row.alg);
     } catch (e) {
       log.error({ err: (e as Error).message, serviceKeyId: row.id }, "a registered service key does not import");
-      return remember(kid, none);
+      return null;
     }
-    const permissions = new Set<Permission>();
-    for (const role of row.roles) {
-      const perms = isBuiltInRole(role) ? BUILT_IN_ROLES[role].permissions : (row.custom?.find((c) => c.name === role)?.permissions ?? []);
-      for (const p of perms) if (isPermission(p)) permissions.add(p);
-    }
+    const permissions = permissionsOfRolesIn(row.roles, row.custom);
     const reg: Registration = {
       id: row.id,
       orgId: row.org_id,
@@ -124,30 +140,20 @@ export function createServiceTokenVerifier(deps: {
       platformMemberships: new Map(),
     };
     if (reg.orgId !== null && row.org_live) reg.membership = membershipOf(reg, reg.orgId);
-    return remember(kid, { reg, epoch, staleAt: nowMs + ttl });
+    return reg;
   }
 
-  function remember(kid: string, entry: Entry): Entry {
-    bounded(registry, kid, entry);
-    return entry;
-  }
-
-  function registration(kid: string): Entry | Promise<Entry> {
+  function registration(kid: string): Registration | null | Promise<Registration | null> {
     const hit = registry.get(kid);
-    if (hit && fresh(hit, clock.now().getTime())) return hit;
-    let pending = loading.get(kid);
-    if (!pending) {
-      pending = load(kid).finally(() => loading.delete(kid));
-      loading.set(kid, pending);
-    }
-    return pending;
+    return hit !== undefined ? hit : registry.fetch(kid);
   }
 
   /** The registration's own state: undefined when its tokens may be accepted. */
   function refusal(reg: Registration | null, nowMs: number): AppError | undefined {
     if (!reg) return refuse("unknown_key", "The token's kid names no Plinth signing key and no registered service key.");
     if (reg.revoked) return refuse("revoked", "The service key that signed this token has been revoked.");
-    if (reg.expiresAt !== null && nowMs >= reg.expiresAt) return refuse("key_expired", "The service key that signed this token has expired; register a new one.");
+    if (reg.expiresAt !== null && nowMs >= reg.expiresAt)
+      return refuse("key_expired", "The service key that signed this token has expired; register a new one.");
     return undefined;
   }
 
@@ -162,7 +168,7 @@ export function createServiceTokenVerifier(deps: {
     const no = refusal(reg, nowMs);
     if (no || !reg) return no as AppError;
     if (hit.exp + SERVICE_CLOCK_TOLERANCE_SECONDS <= nowMs / 1000) {
-      seen.delete(hit.token.slice(-TOKEN_CACHE_KEY_CHARS));
+      void seen.delete(hit.token.slice(-TOKEN_CACHE_KEY_CHARS));
       return refuse("expired", "The token has expired; sign a new one.");
     }
     if (hit.reg !== reg) {
@@ -181,7 +187,7 @@ export function createServiceTokenVerifier(deps: {
       return refuse("malformed", "The access token is not a well-formed JWT.");
     }
     if (typeof kid !== "string" || kid.length > 128) return refuse("unknown_key", "The token's header names no kid Plinth knows.");
-    const { reg } = await registration(kid);
+    const reg = await registration(kid);
     const nowMs = clock.now().getTime();
     const no = refusal(reg, nowMs);
     if (no || !reg) return no as AppError;
@@ -189,7 +195,7 @@ export function createServiceTokenVerifier(deps: {
     if (checked instanceof AppError) return checked;
     const { exp, org } = checked;
     const principal = principalOf(reg, org);
-    bounded(seen, token.slice(-TOKEN_CACHE_KEY_CHARS), { token, kid, exp, org, reg, principal });
+    seen.set(token.slice(-TOKEN_CACHE_KEY_CHARS), { token, kid, exp, org, reg, principal });
     countUse(reg, nowMs);
     return principal;
   }
@@ -222,14 +228,9 @@ export function createServiceTokenVerifier(deps: {
   const timer = setInterval(() => void verifier.flushUsage(), deps.options?.flushIntervalMs ?? 5_000);
   timer.unref();
 
-  async function orgLive(orgId: string): Promise<boolean> {
-    const nowMs = clock.now().getTime();
+  function orgLive(orgId: string): Promise<boolean> {
     const hit = orgsLive.get(orgId);
-    if (hit && hit.staleAt > nowMs && hit.epoch === epochOf(orgId)) return hit.live;
-    const epoch = epochOf(orgId);
-    const live = (await db.readScoped<{ live: number }>({ orgId }, orgLiveQuery(orgId))).length > 0;
-    bounded(orgsLive, orgId, { live, epoch, staleAt: nowMs + ttl });
-    return live;
+    return hit !== undefined ? Promise.resolve(hit) : orgsLive.fetch(orgId);
   }
 
   const verifier: ServiceTokenAuthenticator &
@@ -237,11 +238,8 @@ export function createServiceTokenVerifier(deps: {
     authenticate(token) {
       const hit = seen.get(token.slice(-TOKEN_CACHE_KEY_CHARS));
       if (hit && hit.token === token) {
-        const nowMs = clock.now().getTime();
-        const entry = registry.get(hit.kid);
-        if (entry && fresh(entry, nowMs)) return accept(hit, entry.reg, nowMs);
-        const pending = registration(hit.kid);
-        return pending instanceof Promise ? pending.then((e) => accept(hit, e.reg, clock.now().getTime())) : accept(hit, pending.reg, nowMs);
+        const reg = registration(hit.kid);
+        return reg instanceof Promise ? reg.then((r) => accept(hit, r, clock.now().getTime())) : accept(hit, reg, clock.now().getTime());
       }
       return verifyFirst(token);
     },
@@ -267,8 +265,10 @@ export function createServiceTokenVerifier(deps: {
 
     /** Every cached registration of the owner (an org, or "" the platform), and every unknown kid, is stale now. */
     invalidateOrg(owner: string): void {
-      epochs.set(owner, epochOf(owner) + 1);
-      unknownEpoch++;
+      // local caches: nothing to wait for
+      void registry.deleteGroup(owner);
+      void registry.deleteGroup(UNKNOWN);
+      void orgsLive.deleteGroup(owner);
     },
 
     /** Writes the usage counted so far (one UPDATE per owner); runs every few seconds and on close. */
@@ -283,9 +283,9 @@ export function createServiceTokenVerifier(deps: {
     },
 
     clearCache(): void {
-      registry.clear();
-      seen.clear();
-      orgsLive.clear();
+      void registry.clear();
+      void seen.clear();
+      void orgsLive.clear();
     },
   };
   return verifier;

@@ -28,8 +28,13 @@ for (const backend of BACKENDS) {
       return r;
     };
     const snapshot = async () => ({
-      teams: ((await t.db.owner.execute(sql`select id, name, parent_id, path from teams where org_id = ${org} order by id`)) as unknown as { rows: unknown[] }).rows,
-      members: ((await t.db.owner.execute(sql`select team_id, user_id, role from team_members where org_id = ${org} order by team_id, user_id`)) as unknown as { rows: unknown[] }).rows,
+      teams: ((await t.db.owner.execute(sql`select id, name, parent_id, path from teams where org_id = ${org} order by id`)) as unknown as { rows: unknown[] })
+        .rows,
+      members: (
+        (await t.db.owner.execute(sql`select team_id, user_id, role from team_members where org_id = ${org} order by team_id, user_id`)) as unknown as {
+          rows: unknown[];
+        }
+      ).rows,
     });
     const canRead = async (user: TestUser, objectId: string) => {
       const m = await t.deps.access.membership(org, user.id);
@@ -42,13 +47,25 @@ for (const backend of BACKENDS) {
       [alice, pm, sib, plain, reader, admin] = await Promise.all(["Alice", "Pat", "Sibyl", "Plain", "Reader", "Admin"].map((n) => signUp(t, n)));
       org = await makeOrg(t, alice, "Hier", uniqueSlug("hier"));
       await t.db.owner.execute(sql`insert into custom_roles (id, org_id, name, permissions) values (${newId("role")}, ${org}, 'nobody', '{}')`);
-      for (const [u, role] of [[pm, "developer"], [sib, "developer"], [plain, "viewer"], [reader, "nobody"], [admin, "admin"]] as const) await addMember(t, org, u, role);
+      for (const [u, role] of [
+        [pm, "developer"],
+        [sib, "developer"],
+        [plain, "viewer"],
+        [reader, "nobody"],
+        [admin, "admin"],
+      ] as const)
+        await addMember(t, org, u, role);
       const mk = async (name: string, parent_id?: string) => (await ok(call(alice, "POST", "", { name, parent_id }), 201)).json().id as string;
       R = await mk("R");
       C = await mk("C", R);
       G = await mk("G", C);
       S = await mk("S");
-      for (const [team, user, role] of [[R, pm, "maintainer"], [S, sib, "maintainer"], [G, plain, "member"], [G, reader, "member"]] as const) {
+      for (const [team, user, role] of [
+        [R, pm, "maintainer"],
+        [S, sib, "maintainer"],
+        [G, plain, "member"],
+        [G, reader, "member"],
+      ] as const) {
         await ok(call(alice, "PUT", `/${team}/members/${user.id}`, { role }), 201);
       }
     });
@@ -65,7 +82,10 @@ for (const backend of BACKENDS) {
       const made = (await ok(call(pm, "POST", "", { name: "Under C", parent_id: C }), 201)).json();
       assert.deepEqual(made.path, [R, C, made.id]);
       const members = (await ok(call(pm, "GET", `/${made.id}/members`))).json().items;
-      assert.deepEqual(members.map((m: { user_id: string; role: string }) => [m.user_id, m.role]), [[pm.id, "maintainer"]]);
+      assert.deepEqual(
+        members.map((m: { user_id: string; role: string }) => [m.user_id, m.role]),
+        [[pm.id, "maintainer"]],
+      );
       await ok(call(pm, "DELETE", `/${made.id}`));
       const [ev] = await t.deps.audit.list(org, { actorId: pm.id }, 1);
       assert.deepEqual([ev.action, ev.targetId], ["team.deleted", made.id], "audited as the maintainer");

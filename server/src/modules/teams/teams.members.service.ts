@@ -45,7 +45,13 @@ export function createTeamMembersService(deps: { db: Database; clock: Clock; rep
     },
 
     /** Adds a member of the org to the team with `role`, or changes their role; `created` tells which. */
-    async put(m: OrgMembership, teamId: string, userId: string, role: "maintainer" | "member", actor: AuditActor): Promise<{ member: TeamMemberRow; created: boolean }> {
+    async put(
+      m: OrgMembership,
+      teamId: string,
+      userId: string,
+      role: "maintainer" | "member",
+      actor: AuditActor,
+    ): Promise<{ member: TeamMemberRow; created: boolean }> {
       await requireTeamAdmin(access, m, "teams:update", teamId);
       const { orgId } = m;
       let changed = false;
@@ -78,7 +84,12 @@ export function createTeamMembersService(deps: { db: Database; clock: Clock; rep
         await lockTeam(tx, orgId, teamId);
         const role = await repo.deleteMember(tx, orgId, teamId, userId);
         if (!role) throw teamsError("TEAM_MEMBER_NOT_FOUND", `User ${userId} is not in this team.`, { field: "userId" });
-        await audit.record(tx, actor, { orgId, action: "team.member_removed", target: { type: "team", id: teamId }, diff: { user_id: [userId, null], role: [role, null] } });
+        await audit.record(tx, actor, {
+          orgId,
+          action: "team.member_removed",
+          target: { type: "team", id: teamId },
+          diff: { user_id: [userId, null], role: [role, null] },
+        });
       });
       await access.invalidate(orgId);
     },

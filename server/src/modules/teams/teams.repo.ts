@@ -110,13 +110,19 @@ export const teamsRepo = {
 
   /** The length of the longest path in the team's subtree (the team itself included). */
   async subtreeDepth(ex: Executor, orgId: string, teamId: string): Promise<number> {
-    const [row] = await rows<{ depth: number }>(ex, sql`select coalesce(max(array_length(path, 1)), 0)::int as depth from teams where org_id = ${orgId} and path @> array[${teamId}]::text[]`);
+    const [row] = await rows<{ depth: number }>(
+      ex,
+      sql`select coalesce(max(array_length(path, 1)), 0)::int as depth from teams where org_id = ${orgId} and path @> array[${teamId}]::text[]`,
+    );
     return row.depth;
   },
 
   /** The team and every team below it, deepest first. */
   subtree(ex: Executor, orgId: string, teamId: string): Promise<{ id: string; name: string; parent_id: string | null }[]> {
-    return rows(ex, sql`select id, name, parent_id from teams where org_id = ${orgId} and path @> array[${teamId}]::text[] order by array_length(path, 1) desc, id`);
+    return rows(
+      ex,
+      sql`select id, name, parent_id from teams where org_id = ${orgId} and path @> array[${teamId}]::text[] order by array_length(path, 1) desc, id`,
+    );
   },
 
   /**
@@ -133,18 +139,11 @@ export const teamsRepo = {
       where org_id = ${orgId} and path @> array[${team.id}]::text[]`);
   },
 
-  /** Deletes the teams (their memberships cascade) and every grant to or on them; returns how many grants went. */
-  async deleteTeams(tx: Executor, orgId: string, ids: readonly string[]): Promise<number> {
-    const gone = await rows<{ id: string }>(
-      tx,
-      sql`delete from grants where org_id = ${orgId}
-        and ((object_type = 'team' and object_id = any(${idArray(ids)})) or (subject_type = 'team' and subject_id = any(${idArray(ids)})))
-        returning id`,
-    );
+  /** Deletes the teams (their memberships cascade); the grants to or on them are the access module's to delete first. */
+  async deleteTeams(tx: Executor, orgId: string, ids: readonly string[]): Promise<void> {
     // parent links inside the set first: the parent foreign key restricts deleting a team that still has children
     await tx.execute(sql`update teams set parent_id = null where org_id = ${orgId} and id = any(${idArray(ids)}) and parent_id = any(${idArray(ids)})`);
     await tx.execute(sql`delete from teams where org_id = ${orgId} and id = any(${idArray(ids)})`);
-    return gone.length;
   },
 
   async isOrgMember(ex: Executor, orgId: string, userId: string): Promise<boolean> {
@@ -186,7 +185,10 @@ export const teamsRepo = {
   },
 
   async deleteMember(tx: Executor, orgId: string, teamId: string, userId: string): Promise<string | undefined> {
-    const [row] = await rows<{ role: string }>(tx, sql`delete from team_members where org_id = ${orgId} and team_id = ${teamId} and user_id = ${userId} returning role`);
+    const [row] = await rows<{ role: string }>(
+      tx,
+      sql`delete from team_members where org_id = ${orgId} and team_id = ${teamId} and user_id = ${userId} returning role`,
+    );
     return row?.role;
   },
 };

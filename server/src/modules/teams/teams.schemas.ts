@@ -10,7 +10,12 @@ const UserId = Type.String({ pattern: idPattern("user"), description: "usr_… i
 export const TeamParams = Type.Object({ ...OrgIdParams.properties, teamId: TeamId }, { additionalProperties: false });
 export const TeamMemberParams = Type.Object({ ...OrgIdParams.properties, teamId: TeamId, userId: UserId }, { additionalProperties: false });
 
-export const TeamName = Type.String({ minLength: 1, maxLength: 100, pattern: "\\S", description: "Team name, unique in the organization (case-insensitively); trimmed" });
+export const TeamName = Type.String({
+  minLength: 1,
+  maxLength: 100,
+  pattern: "\\S",
+  description: "Team name, unique in the organization (case-insensitively); trimmed",
+});
 export const TeamDescription = Type.Union([Type.String({ maxLength: 1000 }), Type.Null()], { description: "Free text (up to 1,000 characters), or null" });
 const ParentId = Type.Union([TeamId, Type.Null()], { description: "The parent team (team_… of this organization), or null for a top-level team" });
 export const TeamRole = Type.Union([Type.Literal("maintainer"), Type.Literal("member")], {

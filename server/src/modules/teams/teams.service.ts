@@ -4,6 +4,7 @@ import { platformError } from "../../lib/errors.ts";
 import { isId, newId } from "../../lib/ids.ts";
 import { isUniqueViolation } from "../../lib/pg-errors.ts";
 import type { AccessService, OrgMembership } from "../access/access.service.ts";
+import type { GrantOwnerOps } from "../access/grants.owners.ts";
 import type { AuditActor, AuditService } from "../audit/audit.service.ts";
 import { MAX_TEAM_DEPTH, teamsError } from "./teams.errors.ts";
 import type { TeamsRepo } from "./teams.repo.ts";
@@ -12,10 +13,14 @@ import type { TeamDetailRow, TeamNode, TeamRow } from "./teams.schemas.ts";
 export type TeamsAccess = Pick<AccessService, "require" | "decide" | "invalidate">;
 
 export const teamNotFound = (teamId: string) => teamsError("TEAM_NOT_FOUND", `No team ${teamId} in this organization.`, { field: "teamId" });
-const parentNotFound = (parentId: string) => teamsError("TEAM_PARENT_NOT_FOUND", `No team ${parentId} in this organization to put it under.`, { field: "parent_id" });
+const parentNotFound = (parentId: string) =>
+  teamsError("TEAM_PARENT_NOT_FOUND", `No team ${parentId} in this organization to put it under.`, { field: "parent_id" });
 const nameTaken = () => teamsError("TEAM_NAME_TAKEN", "Another team of this organization has this name.", { field: "name" });
 const tooDeep = (depth: number) =>
-  teamsError("TEAM_TOO_DEEP", `Teams nest at most ${MAX_TEAM_DEPTH} deep; this would make ${depth}.`, { field: "parent_id", extra: { max_depth: MAX_TEAM_DEPTH } });
+  teamsError("TEAM_TOO_DEEP", `Teams nest at most ${MAX_TEAM_DEPTH} deep; this would make ${depth}.`, {
+    field: "parent_id",
+    extra: { max_depth: MAX_TEAM_DEPTH },
+  });
 
 /** The admin relation on a team: held org-wide through `permission`, or by a maintainer of the team or a team above it. */
 export function requireTeamAdmin(access: TeamsAccess, m: OrgMembership, permission: "teams:update" | "teams:delete", teamId: string): Promise<void> {
@@ -28,8 +33,16 @@ export function requireTeamAdmin(access: TeamsAccess, m: OrgMembership, permissi
  * that team's access). Moving to the top level is the org's to do (teams:update). Every change runs in one
  * transaction with its audit event, and ends with access.invalidate: the next request sees it.
  */
-export function createTeamsService(deps: { db: Database; clock: Clock; repo: TeamsRepo; audit: Pick<AuditService, "record">; access: TeamsAccess }) {
-  const { db, clock, repo, audit, access } = deps;
+export function createTeamsService(deps: {
+  db: Database;
+  clock: Clock;
+  repo: TeamsRepo;
+  audit: Pick<AuditService, "record">;
+  access: TeamsAccess;
+  /** The access module's grants: a deleted team's go through it. */
+  grants: Pick<GrantOwnerOps, "removeGrantsOf">;
+}) {
+  const { db, clock, repo, audit, access, grants: grantRows } = deps;
 
   /**
    * Before a team goes under `parentId`: a caller without teams:update org-wide must administer the parent. A parent
@@ -152,7 +165,9 @@ export function createTeamsService(deps: { db: Database; clock: Clock; repo: Tea
       await requireTeamAdmin(access, m, "teams:update", teamId);
       if (parentId === null) {
         if (!access.decide(m, "teams:update").allowed) {
-          throw platformError("FORBIDDEN", "Moving a team to the top level needs the teams:update permission, which you do not have.", { extra: { permission: "teams:update" } });
+          throw platformError("FORBIDDEN", "Moving a team to the top level needs the teams:update permission, which you do not have.", {
+            extra: { permission: "teams:update" },
+          });
         }
       } else if (parentId !== teamId) {
         await requireParentAdmin(m, parentId);
@@ -166,7 +181,11 @@ export function createTeamsService(deps: { db: Database; clock: Clock; repo: Tea
         if (team.parent_id === parentId) return team;
         const parent = parentId ? await parentFor(tx, orgId, parentId) : null;
         if (parent?.path.includes(teamId)) {
-          throw teamsError("TEAM_CYCLE", parentId === teamId ? "A team cannot be its own parent." : `Team ${parentId} is below this team: moving it there would make a cycle.`, { field: "parent_id" });
+          throw teamsError(
+            "TEAM_CYCLE",
+            parentId === teamId ? "A team cannot be its own parent." : `Team ${parentId} is below this team: moving it there would make a cycle.`,
+            { field: "parent_id" },
+          );
         }
         const deepest = (parent?.path.length ?? 0) + (await repo.subtreeDepth(tx, orgId, teamId)) - team.path.length + 1;
         if (deepest > MAX_TEAM_DEPTH) throw tooDeep(deepest);
@@ -191,10 +210,14 @@ export function createTeamsService(deps: { db: Database; clock: Clock; repo: Tea
         const subtree = await repo.subtree(tx, orgId, teamId);
         if (!subtree.length) throw teamNotFound(teamId);
         if (subtree.length > 1 && !opts.cascade) {
-          throw teamsError("TEAM_HAS_CHILDREN", `This team has ${subtree.length - 1} team(s) below it: move or delete them first, or pass cascade=true.`, { field: "teamId" });
+          throw teamsError("TEAM_HAS_CHILDREN", `This team has ${subtree.length - 1} team(s) below it: move or delete them first, or pass cascade=true.`, {
+            field: "teamId",
+          });
         }
         const ids = subtree.map((t) => t.id);
-        const grants = await repo.deleteTeams(tx, orgId, ids);
+        // grants to or on the teams are the access module's rows: it deletes them
+        const grants = (await grantRows.removeGrantsOf(tx, orgId, { type: "team", ids })).length;
+        await repo.deleteTeams(tx, orgId, ids);
         for (const t of subtree) {
           await audit.record(tx, actor, {
             orgId,

@@ -3,7 +3,18 @@ import { after, before, describe, it } from "node:test";
 import { sql } from "drizzle-orm";
 import { newId } from "../../lib/ids.ts";
 import { isoTimestamp } from "./teams.repo.ts";
-import { BACKENDS, addMember, assertFieldError, assertProblem, createTestApp, makeOrg, signUp, uniqueSlug, type TestApp, type TestUser } from "../../../test/harness.ts";
+import {
+  BACKENDS,
+  addMember,
+  assertFieldError,
+  assertProblem,
+  createTestApp,
+  makeOrg,
+  signUp,
+  uniqueSlug,
+  type TestApp,
+  type TestUser,
+} from "../../../test/harness.ts";
 
 interface Team {
   id: string;
@@ -60,11 +71,19 @@ for (const backend of BACKENDS) {
     };
     const events = (orgId: string) => t.deps.audit.list(orgId, {}, 1000);
     const teamRows = async (orgId: string) =>
-      ((await t.db.owner.execute(sql`select id, name, description, parent_id, path from teams where org_id = ${orgId} order by id`)) as unknown as { rows: unknown[] }).rows;
+      (
+        (await t.db.owner.execute(sql`select id, name, description, parent_id, path from teams where org_id = ${orgId} order by id`)) as unknown as {
+          rows: unknown[];
+        }
+      ).rows;
     /** Everything a refused request must leave as it was. */
     const snapshot = async (orgId: string) => ({
       teams: await teamRows(orgId),
-      members: ((await t.db.owner.execute(sql`select team_id, user_id, role from team_members where org_id = ${orgId} order by team_id, user_id`)) as unknown as { rows: unknown[] }).rows,
+      members: (
+        (await t.db.owner.execute(sql`select team_id, user_id, role from team_members where org_id = ${orgId} order by team_id, user_id`)) as unknown as {
+          rows: unknown[];
+        }
+      ).rows,
       events: (await events(orgId)).length,
     });
     /** A chain of `n` teams, each under the previous; the first at the top level (or under `under`). */
@@ -100,7 +119,10 @@ for (const backend of BACKENDS) {
       assert.equal(detail.member_count, 1);
       assert.deepEqual(detail.ancestors, []);
       const members = (await call(alice, "GET", `${teamsUrl(org)}/${team.id}/members`)).json();
-      assert.deepEqual(members.items.map((m: { user_id: string; role: string; email: string }) => [m.user_id, m.role, m.email]), [[alice.id, "maintainer", alice.email]]);
+      assert.deepEqual(
+        members.items.map((m: { user_id: string; role: string; email: string }) => [m.user_id, m.role, m.email]),
+        [[alice.id, "maintainer", alice.email]],
+      );
       const [ev] = await events(org);
       assert.equal(ev.action, "team.created");
       assert.equal(ev.actorId, alice.id);
@@ -187,9 +209,19 @@ for (const backend of BACKENDS) {
       assert.equal(pages, 3);
       assert.deepEqual(seen, all, "every team once, in creation order, as created");
       const ids = async (q: string) => ((await call(alice, "GET", `${teamsUrl(org)}?${q}`)).json().items as Team[]).map((x) => x.id);
-      assert.deepEqual(await ids(""), all.map((x) => x.id), "limit defaults to 50");
-      assert.deepEqual(await ids("parent_id=root"), roots.map((x) => x.id));
-      assert.deepEqual(await ids(`parent_id=${roots[0].id}`), kids.map((x) => x.id));
+      assert.deepEqual(
+        await ids(""),
+        all.map((x) => x.id),
+        "limit defaults to 50",
+      );
+      assert.deepEqual(
+        await ids("parent_id=root"),
+        roots.map((x) => x.id),
+      );
+      assert.deepEqual(
+        await ids(`parent_id=${roots[0].id}`),
+        kids.map((x) => x.id),
+      );
       assert.deepEqual(await ids(`parent_id=${kids[0].id}`), [grandkid.id]);
       assert.deepEqual(await ids(`parent_id=${otherTeam.id}`), [], "another org's team has no children here");
       assert.deepEqual(await ids(`parent_id=root&limit=1&cursor=${Buffer.from(roots[0].id).toString("base64url")}`), [roots[1].id]);
@@ -227,7 +259,14 @@ for (const backend of BACKENDS) {
       let deepNode: Node = { id: deep[7].id, name: "Deep 8", children: [] };
       for (let i = 6; i >= 0; i--) deepNode = { id: deep[i].id, name: `Deep ${i + 1}`, children: [deepNode] };
       assert.deepEqual(tree.items, [
-        { id: alpha.id, name: "Alpha", children: [{ id: a.id, name: "aardvark", children: [deepNode] }, { id: b.id, name: "beta", children: [] }] },
+        {
+          id: alpha.id,
+          name: "Alpha",
+          children: [
+            { id: a.id, name: "aardvark", children: [deepNode] },
+            { id: b.id, name: "beta", children: [] },
+          ],
+        },
         { id: zeta.id, name: "zeta", children: [] },
       ]);
       const empty = await call(alice, "GET", `${teamsUrl(await newOrg())}/tree`);
@@ -265,7 +304,10 @@ for (const backend of BACKENDS) {
       await addMember(t, org, carol, "viewer");
       assert.equal((await call(alice, "PUT", `${teamsUrl(org)}/${c.id}/members/${carol.id}`, { role: "member" })).statusCode, 201);
       const detail = await get(org, c.id);
-      assert.deepEqual(detail.ancestors, [{ id: a.id, name: "Anc 1" }, { id: b.id, name: "Anc 2" }]);
+      assert.deepEqual(detail.ancestors, [
+        { id: a.id, name: "Anc 1" },
+        { id: b.id, name: "Anc 2" },
+      ]);
       assert.deepEqual(detail.path, [a.id, b.id, c.id]);
       assert.equal(detail.parent_id, b.id);
       assert.equal(detail.member_count, 2);
@@ -340,7 +382,10 @@ for (const backend of BACKENDS) {
       const [ev] = await events(org);
       assert.equal(ev.action, "team.moved");
       assert.deepEqual([ev.targetId, ev.diff], [b.id, { parent_id: [a.id, e.id] }]);
-      assert.deepEqual((await get(org, d.id)).ancestors.map((x) => x.id), [e.id, b.id, c.id]);
+      assert.deepEqual(
+        (await get(org, d.id)).ancestors.map((x) => x.id),
+        [e.id, b.id, c.id],
+      );
       // to the top level
       const top = await call(alice, "POST", `${teamsUrl(org)}/${c.id}/move`, { parent_id: null });
       assert.equal(top.statusCode, 200, top.body);
@@ -352,14 +397,22 @@ for (const backend of BACKENDS) {
       assert.equal((await call(alice, "POST", `${teamsUrl(org)}/${c.id}/move`, { parent_id: null })).statusCode, 200);
       assert.equal((await events(org)).length, count);
       const tree = (await call(alice, "GET", `${teamsUrl(org)}/tree`)).json() as { items: Node[] };
-      assert.deepEqual(tree.items.map((n) => n.name), ["E", "M 1", "M 3"]);
+      assert.deepEqual(
+        tree.items.map((n) => n.name),
+        ["E", "M 1", "M 3"],
+      );
     });
 
     it("moving a team under itself or a descendant is 409 TEAM_CYCLE naming parent_id, and nothing moves", async () => {
       const org = await newOrg();
       const [a, b, c] = await chain(org, 3, "Cyc");
       const before = await snapshot(org);
-      for (const [team, parent] of [[a, a], [a, b], [a, c], [b, c]]) {
+      for (const [team, parent] of [
+        [a, a],
+        [a, b],
+        [a, c],
+        [b, c],
+      ]) {
         assertProblem(await call(alice, "POST", `${teamsUrl(org)}/${team.id}/move`, { parent_id: parent.id }), 409, "TEAM_CYCLE", "parent_id");
       }
       assert.deepEqual(await snapshot(org), before);
@@ -416,14 +469,25 @@ for (const backend of BACKENDS) {
       const res = await call(alice, "DELETE", `${teamsUrl(org)}/${b.id}?cascade=true`);
       assert.equal(res.statusCode, 200, res.body);
       assert.deepEqual(res.json(), { deleted: [c.id, b.id], grants_deleted: 2 });
-      assert.deepEqual((await teamRows(org)).map((r) => (r as Team).id), [a.id, keep.id]);
+      assert.deepEqual(
+        (await teamRows(org)).map((r) => (r as Team).id),
+        [a.id, keep.id],
+      );
       const left = (await t.db.owner.execute(sql`select subject_id from grants where org_id = ${org}`)) as unknown as { rows: { subject_id: string }[] };
-      assert.deepEqual(left.rows.map((r) => r.subject_id), [keep.id]);
-      const gone = (await t.db.owner.execute(sql`select count(*)::int as n from team_members where team_id in (${b.id}, ${c.id})`)) as unknown as { rows: { n: number }[] };
+      assert.deepEqual(
+        left.rows.map((r) => r.subject_id),
+        [keep.id],
+      );
+      const gone = (await t.db.owner.execute(sql`select count(*)::int as n from team_members where team_id in (${b.id}, ${c.id})`)) as unknown as {
+        rows: { n: number }[];
+      };
       assert.equal(gone.rows[0].n, 0);
       const [first, second] = await events(org);
       assert.deepEqual([second.action, second.targetId, second.diff], ["team.deleted", c.id, { name: ["Del 3", null], parent_id: [b.id, null] }]);
-      assert.deepEqual([first.action, first.targetId, first.diff], ["team.deleted", b.id, { name: ["Del 2", null], parent_id: [a.id, null], grants_deleted: 2, teams_deleted: 2 }]);
+      assert.deepEqual(
+        [first.action, first.targetId, first.diff],
+        ["team.deleted", b.id, { name: ["Del 2", null], parent_id: [a.id, null], grants_deleted: 2, teams_deleted: 2 }],
+      );
       // a leaf goes without cascade; then it is gone
       assert.equal((await call(alice, "DELETE", `${teamsUrl(org)}/${a.id}`)).statusCode, 200);
       assertProblem(await call(alice, "GET", `${teamsUrl(org)}/${a.id}`), 404, "TEAM_NOT_FOUND");
@@ -444,9 +508,15 @@ for (const backend of BACKENDS) {
       for (const u of [carol, ...extra]) await addMember(t, org, u, "viewer");
       const add = await call(alice, "PUT", `${url}/${carol.id}`, { role: "member" });
       assert.equal(add.statusCode, 201, add.body);
-      assert.deepEqual({ ...(add.json() as object), added_at: undefined }, { user_id: carol.id, name: "Carol", email: carol.email, role: "member", added_at: undefined });
+      assert.deepEqual(
+        { ...(add.json() as object), added_at: undefined },
+        { user_id: carol.id, name: "Carol", email: carol.email, role: "member", added_at: undefined },
+      );
       let [ev] = await events(org);
-      assert.deepEqual([ev.action, ev.targetType, ev.targetId, ev.diff], ["team.member_added", "team", team.id, { user_id: [null, carol.id], role: [null, "member"] }]);
+      assert.deepEqual(
+        [ev.action, ev.targetType, ev.targetId, ev.diff],
+        ["team.member_added", "team", team.id, { user_id: [null, carol.id], role: [null, "member"] }],
+      );
       const promote = await call(alice, "PUT", `${url}/${carol.id}`, { role: "maintainer" });
       assert.equal(promote.statusCode, 200, promote.body);
       assert.equal(promote.json().role, "maintainer");

@@ -1,0 +1,93 @@
+import { sql } from "drizzle-orm";
+import { check, foreignKey, index, integer, pgTable, primaryKey, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
+import { memberships, orgs } from "./orgs.ts";
+import { teams } from "./tenancy.ts";
+
+const ts = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
+const orgRef = () =>
+  text("org_id")
+    .notNull()
+    .references(() => orgs.id, { onDelete: "cascade" });
+
+/**
+ * An org's key-encryption keys (the KMS layer, server/src/kms/), one row per version: the key itself wrapped under
+ * the root key (derived from the master key), with the root key's fingerprint so a wrong root key is named as such.
+ */
+export const vaultKeks = pgTable(
+  "vault_keks",
+  {
+    orgId: orgRef(),
+    version: integer("version").notNull(),
+    /** base64url(format | nonce | tag | ciphertext) of the 256-bit key, sealed under the root key. */
+    wrappedKey: text("wrapped_key").notNull(),
+    /** A fingerprint of the root key that wrapped it (derived for this purpose; reveals nothing of the key). */
+    rootKeyId: text("root_key_id").notNull(),
+    createdAt: ts("created_at").notNull().defaultNow(),
+    retiredAt: ts("retired_at"),
+  },
+  (t) => [primaryKey({ columns: [t.orgId, t.version] })],
+);
+
+/**
+ * A secret's metadata: its scope (the org, one of its teams, or one member within it), env-var friendly name unique
+ * in that scope, and its current version. The value lives only as ciphertext in vault_secret_versions.
+ */
+export const vaultSecrets = pgTable(
+  "vault_secrets",
+  {
+    id: text("id").primaryKey(),
+    orgId: orgRef(),
+    /** org | team | user */
+    scope: text("scope").notNull(),
+    teamId: text("team_id").references(() => teams.id, { onDelete: "cascade" }),
+    userId: text("user_id"),
+    name: text("name").notNull(),
+    description: text("description").notNull().default(""),
+    tags: text("tags").array().notNull().default(sql`'{}'::text[]`),
+    expiresAt: ts("expires_at"),
+    currentVersion: integer("current_version").notNull(),
+    createdBy: text("created_by"),
+    createdAt: ts("created_at").notNull().defaultNow(),
+    updatedBy: text("updated_by"),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex("vault_secrets_scope_name_key").on(t.orgId, t.scope, sql`coalesce(${t.teamId}, ${t.userId}, '')`, t.name),
+    index("vault_secrets_org_id_idx").on(t.orgId, t.id),
+    // a member's secrets end with their membership
+    foreignKey({ columns: [t.orgId, t.userId], foreignColumns: [memberships.orgId, memberships.userId], name: "vault_secrets_member_fk" }).onDelete("cascade"),
+    check(
+      "vault_secrets_scope_check",
+      sql`(${t.scope} = 'org' and ${t.teamId} is null and ${t.userId} is null) or (${t.scope} = 'team' and ${t.teamId} is not null and ${t.userId} is null) or (${t.scope} = 'user' and ${t.userId} is not null and ${t.teamId} is null)`,
+    ),
+  ],
+);
+
+/**
+ * Every value a secret has had: AES-256-GCM ciphertext under a fresh data key, the data key wrapped under the org's
+ * key-encryption key of `kek_version`, the secret's identity as associated data of both. Never the plaintext.
+ */
+export const vaultSecretVersions = pgTable(
+  "vault_secret_versions",
+  {
+    orgId: orgRef(),
+    secretId: text("secret_id")
+      .notNull()
+      .references(() => vaultSecrets.id, { onDelete: "cascade" }),
+    version: integer("version").notNull(),
+    /** base64url(ciphertext | tag) */
+    ciphertext: text("ciphertext").notNull(),
+    /** base64url of the 96-bit nonce */
+    nonce: text("nonce").notNull(),
+    /** The data key, sealed under the KEK (base64url(format | nonce | tag | ciphertext)). */
+    wrappedKey: text("wrapped_key").notNull(),
+    kekVersion: integer("kek_version").notNull(),
+    createdBy: text("created_by"),
+    createdAt: ts("created_at").notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.secretId, t.version] }),
+    foreignKey({ columns: [t.orgId, t.kekVersion], foreignColumns: [vaultKeks.orgId, vaultKeks.version], name: "vault_secret_versions_kek_fk" }),
+    index("vault_secret_versions_org_idx").on(t.orgId, t.kekVersion),
+  ],
+);

@@ -1,0 +1,13 @@
+import { defineErrors } from "../../lib/errors.ts";
+
+/** Error codes of the secrets vault (the KMS layer's own faults are in kms/kms.errors.ts). */
+export const vaultError = defineErrors({
+  SECRET_NOT_FOUND: 404,
+  SECRET_VERSION_NOT_FOUND: 404,
+  /** Another secret of the same scope has that name. */
+  SECRET_NAME_TAKEN: 409,
+  /** If-Match (or the body's version) names a version other than the current one: reload and retry. */
+  SECRET_VERSION_CONFLICT: 409,
+  /** The secret is past its expires_at: its value is no longer served. */
+  SECRET_EXPIRED: 410,
+});
