@@ -550,13 +550,14 @@ const showRatio = (v: number | undefined, format: "pct" | "times") => (v === und
 export function ratioTable(outcomes: RatioOutcome[]): string[] {
   const rounds = Math.max(0, ...outcomes.map((o) => o.values.length));
   const runCols = rounds > 1 ? Array.from({ length: rounds }, (_, i) => `run ${i + 1}`.padStart(9)).join("") : "";
-  const header = `${"ratio".padEnd(11)}${runCols}${(rounds > 1 ? "median" : "value").padStart(9)}${"target".padStart(12)}  verdict  figure vs baseline (medians)`;
+  const nameWidth = Math.max(11, ...outcomes.map((o) => o.name.length + 2));
+  const header = `${"ratio".padEnd(nameWidth)}${runCols}${(rounds > 1 ? "median" : "value").padStart(9)}${"target".padStart(12)}  verdict  figure vs baseline (medians)`;
   const rows = outcomes.map((o) => {
     const cells = rounds > 1 ? o.values.map((v) => showRatio(v, o.format).padStart(9)).join("") : "";
     const target = o.target ? `${o.target.op} ${showRatio(o.target.value, o.format)}` : "";
     const verdict = o.pass === undefined ? "-      " : o.pass ? "PASS   " : "FAIL   ";
     const figures = `(${o.top}) ${num(o.topMedian!)} vs (${o.bottom}) ${num(o.bottomMedian!)} ${UNIT[o.metric]}`;
-    return `${o.name.padEnd(11)}${cells}${showRatio(o.median, o.format).padStart(9)}${target.padStart(12)}  ${verdict}  ${figures.padEnd(44)} ${o.what}`;
+    return `${o.name.padEnd(nameWidth)}${cells}${showRatio(o.median, o.format).padStart(9)}${target.padStart(12)}  ${verdict}  ${figures.padEnd(44)} ${o.what}`;
   });
   return [header, ...rows];
 }

@@ -221,7 +221,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       services: svk.serviceKeys.verifier,
     });
     const imp = impersonation.wire({ db, clock, keys: k.service, access: ac.service, audit: au.service, bus });
-    const vt = vault.wire({ db, clock, masterKey, audit: au.service });
+    const vt = vault.wire({ db, clock, masterKey, audit: au.service, subjects: ac.subjects });
     const ownDb = db;
     return {
       config,

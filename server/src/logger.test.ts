@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -73,6 +74,19 @@ describe("the server's log format", () => {
     while (!readFileSync(path, "utf8").includes("a lone line") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     assert.match(readFileSync(path, "utf8"), /"msg":"a lone line"/);
     (log as unknown as Record<symbol, { end(): void }>)[pino.symbols.streamSym].end();
+  });
+
+  it("lines still in memory are written out when the process exits", () => {
+    const path = join(dir, "exit.log");
+    const script = `
+      import { openSync } from "node:fs";
+      import { createServerLogger } from ${JSON.stringify(new URL("./logger.ts", import.meta.url).href)};
+      const log = createServerLogger({ logLevel: "info", logFormat: "json" }, openSync(${JSON.stringify(path)}, "w"));
+      log.info("the last words");
+      process.exit(0);`;
+    const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(readFileSync(path, "utf8"), /"msg":"the last words"/);
   });
 
   it("LOG_FORMAT=pretty writes readable lines, redacted the same way", () => {

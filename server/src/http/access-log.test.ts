@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import { after, before, beforeEach, describe, it } from "node:test";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { buildApp } from "../app.ts";
+import { AccessLogController } from "./access-log.ts";
 import { createTestApp, signUp, type TestApp, type TestUser } from "../../test/harness.ts";
 import { ACCESS_LINE, createLogger } from "../logger.ts";
 
@@ -60,6 +61,28 @@ describe("request logging: one access line per request", () => {
       ],
     );
     assert.ok(!lines.join("").includes("nonsense"), "the presented credential is not logged");
+  });
+
+  it("writes the access line as text that is exactly the line pino would write for its fields", async () => {
+    const out: string[] = [];
+    const log = createLogger("info", new Writable({ write: (c, _e, cb) => (out.push(String(c)), cb()) }));
+    const request = {
+      id: "req_x",
+      method: "GET",
+      url: '/v1/orgs?state=s&a="q"',
+      hostname: "plinth.test",
+      ip: "10.0.0.1",
+      principal: { kind: "api_key", keyId: "key_1" },
+    };
+    const reply = { statusCode: 201, elapsedTime: 0.25 };
+    new AccessLogController(log).requestCompleted(null, request as unknown as FastifyRequest, reply as unknown as FastifyReply);
+    log
+      .child({}, { redact: [] })
+      .info({ reqId: "req_x", req: request, res: { statusCode: 201 }, responseTime: 0.25, principal: { kind: "api_key", id: "key_1" } }, ACCESS_LINE);
+    await new Promise((r) => setImmediate(r));
+    const [fast, viaPino] = out.map((l) => l.replace(/"time":\d+/, '"time":0'));
+    assert.equal(fast, viaPino);
+    assert.equal(JSON.parse(fast).req.url, '/v1/orgs?state=[REDACTED]&a="q"');
   });
 
   describe("an error", () => {

@@ -25,6 +25,9 @@ export async function wire(deps: { db: Database; clock: Clock; bus: Bus; audit: 
     service: access,
     principals: createPrincipals(access),
     grants: createGrantOwnerOps({ repo: grantsRepo }),
+    // whether an id names one of the org's members or teams, read in the caller's transaction: what a module checks
+    // before it ties a record to a member or a team (the engine's own reads, shared)
+    subjects: { isMember: grantsRepo.isMember, teamExists: grantsRepo.teamExists },
     routes: [accessRoutes(), grantsRoutes({ grants: createGrantsService({ ...deps, access }), clock: deps.clock })],
   };
 }

@@ -1,7 +1,5 @@
 import { and, asc, desc, eq, gt, lt, ne, or, type SQL } from "drizzle-orm";
 import type { Executor } from "../../db/client.ts";
-import { memberships } from "../../db/schema/orgs.ts";
-import { teams } from "../../db/schema/tenancy.ts";
 import { vaultSecrets, vaultSecretVersions } from "../../db/schema/vault.ts";
 
 export type SecretRow = typeof vaultSecrets.$inferSelect;
@@ -97,24 +95,6 @@ export const vaultRepo = {
       )
       .orderBy(desc(vaultSecretVersions.version))
       .limit(opts.limit);
-  },
-
-  /** Read-only look at the teams module's table: whether the team is one of this org's. */
-  async teamExists(ex: Executor, orgId: string, teamId: string): Promise<boolean> {
-    const [t] = await ex
-      .select({ id: teams.id })
-      .from(teams)
-      .where(and(eq(teams.orgId, orgId), eq(teams.id, teamId)));
-    return !!t;
-  },
-
-  /** Read-only look at the members module's table: whether the user is a member of this org. */
-  async isMember(ex: Executor, orgId: string, userId: string): Promise<boolean> {
-    const [m] = await ex
-      .select({ userId: memberships.userId })
-      .from(memberships)
-      .where(and(eq(memberships.orgId, orgId), eq(memberships.userId, userId)));
-    return !!m;
   },
 };
 

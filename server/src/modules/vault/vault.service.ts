@@ -63,8 +63,21 @@ function expiry(value: string | null | undefined, now: Date): Date | null | unde
  * same transaction. Changes lock the secret's row, so concurrent writers line up (each becomes its own version) and
  * a writer naming a stale version gets 409, never a lost update. A member's personal secrets exist only for them.
  */
-export function createVaultService(deps: { db: Database; clock: Clock; repo: VaultRepo; kms: Kms; audit: Pick<AuditService, "record"> }) {
-  const { db, clock, repo, kms, audit } = deps;
+/** Whether an id names one of the org's members or teams (the access module's `subjects`). */
+export interface OrgSubjects {
+  isMember(ex: Executor, orgId: string, userId: string): Promise<boolean>;
+  teamExists(ex: Executor, orgId: string, teamId: string): Promise<boolean>;
+}
+
+export function createVaultService(deps: {
+  db: Database;
+  clock: Clock;
+  repo: VaultRepo;
+  kms: Kms;
+  audit: Pick<AuditService, "record">;
+  subjects: OrgSubjects;
+}) {
+  const { db, clock, repo, kms, audit, subjects } = deps;
 
   async function load(tx: Executor, caller: OrgMembership, id: string, lock = false): Promise<SecretRow> {
     const row = await repo.find(tx, caller.orgId, caller.userId, id, lock);
@@ -120,11 +133,11 @@ export function createVaultService(deps: { db: Database; clock: Clock; repo: Vau
       const scope: SecretScope = input.team_id !== undefined ? "team" : input.user_id !== undefined ? "user" : "org";
       try {
         return await db.tx({ orgId: caller.orgId }, async (tx) => {
-          if (input.team_id !== undefined && !(await repo.teamExists(tx, caller.orgId, input.team_id))) {
+          if (input.team_id !== undefined && !(await subjects.teamExists(tx, caller.orgId, input.team_id))) {
             throw invalid("team_id", `No team ${input.team_id} in this organization.`);
           }
           if (input.user_id !== undefined) {
-            if (!(await repo.isMember(tx, caller.orgId, input.user_id))) throw invalid("user_id", `No member ${input.user_id} in this organization.`);
+            if (!(await subjects.isMember(tx, caller.orgId, input.user_id))) throw invalid("user_id", `No member ${input.user_id} in this organization.`);
             // a personal secret is its member's alone: nobody makes (and so reads) one in another's name
             if (input.user_id !== caller.userId)
               throw platformError("FORBIDDEN", "A personal secret can only be made by its member: user_id must be your own.", { field: "user_id" });
