@@ -16,8 +16,6 @@
  * Prints a table and writes bench/results/access-<timestamp>.json. A missed target is reported (BELOW), not a failure.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PerformanceObserver } from "node:perf_hooks";
 import pg from "pg";
@@ -26,32 +24,26 @@ import { systemClock } from "../server/src/lib/clock.ts";
 import { newId } from "../server/src/lib/ids.ts";
 import { createAccessService } from "../server/src/modules/access/access.service.ts";
 import { RELATIONS, type ObjectType, type Relation } from "../server/src/modules/access/relations.ts";
-import { freePort } from "../server/test/services.ts";
 import {
   CAN_PIN,
-  cannon,
   runBench,
   num,
   scenarioHeader,
   scenarioRow,
   writeResults,
-  envNumber,
   machine,
   startServer,
-  type CannonResult,
   type Cleanup,
-  type RunningServer,
   measure,
-  startBenchDatabase,
   type Measured,
+  benchKnobs,
+  benchWorkspace,
+  plinthEnv,
+  expectStatus,
+  signUp,
 } from "./lib.ts";
 
-const CONNECTIONS = envNumber("BENCH_CONNECTIONS", 50);
-const DURATION = envNumber("BENCH_DURATION", 10);
-const WARMUP = envNumber("BENCH_WARMUP", 2);
-const LOAD = { connections: CONNECTIONS, durationSec: DURATION, warmupSec: WARMUP };
-const POOL_SIZE = String(envNumber("DATABASE_POOL_SIZE", 10));
-const ONLY = (process.env.BENCH_SCENARIOS || "engine,http").split(",").map((s) => s.trim());
+const { load: LOAD, poolSize: POOL_SIZE, only: ONLY } = benchKnobs("engine,http");
 
 const TEAMS = 1_000;
 const MAX_DEPTH = 6;
@@ -69,7 +61,6 @@ function rng(seed: number) {
     return s % n;
   };
 }
-
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 
@@ -167,10 +158,19 @@ async function explain(appUrl: string, s: Seeded): Promise<void> {
   const dialect = new PgDialect();
   const now = new Date().toISOString();
   for (const [name, q] of [
-    ["membership", sql`select m.role from memberships m join orgs o on o.id = m.org_id where m.org_id = ${s.orgId} and m.user_id = ${user} and o.deleted_at is null`],
+    [
+      "membership",
+      sql`select m.role from memberships m join orgs o on o.id = m.org_id where m.org_id = ${s.orgId} and m.user_id = ${user} and o.deleted_at is null`,
+    ],
     ["teams", sql`select t.id, t.path from team_members tm join teams t on t.id = tm.team_id where tm.org_id = ${s.orgId} and tm.user_id = ${user}`],
-    ["peer", sql`select g.id from grants g where g.org_id = ${s.orgId} and g.kind = 'peer' and g.subject_type = 'user' and g.subject_id = ${user} and (g.expires_at is null or g.expires_at > ${now}::timestamptz)`],
-    ["object grants", sql`select g.id from grants g where g.org_id = ${s.orgId} and g.object_type = ${object.type} and g.object_id = ${object.id} and g.kind = 'share'`],
+    [
+      "peer",
+      sql`select g.id from grants g where g.org_id = ${s.orgId} and g.kind = 'peer' and g.subject_type = 'user' and g.subject_id = ${user} and (g.expires_at is null or g.expires_at > ${now}::timestamptz)`,
+    ],
+    [
+      "object grants",
+      sql`select g.id from grants g where g.org_id = ${s.orgId} and g.object_type = ${object.type} and g.object_id = ${object.id} and g.kind = 'share'`,
+    ],
   ] as const) {
     const { sql: text } = dialect.sqlToQuery(q.inlineParams());
     const r = await client.query(`explain (analyze, buffers) ${text}`);
@@ -211,9 +211,12 @@ async function engineBench(appUrl: string, s: Seeded): Promise<EngineResult> {
     const lat: number[] = [];
     const startedAt: number[] = [];
     const gcs: { start: number; ms: number; kind: number }[] = [];
-    const gcWatch = process.env.BENCH_TRACE ? new PerformanceObserver((list) => {
-      for (const e of list.getEntries()) gcs.push({ start: e.startTime, ms: e.duration, kind: ((e as PerformanceEntry & { detail?: { kind: number } }).detail?.kind ?? 0) });
-    }) : undefined;
+    const gcWatch = process.env.BENCH_TRACE
+      ? new PerformanceObserver((list) => {
+          for (const e of list.getEntries())
+            gcs.push({ start: e.startTime, ms: e.duration, kind: (e as PerformanceEntry & { detail?: { kind: number } }).detail?.kind ?? 0 });
+        })
+      : undefined;
     gcWatch?.observe({ entryTypes: ["gc"] });
     let allowed = 0;
     const t0 = process.hrtime.bigint();
@@ -228,7 +231,9 @@ async function engineBench(appUrl: string, s: Seeded): Promise<EngineResult> {
     const uncachedSec = Number(process.hrtime.bigint() - t0) / 1e9;
     if (process.env.BENCH_TRACE) {
       const slow = lat.map((l, i) => [i, Math.round(l)]).filter(([, l]) => l > 2000);
-      process.stdout.write(`slow uncached checks (index:µs): ${slow.map(([i, l]) => `${i}:${l}:${checks[i].user}:${checks[i].object.type}:${checks[i].relation}`).join(" ")}\n`);
+      process.stdout.write(
+        `slow uncached checks (index:µs): ${slow.map(([i, l]) => `${i}:${l}:${checks[i].user}:${checks[i].object.type}:${checks[i].relation}`).join(" ")}\n`,
+      );
       // the same checks again, alone: slow again means the data (plan, rows), fast means the moment (timers, GC, I/O)
       const again: string[] = [];
       for (const [i] of slow) {
@@ -251,10 +256,20 @@ async function engineBench(appUrl: string, s: Seeded): Promise<EngineResult> {
       floor.sort((a, b) => a - b);
       process.stdout.write(`readScoped of 'select $1': p50 ${pct(floor, 50).toFixed(0)} µs p99 ${pct(floor, 99).toFixed(0)} µs\n`);
       process.stdout.write(`slow checks at ms since start: ${slow.map(([i]) => (startedAt[i] - startedAt[0]).toFixed(0)).join(" ")}\n`);
-      process.stdout.write(`GCs during the measured pass: ${gcs.length} (${gcs.map((g) => `${g.kind}:${g.ms.toFixed(2)}ms`).join(" ")}); slow checks overlapping one: ${inGc.length} of ${slow.length}\n`);
+      process.stdout.write(
+        `GCs during the measured pass: ${gcs.length} (${gcs.map((g) => `${g.kind}:${g.ms.toFixed(2)}ms`).join(" ")}); slow checks overlapping one: ${inGc.length} of ${slow.length}\n`,
+      );
     }
     lat.sort((a, b) => a - b);
-    const uncached = { checks: checks.length, perSec: checks.length / uncachedSec, p50Us: pct(lat, 50), p90Us: pct(lat, 90), p99Us: pct(lat, 99), maxUs: lat[lat.length - 1], allowed };
+    const uncached = {
+      checks: checks.length,
+      perSec: checks.length / uncachedSec,
+      p50Us: pct(lat, 50),
+      p90Us: pct(lat, 90),
+      p99Us: pct(lat, 99),
+      maxUs: lat[lat.length - 1],
+      allowed,
+    };
 
     for (const c of checks) await one(c); // every fact cached
     const cachedLat: number[] = [];
@@ -279,20 +294,10 @@ async function engineBench(appUrl: string, s: Seeded): Promise<EngineResult> {
   }
 }
 
-
-
-async function getJson(url: string, init: RequestInit = {}, status = 200): Promise<any> {
-  const res = await fetch(url, init);
-  const text = await res.text();
-  if (res.status !== status) throw new Error(`${init.method ?? "GET"} ${url}: expected ${status}, got ${res.status}: ${text.slice(0, 400)}`);
-  return JSON.parse(text);
-}
-
 async function main(cleanup: Cleanup): Promise<void> {
   const started = Date.now();
-  const tmp = mkdtempSync(join(tmpdir(), "plinth-bench-"));
-  cleanup.add("temp dir", () => rmSync(tmp, { recursive: true, force: true }));
-  const pgService = await startBenchDatabase(cleanup);
+  const ws = await benchWorkspace(cleanup);
+  const { tmp, db: pgService } = ws;
   const { ownerUrl, appUrl } = pgService;
 
   const owner = new pg.Client({ connectionString: ownerUrl });
@@ -313,36 +318,18 @@ async function main(cleanup: Cleanup): Promise<void> {
 
   const http: { key: string; label: string; m: Measured }[] = [];
   if (ONLY.includes("http")) {
-    const masterKey = randomBytes(32).toString("base64");
-    const env = async (): Promise<Record<string, string>> => ({
-      PORT: String(await freePort()),
-      PLINTH_PUBLIC_URL: "http://plinth.bench",
-      PLINTH_MASTER_KEY: masterKey,
-      PLINTH_DATA_DIR: join(tmp, "data"),
-      DATABASE_URL: ownerUrl,
-      DATABASE_APP_URL: appUrl,
-      DATABASE_POOL_SIZE: POOL_SIZE,
-      PLINTH_AUTO_MIGRATE: "false",
-      LOG_LEVEL: "warn",
-      REDIS_URL: "",
-      SMTP_URL: "",
-    });
+    const env = () => plinthEnv(ws, { poolSize: POOL_SIZE });
     // a member of the big org, signed in through the API (a developer: teams:read, not teams:update)
     const plinth = await startServer(cleanup, "plinth.ts", await env(), { stdoutFile: join(tmp, "plinth.log") });
-    const post = (body: unknown): RequestInit => ({ method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-    const email = `bench.${Date.now()}@example.com`;
-    const password = `bench passphrase ${randomBytes(6).toString("hex")}`;
-    const user = await getJson(`${plinth.url}/v1/auth/register`, post({ email, password, name: "Bench Member" }), 201);
-    await owner.query("insert into memberships (org_id, user_id, role) values ($1, $2, 'developer')", [s.orgId, user.id]);
-    const { access_token } = await getJson(`${plinth.url}/v1/auth/login`, post({ email, password }));
-    const bearer = { authorization: `Bearer ${access_token}` };
+    const { userId, bearer } = await signUp(plinth.url);
+    await owner.query("insert into memberships (org_id, user_id, role) values ($1, $2, 'developer')", [s.orgId, userId]);
     const path = `/v1/orgs/${s.orgId}/teams?limit=50`;
-    const page = await getJson(plinth.url + path, { headers: bearer });
+    const page = await expectStatus(plinth.url + path, 200, { headers: bearer });
     if (page.items?.length !== 50) throw new Error(`teams page: expected 50 items, got ${JSON.stringify(page).slice(0, 300)}`);
-    await getJson(plinth.url + path, {}, 401);
+    await expectStatus(plinth.url + path, 401);
 
     const bare = await startServer(cleanup, "teams-bare.ts", { BENCH_PG_URL: ownerUrl, BENCH_ORG_ID: s.orgId, DATABASE_POOL_SIZE: POOL_SIZE });
-    const barePage = await getJson(`${bare.url}/bench/teams`);
+    const barePage = await expectStatus(`${bare.url}/bench/teams`, 200);
     if (barePage.items?.length !== 50) throw new Error(`bare teams page: ${JSON.stringify(barePage).slice(0, 300)}`);
     process.stdout.write("  (t) bare Fastify + pg.Pool, the same SELECT …\n");
     http.push({ key: "t", label: "bare Fastify + pg.Pool, teams page SELECT", m: await measure(cleanup, bare, "/bench/teams", LOAD) });
@@ -354,7 +341,10 @@ async function main(cleanup: Cleanup): Promise<void> {
   await owner.end();
 
   const verdict = (ok: boolean) => (ok ? "PASS " : "BELOW");
-  const lines = ["", `Plinth access bench — ${pgService.version}; Node ${process.version}; ${machine().cpus} CPU(s) ${machine().cpuModel}; ${CAN_PIN ? "HTTP servers pinned to CPU 0, autocannon to CPU 1" : "no CPU pinning"}`];
+  const lines = [
+    "",
+    `Plinth access bench — ${pgService.version}; Node ${process.version}; ${machine().cpus} CPU(s) ${machine().cpuModel}; ${CAN_PIN ? "HTTP servers pinned to CPU 0, autocannon to CPU 1" : "no CPU pinning"}`,
+  ];
   const targets: { name: string; value: number; target: number; pass: boolean }[] = [];
   if (engine) {
     const uncachedOk = engine.uncached.p99Us <= 2_000;
@@ -376,11 +366,24 @@ async function main(cleanup: Cleanup): Promise<void> {
     if (t && p) {
       const ratio = p.m.result.requestsPerSec / t.m.result.requestsPerSec;
       targets.push({ name: "p/t", value: ratio, target: 0.5, pass: ratio >= 0.5 });
-      lines.push("", `p/t  ${(ratio * 100).toFixed(1)} %   target ≥ 50.0 %  ${verdict(ratio >= 0.5)}  Plinth's authorized, tenant-scoped page vs the bare SELECT`);
+      lines.push(
+        "",
+        `p/t  ${(ratio * 100).toFixed(1)} %   target ≥ 50.0 %  ${verdict(ratio >= 0.5)}  Plinth's authorized, tenant-scoped page vs the bare SELECT`,
+      );
     }
   }
   process.stdout.write(`${lines.join("\n")}\n`);
-  writeResults("access", { machine: { ...machine(), postgres: pgService.version }, seeded: s.counts, engine, http: http.map((h) => ({ key: h.key, label: h.label, ...h.m.result, serverCpuUsPerReq: h.m.serverCpuUsPerReq, foreignCpus: h.m.foreignCpus })), targets }, started);
+  writeResults(
+    "access",
+    {
+      machine: { ...machine(), postgres: pgService.version },
+      seeded: s.counts,
+      engine,
+      http: http.map((h) => ({ key: h.key, label: h.label, ...h.m.result, serverCpuUsPerReq: h.m.serverCpuUsPerReq, foreignCpus: h.m.foreignCpus })),
+      targets,
+    },
+    started,
+  );
 }
 
 await runBench("access", main);

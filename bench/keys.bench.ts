@@ -25,17 +25,14 @@
  * missed target is reported (FAIL), not a failure of the bench; a non-2xx answer while measuring is.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 import { newSecret } from "../server/src/modules/keys/api-keys.format.ts";
-import { freePort } from "../server/test/services.ts";
 import {
   CAN_PIN,
   ROUNDS,
   busyWarning,
-  envNumber,
   evaluateRatios,
   machine,
   measure,
@@ -44,20 +41,22 @@ import {
   roundsTable,
   runBench,
   runRounds,
-  startBenchDatabase,
   startServer,
   writeResults,
   type Cleanup,
   type Measured,
   type PlanStep,
+  benchKnobs,
+  benchWorkspace,
+  plinthEnv,
+  expectStatus,
+  signUp,
+  createOrg,
+  createKey,
 } from "./lib.ts";
 
-const CONNECTIONS = envNumber("BENCH_CONNECTIONS", 50);
-const DURATION = envNumber("BENCH_DURATION", 10);
-const WARMUP = envNumber("BENCH_WARMUP", 2);
-const LOAD = { connections: CONNECTIONS, durationSec: DURATION, warmupSec: WARMUP };
-const POOL_SIZE = String(envNumber("DATABASE_POOL_SIZE", 10));
-const ONLY = (process.env.BENCH_SCENARIOS || "a,k,ba,o").split(",").map((s) => s.trim());
+const { load: LOAD, poolSize: POOL_SIZE, only: ONLY } = benchKnobs("a,k,ba,o");
+const { connections: CONNECTIONS, durationSec: DURATION, warmupSec: WARMUP } = LOAD;
 
 type Key = "a" | "k" | "ba" | "o" | "k-auth";
 
@@ -66,17 +65,6 @@ interface Scenario extends Measured {
   label: string;
   /** (ba) only: what one verify did to better-auth's apikey table, from PostgreSQL's statistics. */
   perRequest?: { rowsUpdated: number; indexScans: number };
-}
-
-async function expectStatus(url: string, status: number, init: RequestInit = {}): Promise<any> {
-  const res = await fetch(url, init);
-  const text = await res.text();
-  if (res.status !== status) throw new Error(`${init.method ?? "GET"} ${url}: expected ${status}, got ${res.status}: ${text.slice(0, 500)}`);
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
 }
 
 /** A key of the same shape with one character changed: what a typo or a guess looks like. */
@@ -120,52 +108,21 @@ async function verifyWrites(ownerUrl: string, url: string, key: string): Promise
 
 async function main(cleanup: Cleanup): Promise<void> {
   const started = Date.now();
-  const tmp = mkdtempSync(join(tmpdir(), "plinth-bench-"));
-  cleanup.add("temp dir", () => rmSync(tmp, { recursive: true, force: true }));
-  const pgService = await startBenchDatabase(cleanup);
-  const { ownerUrl, appUrl } = pgService;
+  const ws = await benchWorkspace(cleanup);
+  const { tmp, db: pgService } = ws;
+  const { ownerUrl } = pgService;
   process.stdout.write(`keys bench: ${pgService.version}, ${CONNECTIONS} connections, ${WARMUP} s warm-up + ${DURATION} s per scenario\n`);
 
-  const masterKey = randomBytes(32).toString("base64");
-  const startPlinth = async (log: string) =>
-    startServer(
-      cleanup,
-      "plinth.ts",
-      {
-        PORT: String(await freePort()),
-        PLINTH_PUBLIC_URL: "http://plinth.bench",
-        PLINTH_MASTER_KEY: masterKey,
-        PLINTH_DATA_DIR: join(tmp, "data"),
-        DATABASE_URL: ownerUrl,
-        DATABASE_APP_URL: appUrl,
-        DATABASE_POOL_SIZE: POOL_SIZE,
-        PLINTH_AUTO_MIGRATE: "false",
-        LOG_LEVEL: "warn",
-        REDIS_URL: "", // in-process rate limiting and cache, whatever the caller's environment says
-        SMTP_URL: "",
-      },
-      { stdoutFile: join(tmp, log) },
-    );
+  const startPlinth = async (log: string) => startServer(cleanup, "plinth.ts", await plinthEnv(ws, { poolSize: POOL_SIZE }), { stdoutFile: join(tmp, log) });
 
   // Setup through Plinth's API, in a process stopped before measuring: a user, an org of theirs, a viewer key in it.
   let orgId: string;
   let secret: string;
   {
     const server = await startPlinth("plinth-setup.log");
-    const post = (body: unknown, headers: Record<string, string> = {}): RequestInit => ({
-      method: "POST",
-      headers: { "content-type": "application/json", ...headers },
-      body: JSON.stringify(body),
-    });
-    const email = `bench.${Date.now()}@example.com`;
-    const password = `bench passphrase ${randomBytes(6).toString("hex")}`;
-    await expectStatus(`${server.url}/v1/auth/register`, 201, post({ email, password, name: "Bench User" }));
-    const { access_token } = await expectStatus(`${server.url}/v1/auth/login`, 200, post({ email, password }));
-    const bearer = { authorization: `Bearer ${access_token}` };
-    const org = await expectStatus(`${server.url}/v1/orgs`, 201, post({ name: "Bench Org", slug: `bench-${randomBytes(4).toString("hex")}` }, bearer));
-    orgId = org.id;
-    const key = await expectStatus(`${server.url}/v1/orgs/${orgId}/keys`, 201, post({ name: "bench", roles: ["viewer"] }, bearer));
-    secret = key.secret;
+    const { bearer } = await signUp(server.url);
+    orgId = await createOrg(server.url, bearer);
+    secret = await createKey(server.url, bearer, orgId, "bench", ["viewer"]);
     await server.stop();
   }
   const apiKeyHeader = { "x-api-key": secret };
@@ -234,7 +191,15 @@ async function main(cleanup: Cleanup): Promise<void> {
     { name: "k/a", top: "k", bottom: "a", metric: "rps", target: { op: "≥", value: 0.6 }, what: "Plinth's key-authenticated org route vs bare Fastify" },
     { name: "k/a CPU", top: "k", bottom: "a", metric: "cpu", format: "times", what: "the same, server CPU per request" },
     // not from CPU: better-auth's cost is largely PostgreSQL's, outside its server process
-    { name: "k/ba", top: "k", bottom: "ba", metric: "rps", format: "times", target: { op: "≥", value: 2 }, what: "Plinth's key check vs better-auth's verifyApiKey" },
+    {
+      name: "k/ba",
+      top: "k",
+      bottom: "ba",
+      metric: "rps",
+      format: "times",
+      target: { op: "≥", value: 2 },
+      what: "Plinth's key check vs better-auth's verifyApiKey",
+    },
     { name: "k-auth/a", top: "k-auth", bottom: "a", metric: "rps", what: "the key check alone (no tenant step) vs bare Fastify" },
     { name: "o/a", top: "o", bottom: "a", metric: "rps", what: "GET /v1/orgs/{orgId} (a database read) vs bare Fastify" },
   ]);
@@ -261,11 +226,22 @@ async function main(cleanup: Cleanup): Promise<void> {
   lines.push(...busyWarning(rounds));
   process.stdout.write(`${lines.join("\n")}\n`);
 
-  writeResults("keys", {
-    settings: { rounds: rounds.length, connections: CONNECTIONS, durationSec: DURATION, warmupSec: WARMUP, poolSize: Number(POOL_SIZE), betterAuthRateLimit: "off" },
-    machine: { ...machine(), postgres: pgService.version },
-    ...roundsReport(rounds, ratios, (s) => ({ perRequest: (s as Scenario).perRequest })),
-  }, started);
+  writeResults(
+    "keys",
+    {
+      settings: {
+        rounds: rounds.length,
+        connections: CONNECTIONS,
+        durationSec: DURATION,
+        warmupSec: WARMUP,
+        poolSize: Number(POOL_SIZE),
+        betterAuthRateLimit: "off",
+      },
+      machine: { ...machine(), postgres: pgService.version },
+      ...roundsReport(rounds, ratios, (s) => ({ perRequest: (s as Scenario).perRequest })),
+    },
+    started,
+  );
 }
 
 await runBench("keys", main);

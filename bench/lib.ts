@@ -4,8 +4,8 @@
  * when a step fails or the bench is interrupted.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { availableParallelism, cpus } from "node:os";
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { availableParallelism, cpus, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { randomBytes } from "node:crypto";
@@ -13,7 +13,7 @@ import pg from "pg";
 import { openPostgres } from "../server/src/db/client.ts";
 import { migrate } from "../server/src/db/migrate.ts";
 import { dbUrl } from "../server/test/harness.ts";
-import { startPostgres } from "../server/test/services.ts";
+import { freePort, startPostgres } from "../server/test/services.ts";
 
 export const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 export const ROOT = join(BENCH_DIR, "..");
@@ -128,7 +128,10 @@ export async function startServer(
     stderr = (stderr + b.toString()).slice(-8000);
   });
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${script} did not report a port within ${opts.timeoutMs ?? 60_000} ms\n${stderr}`)), opts.timeoutMs ?? 60_000);
+    const timer = setTimeout(
+      () => reject(new Error(`${script} did not report a port within ${opts.timeoutMs ?? 60_000} ms\n${stderr}`)),
+      opts.timeoutMs ?? 60_000,
+    );
     child.once("message", (m: { listening?: number }) => {
       clearTimeout(timer);
       if (typeof m?.listening === "number") resolve(m.listening);
@@ -295,7 +298,7 @@ export async function withForeignCpu<T>(fn: () => Promise<T>): Promise<{ value: 
   for (const snap of [before, after]) {
     for (let grew = true; grew; ) {
       grew = false;
-      for (const [pid, p] of snap.procs) if (!ours.has(pid) && ours.has(p.ppid)) (ours.add(pid), (grew = true));
+      for (const [pid, p] of snap.procs) if (!ours.has(pid) && ours.has(p.ppid)) ours.add(pid), (grew = true);
     }
   }
   let oursMs = after.reapedMs - before.reapedMs;
@@ -324,6 +327,99 @@ export function envNumber(name: string, fallback: number): number {
   return n;
 }
 
+/** The knobs every HTTP bench reads: load shape, pool size, and which scenarios run (BENCH_SCENARIOS, else `defaults`). */
+export function benchKnobs(defaults: string) {
+  const connections = envNumber("BENCH_CONNECTIONS", 50);
+  const durationSec = envNumber("BENCH_DURATION", 10);
+  const warmupSec = envNumber("BENCH_WARMUP", 2);
+  return {
+    load: { connections, durationSec, warmupSec },
+    poolSize: String(envNumber("DATABASE_POOL_SIZE", 10)),
+    only: (process.env.BENCH_SCENARIOS || defaults).split(",").map((s) => s.trim()),
+  };
+}
+
+/** Fetches `url` and insists on `status`; answers the body, parsed when it is JSON. */
+// biome-ignore lint/suspicious/noExplicitAny: a bench reads whatever JSON it asked for
+export async function expectStatus(url: string, status: number, init: RequestInit = {}): Promise<any> {
+  const res = await fetch(url, init);
+  const text = await res.text();
+  if (res.status !== status) throw new Error(`${init.method ?? "GET"} ${url}: expected ${status}, got ${res.status}: ${text.slice(0, 500)}`);
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/** A JSON request. */
+export const json = (method: string, body: unknown, headers: Record<string, string> = {}): RequestInit => ({
+  method,
+  headers: { "content-type": "application/json", ...headers },
+  body: JSON.stringify(body),
+});
+
+export interface BenchWorkspace {
+  /** a temp dir, removed at cleanup: Plinth's data dir and the servers' log files */
+  tmp: string;
+  db: BenchDatabase;
+  /** the master key every Plinth process of the run shares, so one's tokens and keys hold in the next */
+  masterKey: string;
+}
+
+/** What every HTTP bench starts with: a temp dir and a throwaway, migrated PostgreSQL (see startBenchDatabase). */
+export async function benchWorkspace(cleanup: Cleanup): Promise<BenchWorkspace> {
+  const tmp = mkdtempSync(join(tmpdir(), "plinth-bench-"));
+  cleanup.add("temp dir", () => rmSync(tmp, { recursive: true, force: true }));
+  const db = await startBenchDatabase(cleanup);
+  return { tmp, db, masterKey: randomBytes(32).toString("base64") };
+}
+
+/**
+ * Plinth's environment in a bench (servers/plinth.ts): the workspace's database through the app role, migrations
+ * already applied, a fixed public URL (the token issuer, so a token from one process holds in the next), in-process
+ * rate limits and caches and no mail whatever the caller's environment says, LOG_LEVEL warn unless asked.
+ */
+export async function plinthEnv(
+  ws: BenchWorkspace,
+  opts: { poolSize: string; logLevel?: string; extra?: Record<string, string> },
+): Promise<Record<string, string>> {
+  return {
+    PORT: String(await freePort()),
+    PLINTH_PUBLIC_URL: "http://plinth.bench",
+    PLINTH_MASTER_KEY: ws.masterKey,
+    PLINTH_DATA_DIR: join(ws.tmp, "data"),
+    DATABASE_URL: ws.db.ownerUrl,
+    DATABASE_APP_URL: ws.db.appUrl,
+    DATABASE_POOL_SIZE: opts.poolSize,
+    PLINTH_AUTO_MIGRATE: "false",
+    LOG_LEVEL: opts.logLevel ?? "warn",
+    REDIS_URL: "",
+    SMTP_URL: "",
+    ...opts.extra,
+  };
+}
+
+/** Registers and signs in a new user through Plinth's API. */
+export async function signUp(baseUrl: string): Promise<{ userId: string; accessToken: string; bearer: Record<string, string> }> {
+  const email = `bench.${Date.now()}.${randomBytes(3).toString("hex")}@example.com`;
+  const password = `bench passphrase ${randomBytes(6).toString("hex")}`;
+  const user = await expectStatus(`${baseUrl}/v1/auth/register`, 201, json("POST", { email, password, name: "Bench User" }));
+  const { access_token } = await expectStatus(`${baseUrl}/v1/auth/login`, 200, json("POST", { email, password }));
+  return { userId: user.id as string, accessToken: access_token as string, bearer: { authorization: `Bearer ${access_token}` } };
+}
+
+/** A new org of the signed-in caller's. */
+export async function createOrg(baseUrl: string, bearer: Record<string, string>, name = "Bench Org"): Promise<string> {
+  const org = await expectStatus(`${baseUrl}/v1/orgs`, 201, json("POST", { name, slug: `bench-${randomBytes(4).toString("hex")}` }, bearer));
+  return org.id as string;
+}
+
+/** A new API key in the org with these roles; answers its secret. */
+export async function createKey(baseUrl: string, bearer: Record<string, string>, orgId: string, name: string, roles: string[]): Promise<string> {
+  return (await expectStatus(`${baseUrl}/v1/orgs/${orgId}/keys`, 201, json("POST", { name, roles }, bearer))).secret as string;
+}
+
 export interface Measured {
   result: CannonResult;
   /** The server process's own CPU time per request (user + system), in µs. */
@@ -346,7 +442,11 @@ export async function measure(
   const { connections, headers, method, body } = opts;
   await cannon(cleanup, server.url + path, { connections, durationSec: opts.warmupSec, headers, method, body });
   const cpu0 = cpuTimesMs(server.pid);
-  const { value: result, foreignCpus, postgresMs } = await withForeignCpu(() => cannon(cleanup, server.url + path, { connections, durationSec: opts.durationSec, headers, method, body }));
+  const {
+    value: result,
+    foreignCpus,
+    postgresMs,
+  } = await withForeignCpu(() => cannon(cleanup, server.url + path, { connections, durationSec: opts.durationSec, headers, method, body }));
   const cpu1 = cpuTimesMs(server.pid);
   const per = (ms: number) => (ms * 1000) / result.total;
   const serverCpuUsPerReq = cpu0 && cpu1 && result.total ? per(cpu1.total - cpu0.total) : undefined;
@@ -359,7 +459,13 @@ export async function measure(
  * A throwaway PostgreSQL with one migrated database `plinth_bench`: the owner's URL, and the app role's (the role
  * Plinth's requests run as), with a fresh password.
  */
-export async function startBenchDatabase(cleanup: Cleanup): Promise<{ version: string; ownerUrl: string; appUrl: string }> {
+export interface BenchDatabase {
+  version: string;
+  ownerUrl: string;
+  appUrl: string;
+}
+
+export async function startBenchDatabase(cleanup: Cleanup): Promise<BenchDatabase> {
   const pgService = await startPostgres();
   cleanup.add("PostgreSQL", () => pgService.stop());
   const admin = new pg.Client({ connectionString: pgService.url });
@@ -423,7 +529,10 @@ export function scenarioRow(
 }
 
 /** A scenario's figures, in scenarioHeader's columns. */
-function scenarioFigures(m: Pick<Measured, "result" | "serverCpuUsPerReq" | "serverSysUsPerReq" | "foreignCpus" | "dbCpuUsPerReq">, opts: { db?: boolean } = {}): string {
+function scenarioFigures(
+  m: Pick<Measured, "result" | "serverCpuUsPerReq" | "serverSysUsPerReq" | "foreignCpus" | "dbCpuUsPerReq">,
+  opts: { db?: boolean } = {},
+): string {
   return (
     `${num(m.result.requestsPerSec).padStart(9)}${String(m.result.p99Ms).padStart(8)}` +
     `${(m.serverCpuUsPerReq === undefined ? "-" : `${m.serverCpuUsPerReq.toFixed(0)}${m.serverSysUsPerReq === undefined ? "" : ` (${m.serverSysUsPerReq.toFixed(0)})`}`).padStart(25)}` +
@@ -516,12 +625,28 @@ export function evaluateRatios(rounds: RoundScenario[][], specs: RatioSpec[]): R
   return specs
     .map((spec) => {
       const values = rounds.map((round) => {
-        const top = metricOf(round.find((s) => s.key === spec.top), spec.metric);
-        const bottom = metricOf(round.find((s) => s.key === spec.bottom), spec.metric);
+        const top = metricOf(
+          round.find((s) => s.key === spec.top),
+          spec.metric,
+        );
+        const bottom = metricOf(
+          round.find((s) => s.key === spec.bottom),
+          spec.metric,
+        );
         return top && bottom ? top / bottom : undefined;
       });
       const mid = median(values.filter((v): v is number => v !== undefined));
-      const figures = (key: string) => median(rounds.map((r) => metricOf(r.find((s) => s.key === key), spec.metric)).filter((v): v is number => v !== undefined));
+      const figures = (key: string) =>
+        median(
+          rounds
+            .map((r) =>
+              metricOf(
+                r.find((s) => s.key === key),
+                spec.metric,
+              ),
+            )
+            .filter((v): v is number => v !== undefined),
+        );
       const pass = mid === undefined || !spec.target ? undefined : spec.target.op === "≥" ? mid >= spec.target.value : mid <= spec.target.value;
       return {
         name: spec.name,
@@ -541,7 +666,8 @@ export function evaluateRatios(rounds: RoundScenario[][], specs: RatioSpec[]): R
     .filter((r) => r.median !== undefined);
 }
 
-const showRatio = (v: number | undefined, format: "pct" | "times") => (v === undefined ? "-" : format === "times" ? `${v.toFixed(2)}×` : `${(v * 100).toFixed(1)} %`);
+const showRatio = (v: number | undefined, format: "pct" | "times") =>
+  v === undefined ? "-" : format === "times" ? `${v.toFixed(2)}×` : `${(v * 100).toFixed(1)} %`;
 
 /**
  * The ratios as a table: each round's value, the median, the target and PASS or FAIL (the median against it), and
@@ -598,9 +724,27 @@ export function roundsTable(rounds: RoundScenario[][], width: number, keyWidth: 
 export function roundsReport(rounds: RoundScenario[][], outcomes: RatioOutcome[], extra: (s: RoundScenario) => object = () => ({})): object {
   return {
     rounds: rounds.map((round) =>
-      round.map((s) => ({ key: s.key, label: s.label, ...s.result, serverCpuUsPerReq: s.serverCpuUsPerReq, serverSysUsPerReq: s.serverSysUsPerReq, dbCpuUsPerReq: s.dbCpuUsPerReq, foreignCpus: s.foreignCpus, ...extra(s) })),
+      round.map((s) => ({
+        key: s.key,
+        label: s.label,
+        ...s.result,
+        serverCpuUsPerReq: s.serverCpuUsPerReq,
+        serverSysUsPerReq: s.serverSysUsPerReq,
+        dbCpuUsPerReq: s.dbCpuUsPerReq,
+        foreignCpus: s.foreignCpus,
+        ...extra(s),
+      })),
     ),
-    ratios: outcomes.map(({ name, values, median, target, pass, topMedian, bottomMedian, metric }) => ({ name, metric, values, median, target, pass, topMedian, bottomMedian })),
+    ratios: outcomes.map(({ name, values, median, target, pass, topMedian, bottomMedian, metric }) => ({
+      name,
+      metric,
+      values,
+      median,
+      target,
+      pass,
+      topMedian,
+      bottomMedian,
+    })),
   };
 }
 
@@ -612,7 +756,10 @@ export function busyWarning(scenarios: { key: string; foreignCpus?: number }[][]
   const rounds = (Array.isArray(scenarios[0]) ? scenarios : [scenarios]) as { key: string; foreignCpus?: number }[][];
   const busy = rounds.flatMap((round, i) => round.filter((s) => (s.foreignCpus ?? 0) > 0.1).map((s) => `(${s.key})${rounds.length > 1 ? `#${i + 1}` : ""}`));
   if (!busy.length) return [];
-  const loads = rounds.flat().map((s) => s.foreignCpus).filter((v): v is number => v !== undefined);
+  const loads = rounds
+    .flat()
+    .map((s) => s.foreignCpus)
+    .filter((v): v is number => v !== undefined);
   return [
     "",
     `warning: other processes used the CPU during ${busy.join(" ")} ("other load", in cores of ${machine().cpus}; median ${median(loads)!.toFixed(2)},` +

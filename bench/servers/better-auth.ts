@@ -23,7 +23,7 @@ import { betterAuth } from "better-auth";
 import { getMigrations } from "better-auth/db/migration";
 import Fastify from "fastify";
 import pg from "pg";
-import { announce } from "./announce.ts";
+import { serve } from "./announce.ts";
 
 const url = process.env.BENCH_PG_URL;
 const keyFile = process.env.BENCH_BA_KEY_FILE;
@@ -64,6 +64,4 @@ app.get("/v1/bench/ping", async (req, reply) => {
   if (!result.valid) return reply.code(401).send({ error: result.error?.code ?? "INVALID_API_KEY" });
   return { ok: true };
 });
-await app.listen({ port: Number(process.env.PORT ?? 0), host: "127.0.0.1" });
-announce(app);
-process.once("SIGTERM", () => void app.close().then(() => pool.end()).finally(() => process.exit(0)));
+await serve(app, () => pool.end());

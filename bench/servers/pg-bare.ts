@@ -12,7 +12,7 @@ import { drizzle } from "drizzle-orm/node-postgres";
 import Fastify from "fastify";
 import pg from "pg";
 import { users } from "../../server/src/db/schema/index.ts";
-import { announce } from "./announce.ts";
+import { serve } from "./announce.ts";
 
 const url = process.env.BENCH_PG_URL;
 const userId = process.env.BENCH_USER_ID;
@@ -34,6 +34,4 @@ app.get("/bench/me", async (_req, reply) => {
   if (!rows.length) return reply.code(404).send({ error: "not found" });
   return rows[0];
 });
-await app.listen({ port: Number(process.env.PORT ?? 0), host: "127.0.0.1" });
-announce(app);
-process.once("SIGTERM", () => void app.close().then(() => pool.end()).finally(() => process.exit(0)));
+await serve(app, () => pool.end());

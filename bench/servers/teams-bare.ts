@@ -8,7 +8,7 @@
  */
 import Fastify from "fastify";
 import pg from "pg";
-import { announce } from "./announce.ts";
+import { serve } from "./announce.ts";
 
 const url = process.env.BENCH_PG_URL;
 const orgId = process.env.BENCH_ORG_ID;
@@ -26,6 +26,4 @@ app.get("/bench/teams", async () => {
   const items = rows.slice(0, 50);
   return { items, next_cursor: rows.length > 50 ? Buffer.from(items[49].id).toString("base64url") : null };
 });
-await app.listen({ port: Number(process.env.PORT ?? 0), host: "127.0.0.1" });
-announce(app);
-process.once("SIGTERM", () => void app.close().then(() => pool.end()).finally(() => process.exit(0)));
+await serve(app, () => pool.end());

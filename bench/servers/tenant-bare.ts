@@ -23,7 +23,7 @@ import { drizzle } from "drizzle-orm/node-postgres";
 import Fastify from "fastify";
 import pg from "pg";
 import { auditEvents, orgs } from "../../server/src/db/schema/index.ts";
-import { announce } from "./announce.ts";
+import { serve } from "./announce.ts";
 
 const url = process.env.BENCH_PG_URL;
 const orgId = process.env.BENCH_ORG_ID;
@@ -31,8 +31,17 @@ if (!url || !orgId) throw new Error("BENCH_PG_URL and BENCH_ORG_ID are required"
 const poolSize = Number(process.env.DATABASE_POOL_SIZE || 10);
 
 const mock = drizzle.mock();
-const select = mock.select().from(orgs).where(and(eq(orgs.id, "x"), isNull(orgs.deletedAt))).toSQL().sql;
-const update = mock.update(orgs).set({ displayName: "x", updatedAt: new Date() }).where(and(eq(orgs.id, "x"), isNull(orgs.deletedAt))).returning().toSQL().sql;
+const select = mock
+  .select()
+  .from(orgs)
+  .where(and(eq(orgs.id, "x"), isNull(orgs.deletedAt)))
+  .toSQL().sql;
+const update = mock
+  .update(orgs)
+  .set({ displayName: "x", updatedAt: new Date() })
+  .where(and(eq(orgs.id, "x"), isNull(orgs.deletedAt)))
+  .returning()
+  .toSQL().sql;
 const insertRow = (seq: number, displayName: string) => ({
   id: `aev_${randomUUID().replaceAll("-", "")}`,
   orgId,
@@ -79,7 +88,24 @@ app.patch<{ Params: { orgId: string }; Body: { display_name: string } }>("/bench
     }
     const row = insertRow(++seq, req.body.display_name);
     await client.query(
-      q("bare_insert", insert.sql, [row.id, row.orgId, row.seq, row.action, row.actorType, row.actorId, row.impersonatorId, row.targetType, row.targetId, row.ip, row.userAgent, row.requestId, JSON.stringify(row.diff), row.createdAt, row.prevHash, row.hash]),
+      q("bare_insert", insert.sql, [
+        row.id,
+        row.orgId,
+        row.seq,
+        row.action,
+        row.actorType,
+        row.actorId,
+        row.impersonatorId,
+        row.targetType,
+        row.targetId,
+        row.ip,
+        row.userAgent,
+        row.requestId,
+        JSON.stringify(row.diff),
+        row.createdAt,
+        row.prevHash,
+        row.hash,
+      ]),
     );
     await client.query("COMMIT");
     client.release();
@@ -89,6 +115,4 @@ app.patch<{ Params: { orgId: string }; Body: { display_name: string } }>("/bench
     throw e;
   }
 });
-await app.listen({ port: Number(process.env.PORT ?? 0), host: "127.0.0.1" });
-announce(app);
-process.once("SIGTERM", () => void app.close().then(() => pool.end()).finally(() => process.exit(0)));
+await serve(app, () => pool.end());

@@ -134,8 +134,7 @@ export async function openPglite(dir: string | undefined): Promise<Database> {
       later?.push(q);
       return later !== undefined;
     }),
-    readScoped: async <T>(scope: TxScope, query: SQL) =>
-      ((await transaction(scope, (tx) => tx.execute(query), true)) as unknown as { rows: T[] }).rows,
+    readScoped: async <T>(scope: TxScope, query: SQL) => ((await transaction(scope, (tx) => tx.execute(query), true)) as unknown as { rows: T[] }).rows,
     read: <T>(a: TxScope | ((db: Executor) => Promise<T>), b?: (db: Executor) => Promise<T>) =>
       typeof a === "function" ? transaction({}, a) : transaction(a, b!, true),
     ping: async () => {
@@ -203,7 +202,11 @@ export async function openPostgres(opts: PostgresOptions): Promise<Database> {
         const want = `${scope.orgId ?? ""}\u0000${scope.userId ?? ""}`;
         if (sessionScope.get(client) !== want) {
           sessionScope.delete(client);
-          await client.query({ name: "plinth_session_scope", text: "select set_config('app.org_id', $1, false), set_config('app.user_id', $2, false)", values: [scope.orgId ?? "", scope.userId ?? ""] });
+          await client.query({
+            name: "plinth_session_scope",
+            text: "select set_config('app.org_id', $1, false), set_config('app.user_id', $2, false)",
+            values: [scope.orgId ?? "", scope.userId ?? ""],
+          });
           sessionScope.set(client, want);
         }
         const r = await client.query({ name: statementName(q.sql), text: q.sql, values: q.params as unknown[] });

@@ -52,7 +52,6 @@ export interface QuietStatement {
   values?: (string | null)[];
 }
 
-
 class QuietQuery implements ProtocolQuery {
   readonly name: string | undefined;
   private readonly statement: QuietStatement;

@@ -26,7 +26,10 @@ const names = new Set<string>();
  * `name` is the statement's name on the server (unique across the code base; checked at definition); `build`
  * writes the query with `sql.placeholder(key)` for each value of `values`.
  */
-export function preparedQuery<T, V extends Record<string, unknown>>(name: string, build: (ex: Executor) => { prepare(name: string): Prepared<T> }): (ex: Executor, values: V) => Promise<T> {
+export function preparedQuery<T, V extends Record<string, unknown>>(
+  name: string,
+  build: (ex: Executor) => { prepare(name: string): Prepared<T> },
+): (ex: Executor, values: V) => Promise<T> {
   if (names.has(name)) throw new Error(`prepared query "${name}" is defined twice`);
   names.add(name);
   const statementName = `plinth_q_${name}`;
@@ -65,7 +68,10 @@ interface NodePgBuilt {
 function runnerOf<T, V extends Record<string, unknown>>(built: Prepared<T>): (client: unknown, values: V) => Promise<T> {
   const b = built as unknown as NodePgBuilt;
   // (drizzle's join bookkeeping, joinsNotNullableMap, only touches nested fields, which rowMapper declines)
-  const mapRow = is(built, NodePgPreparedQuery) && !b.customResultMapper && is(b.logger, NoopLogger) && (b.cache === undefined || is(b.cache, NoopCache)) ? rowMapper(b.fields) : undefined;
+  const mapRow =
+    is(built, NodePgPreparedQuery) && !b.customResultMapper && is(b.logger, NoopLogger) && (b.cache === undefined || is(b.cache, NoopCache))
+      ? rowMapper(b.fields)
+      : undefined;
   if (mapRow) {
     return async (client, values) => {
       const params = fillPlaceholders(b.params, values);
@@ -81,7 +87,9 @@ function runnerOf<T, V extends Record<string, unknown>>(built: Prepared<T>): (cl
   // an object per call that inherits everything from the built query but the client it talks to
   const Bound = function (this: { client: unknown }, client: unknown) {
     this.client = client;
-  } as unknown as new (client: unknown) => Prepared<T>;
+  } as unknown as new (
+    client: unknown,
+  ) => Prepared<T>;
   Bound.prototype = built;
   return (client, values) => new Bound(client).execute(values);
 }

@@ -32,7 +32,8 @@ function infoLineWriter(log: Logger, msg: string): ((fields: string) => void) | 
   const stream = l[sym.streamSym] as { write(s: string): void; [k: symbol]: unknown } | undefined;
   const levelPrefix = (l[sym.lsCacheSym] as Record<number, string> | undefined)?.[l.levels.values.info];
   const time = l[sym.timeSym] as (() => string) | undefined;
-  if (formatters?.log || l[sym.mixinSym] || hooks?.streamWrite || l[sym.msgPrefixSym] || l[sym.nestedKeySym] || l[sym.messageKeySym] !== "msg") return undefined;
+  if (formatters?.log || l[sym.mixinSym] || hooks?.streamWrite || l[sym.msgPrefixSym] || l[sym.nestedKeySym] || l[sym.messageKeySym] !== "msg")
+    return undefined;
   if (!stream || stream[sym.needsMetadataGsym] || typeof levelPrefix !== "string" || typeof time !== "function") return undefined;
   const tail = `,"msg":${JSON.stringify(msg)}${l[sym.endSym] as string}`;
   return (fields) => {
