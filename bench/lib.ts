@@ -582,14 +582,19 @@ export interface RoundScenario extends Measured {
   label: string;
 }
 
-type Metric = "rps" | "cpu" | "db";
-const metricOf = (s: RoundScenario | undefined, metric: Metric): number | undefined =>
-  !s ? undefined : metric === "rps" ? s.result.requestsPerSec : metric === "cpu" ? s.serverCpuUsPerReq : s.dbCpuUsPerReq;
-const UNIT: Record<Metric, string> = { rps: "req/s", cpu: "µs/req server CPU", db: "µs/req PostgreSQL CPU" };
+type Metric = "rps" | "cpu" | "db" | "p50";
+const METRIC: Record<Metric, (s: RoundScenario) => number | undefined> = {
+  rps: (s) => s.result.requestsPerSec,
+  cpu: (s) => s.serverCpuUsPerReq,
+  db: (s) => s.dbCpuUsPerReq,
+  p50: (s) => s.result.p50Ms,
+};
+const metricOf = (s: RoundScenario | undefined, metric: Metric): number | undefined => (s ? METRIC[metric](s) : undefined);
+const UNIT: Record<Metric, string> = { rps: "req/s", cpu: "µs/req server CPU", db: "µs/req PostgreSQL CPU", p50: "ms p50 latency" };
 
 /**
  * A figure against its baseline: metric(top) / metric(bottom), both from the same round. req/s: higher is better,
- * so targets are `≥`; CPU per request: lower is better, so targets are `≤` (a multiple of the baseline's).
+ * so targets are `≥`; CPU per request and latency: lower is better, so targets are `≤` (a multiple of the baseline's).
  */
 export interface RatioSpec {
   name: string;

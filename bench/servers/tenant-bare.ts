@@ -9,7 +9,7 @@
  *                              BEGIN, UPDATE, INSERT, COMMIT on one pooled client)
  *
  * The SQL texts come from drizzle itself (once, at boot) so they are the very statements Plinth sends. The audit row
- * is a plain insert with a sequence number this process counts (no hash chain: that is Plinth's extra work).
+ * is a plain insert with a sequence number this process counts (bare-audit.ts; no hash chain: that is Plinth's extra work).
  *
  * Statements are named (prepared once per connection, as Plinth's hot statements are): planning an RLS-filtered
  * statement costs PostgreSQL more than running it, so unnamed statements would make the floor a slow one.
@@ -17,12 +17,12 @@
  *
  * Env: BENCH_PG_URL (app-role URL), BENCH_ORG_ID (the only org these connections serve), DATABASE_POOL_SIZE.
  */
-import { createHash, randomUUID } from "node:crypto";
 import { and, eq, isNull } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/node-postgres";
 import Fastify from "fastify";
 import pg from "pg";
-import { auditEvents, orgs } from "../../server/src/db/schema/index.ts";
+import { orgs } from "../../server/src/db/schema/index.ts";
+import { bareAudit } from "./bare-audit.ts";
 import { serve } from "./announce.ts";
 
 const url = process.env.BENCH_PG_URL;
@@ -42,25 +42,7 @@ const update = mock
   .where(and(eq(orgs.id, "x"), isNull(orgs.deletedAt)))
   .returning()
   .toSQL().sql;
-const insertRow = (seq: number, displayName: string) => ({
-  id: `aev_${randomUUID().replaceAll("-", "")}`,
-  orgId,
-  seq,
-  action: "org.updated",
-  actorType: "api_key",
-  actorId: "bench",
-  impersonatorId: null,
-  targetType: "org",
-  targetId: orgId,
-  ip: "127.0.0.1",
-  userAgent: null,
-  requestId: null,
-  diff: { display_name: [null, displayName] },
-  createdAt: new Date(),
-  prevHash: "0".repeat(64),
-  hash: createHash("sha256").update(`${seq}${displayName}`).digest("hex"),
-});
-const insert = mock.insert(auditEvents).values(insertRow(0, "x")).toSQL();
+const insert = bareAudit(mock, orgId, "org.updated", "org");
 process.stderr.write(`tenant-bare queries:\n  ${select}\n  ${update}\n  ${insert.sql}\n`);
 
 const named = process.env.BENCH_BARE_UNNAMED !== "1";
@@ -86,27 +68,7 @@ app.patch<{ Params: { orgId: string }; Body: { display_name: string } }>("/bench
       await client.query("ROLLBACK");
       return reply.code(404).send({ error: "not found" });
     }
-    const row = insertRow(++seq, req.body.display_name);
-    await client.query(
-      q("bare_insert", insert.sql, [
-        row.id,
-        row.orgId,
-        row.seq,
-        row.action,
-        row.actorType,
-        row.actorId,
-        row.impersonatorId,
-        row.targetType,
-        row.targetId,
-        row.ip,
-        row.userAgent,
-        row.requestId,
-        JSON.stringify(row.diff),
-        row.createdAt,
-        row.prevHash,
-        row.hash,
-      ]),
-    );
+    await client.query(q("bare_insert", insert.sql, insert.values(++seq, orgId, { display_name: [null, req.body.display_name] })));
     await client.query("COMMIT");
     client.release();
     return rows[0];

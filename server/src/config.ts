@@ -13,6 +13,8 @@ export interface Config {
   redis: { kind: "absent" } | { kind: "configured"; url: string };
   /** Base64 of 32 bytes, or absent: the embedded mode then keeps a generated key file in the data dir. */
   masterKey?: Buffer;
+  /** PLINTH_MASTER_KEY_PREVIOUS: the root key being rotated away from, accepted for opening what it wrapped. */
+  previousMasterKeys: Buffer[];
   /**
    * `alg` is what new signing keys use. ES256 by default: the widest set of verifiers accepts it (jsonwebtoken +
    * jwks-rsa, the most used Node stack, and many API gateways refuse EdDSA). Existing keys keep their own alg.
@@ -105,6 +107,13 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd(), stdoutIs
     throw new ConfigError("PLINTH_MASTER_KEY", "is required with DATABASE_URL (generate one: openssl rand -base64 32)");
   }
 
+  const previousMasterKeys: Buffer[] = [];
+  if (env.PLINTH_MASTER_KEY_PREVIOUS) {
+    const prev = Buffer.from(env.PLINTH_MASTER_KEY_PREVIOUS, "base64");
+    if (prev.length !== 32) throw new ConfigError("PLINTH_MASTER_KEY_PREVIOUS", "must be 32 random bytes in base64, the master key before the rotation");
+    previousMasterKeys.push(prev);
+  }
+
   const smtpUrl = urlVar(env, "SMTP_URL", ["smtp:", "smtps:"]);
   const from = env.MAIL_FROM || "Plinth <no-reply@localhost>";
   if (!/^[^\r\n]{3,320}$/.test(from) || !from.includes("@")) throw new ConfigError("MAIL_FROM", "must be an email address");
@@ -122,6 +131,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd(), stdoutIs
       : { kind: "embedded", dir: resolve(dataDir, "pgdata") },
     redis: redisUrl ? { kind: "configured", url: redisUrl } : { kind: "absent" },
     masterKey,
+    previousMasterKeys,
     jwt: {
       issuer: publicUrl,
       audience: env.PLINTH_JWT_AUDIENCE || "plinth",
@@ -153,6 +163,7 @@ export const CONFIG_VARIABLES = [
   ],
   ["REDIS_URL", "(in-process)", "Redis/Valkey for rate limits shared across instances"],
   ["PLINTH_MASTER_KEY", "(key file in embedded mode)", "32 bytes base64; wraps signing keys"],
+  ["PLINTH_MASTER_KEY_PREVIOUS", "(none)", "the master key before a root key rotation: still opens what it wrapped until `plinth vault rotate-root` is done"],
   ["PLINTH_JWT_ALG", "ES256", "ES256 or EdDSA: the alg of new signing keys (existing keys keep theirs until rotated)"],
   ["PLINTH_JWT_AUDIENCE", "plinth", "aud of access tokens"],
   ["PLINTH_ACCESS_TOKEN_TTL", "900", "seconds"],

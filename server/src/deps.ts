@@ -5,6 +5,8 @@ import type { Config } from "./config.ts";
 import { openPglite, openPostgres, type Database } from "./db/client.ts";
 import { loadOrCreateKeyFile, lockDataDir } from "./db/data-dir.ts";
 import { migrate } from "./db/migrate.ts";
+import { createKms } from "./kms/kms.ts";
+import { assertRootKeyConfigured } from "./kms/root-check.ts";
 import { createJobQueue, type JobQueue } from "./jobs/queue.ts";
 import { systemClock, type Clock } from "./lib/clock.ts";
 import { deriveKey } from "./lib/crypto.ts";
@@ -26,6 +28,7 @@ import * as serviceAccounts from "./modules/service-accounts/index.ts";
 import * as serviceKeys from "./modules/service-keys/index.ts";
 import * as impersonation from "./modules/impersonation/index.ts";
 import * as vault from "./modules/vault/index.ts";
+import * as zkVaults from "./modules/zk-vaults/index.ts";
 
 export interface Deps {
   config: Config;
@@ -116,6 +119,8 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
   let redis: Redis | undefined;
   const closers: (() => Promise<void>)[] = [];
   try {
+    // a wrong root key stops the boot here, before migrations or anything else writes
+    await assertRootKeyConfigured(db, createKms({ masterKey, previousMasterKeys: config.previousMasterKeys, clock }));
     if (config.autoMigrate && !overrides.db) {
       const wantsPassword = config.database.kind === "postgres" && !config.database.appUrl;
       const { applied } = await migrate(db, wantsPassword ? appRolePassword(masterKey) : undefined);
@@ -137,6 +142,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       clock,
       log,
       masterKey,
+      previousMasterKeys: config.previousMasterKeys,
       jwt: config.jwt,
       accessTtlSeconds: config.jwt.accessTtlSeconds,
       access: ac.service,
@@ -221,7 +227,26 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       services: svk.serviceKeys.verifier,
     });
     const imp = impersonation.wire({ db, clock, keys: k.service, access: ac.service, audit: au.service, bus });
-    const vt = vault.wire({ db, clock, masterKey, audit: au.service, subjects: ac.subjects });
+    const vt = vault.wire({
+      db,
+      clock,
+      masterKey,
+      previousMasterKeys: config.previousMasterKeys,
+      jobs,
+      audit: au.service,
+      subjects: ac.subjects,
+      access: ac.service,
+      grants: ac.grants,
+      objects: ac.objects,
+      // a lease is held by a member or a service account, and only while it is one (and enabled)
+      holders: { membership: (orgId, h) => (h.type === "user" ? ac.service.membership(orgId, h.id) : sa.service.memberships.membership(orgId, h.id)) },
+    });
+    // orgs whose rotation period has passed get a new KEK: one job across all instances
+    await jobs.schedule(vault.ROTATE_DUE_JOB, vault.ROTATE_DUE_EVERY_MS, async () => {
+      const rotated = await vt.keys.rotateDue();
+      if (rotated.length) log.info({ orgs: rotated }, "rotated vault keys on schedule");
+    });
+    const zk = zkVaults.wire({ db, clock, audit: au.service, subjects: ac.subjects });
     const ownDb = db;
     return {
       config,
@@ -262,6 +287,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
         ...svk.routes,
         ...imp.routes,
         ...vt.routes,
+        ...zk.routes,
       ],
       async close() {
         await jobs.stop();

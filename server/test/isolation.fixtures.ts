@@ -58,7 +58,7 @@ export interface Tenant {
 /**
  * Gives `orgId` (owned by `owner`, who makes everything through the API) a team with a sub-team, a custom role, a
  * second member in the team, an invitation, a share grant, a peer grant, a pending grant request, keys, a service
- * account with a client, a service key and a team secret.
+ * account with a client, a service key and a team secret shared with the member.
  */
 export async function seedTenant(t: TestApp, orgId: string, owner: TestUser, label: string): Promise<Tenant> {
   const tag = `${label.toLowerCase()}${randomBytes(4).toString("hex")}`;
@@ -93,22 +93,58 @@ export async function seedTenant(t: TestApp, orgId: string, owner: TestUser, lab
     description: `Service ${tag}`,
   });
   const secret = await post("/secrets", { name: `SECRET_${tag.toUpperCase()}`, value: `value of ${tag}`, description: `Secret ${tag}`, team_id: team.id });
+  const lease = await post("/secret-leases", { secret_ids: [secret.id], ttl_seconds: 3600, max_ttl_seconds: 86_400 });
+  // the secret shared with the member (a viewer, without secrets:read): a grant naming a secret of this tenant
+  const secretGrant = await post("/grants", { subject: { type: "user", id: member.id }, relation: "read", object: { type: "secret", id: secret.id } });
+  // what a resolve serves besides the team's: an org secret and the owner's personal one (GET …/secrets/resolve)
+  const orgSecret = await post("/secrets", { name: `ORG_SECRET_${tag.toUpperCase()}`, value: `org value of ${tag}` });
+  const personal = await post("/secrets", { name: `MY_SECRET_${tag.toUpperCase()}`, value: `personal value of ${tag}`, user_id: owner.id });
+  // a zero-knowledge vault of the owner's (the server cannot tell real material from random bytes of the right sizes),
+  // with an entry, 2-of-2 shares held by the member and a second member, an open recovery request, shared with the second
+  const b64 = (n: number) => randomBytes(n).toString("base64");
+  const kdf = { algorithm: "argon2id", version: 19, memory_kib: 19456, iterations: 2, parallelism: 1, salt: b64(16) };
+  await post("/zk-keys/me", { public_key: b64(32), encrypted_private_key: b64(72), kdf }, 200, "PUT");
+  const holder = await signUp(t, `Holder ${tag}`);
+  await t.db.owner.execute(sql`insert into memberships (org_id, user_id, role) values (${orgId}, ${holder.id}, 'viewer')`);
+  await t.deps.access.invalidate(orgId);
+  const zkVault = await post("/zk-vaults", {
+    name: `Vault ${tag}`,
+    kdf,
+    passphrase_wrapped_key: b64(72),
+    recovery_phrase_wrapped_key: b64(72),
+    hardware_wrapped_key: b64(72),
+    key_check: b64(32),
+  });
+  const zkEntry = await post(`/zk-vaults/${zkVault.id}/entries`, { name: `ZK_${tag.toUpperCase()}`, nonce: b64(24), ciphertext: b64(40), key_version: 1 });
+  const zkShares = await post(
+    `/zk-vaults/${zkVault.id}/shares`,
+    { threshold: 2, key_version: 1, shares: [member, holder].map((h, i) => ({ holder_user_id: h.id, index: i + 1, sealed_share: b64(105) })) },
+    200,
+    "PUT",
+  );
+  const zkRequest = await post(`/zk-vaults/${zkVault.id}/recovery-requests`, { public_key: b64(32) });
+  await post(`/zk-vaults/${zkVault.id}/members/${holder.id}`, { key_version: 1, sealed_key: b64(104) }, 200, "PUT");
 
   const params = {
     teamId: [team.id, subTeam.id],
     userId: [member.id, owner.id],
     roleId: [role.id],
     invitationId: [invitation.id],
-    grantId: [grant.id, peer.id],
+    grantId: [grant.id, peer.id, secretGrant.id],
     requestId: [request.id],
     // an API key by name and by id
     name: [key.name, key.id],
     serviceAccountId: [account.id],
     clientId: [client.client_id],
     serviceKeyId: [serviceKey.id],
-    secretId: [secret.id],
+    secretId: [secret.id, orgSecret.id, personal.id],
+    leaseId: [lease.id],
+    vaultId: [zkVault.id],
+    entryName: [zkEntry.name],
+    shareId: zkShares.shares.map((x: { id: string }) => x.id),
+    recoveryRequestId: [zkRequest.id],
   };
-  const byType = { user: [member.id, owner.id], team: [team.id, subTeam.id], org: [orgId] };
+  const byType = { user: [member.id, owner.id, holder.id], team: [team.id, subTeam.id], org: [orgId] };
   const ids = [
     orgId,
     ...Object.values(params)
@@ -136,6 +172,13 @@ export async function seedTenant(t: TestApp, orgId: string, owner: TestUser, lab
     secret.name,
     `Secret ${tag}`,
     `value of ${tag}`,
+    orgSecret.name,
+    personal.name,
+    `org value of ${tag}`,
+    `personal value of ${tag}`,
+    `Vault ${tag}`,
+    holder.email,
+    `Holder ${tag}`,
   ];
   return {
     orgId,
@@ -170,6 +213,15 @@ const TENANT_TABLES: Record<string, string> = {
   vault_keks: "version",
   vault_secrets: "id",
   vault_secret_versions: "secret_id, version",
+  vault_settings: "org_id",
+  secret_leases: "id",
+  zk_user_keys: "user_id",
+  zk_vaults: "id",
+  zk_vault_members: "vault_id, user_id",
+  zk_vault_entries: "vault_id, name",
+  zk_vault_shares: "id",
+  zk_recovery_requests: "id",
+  zk_share_releases: "request_id, share_id",
 };
 
 /** Every row the org owns: its profile, its tenant tables and its audit chain (with the chain's own verdict). */
@@ -177,7 +229,9 @@ export async function tenantState(t: TestApp, orgId: string) {
   const rows = async (table: string, order: string) => {
     const key = sql.raw(table === "orgs" ? "id" : "org_id");
     const res = await t.db.owner.execute(sql`select * from ${sql.raw(table)} where ${key} = ${orgId} order by ${sql.raw(order)}`);
-    return (res as unknown as { rows: unknown[] }).rows;
+    // usage bookkeeping (last_used_at, usage_count) is written in batches a few seconds after a credential's use,
+    // by design: a request refused with 403 still used its credential, and that is all it may change, so it is left out
+    return (res as unknown as { rows: Record<string, unknown>[] }).rows.map(({ last_used_at: _u, usage_count: _c, ...row }) => row);
   };
   const state: Record<string, unknown> = { orgs: await rows("orgs", "id") };
   for (const [table, order] of Object.entries(TENANT_TABLES)) state[table] = await rows(table, order);

@@ -33,6 +33,8 @@ interface OrgFacts {
   id: string;
   slug: string;
 }
+const b64 = (n: number) => randomBytes(n).toString("base64");
+const zkKdf = () => ({ algorithm: "argon2id", version: 19, memory_kib: 19456, iterations: 2, parallelism: 1, salt: b64(16) });
 /** Bodies the schema cannot yield (keyed "METHOD /path" as in the OpenAPI document); a function gets the target org. */
 const EXAMPLE_BODIES: Record<string, unknown> = {
   "DELETE /v1/orgs/{orgId}": (org: OrgFacts) => ({ confirm: org.slug }),
@@ -55,6 +57,48 @@ const EXAMPLE_BODIES: Record<string, unknown> = {
   "PATCH /v1/orgs/{orgId}/service-keys/{serviceKeyId}": { description: "changed by the isolation suite" },
   // a fresh env-var style name each time: names are unique per scope
   "POST /v1/orgs/{orgId}/secrets": () => ({ name: `ISO_${randomBytes(4).toString("hex").toUpperCase()}`, value: "isolation value" }),
+  // a fresh org has no secrets to lease: a name that matches none is the answer a reader gets (422, not 400)
+  "POST /v1/orgs/{orgId}/secret-leases": { names: ["ISO_NO_SUCH_SECRET"] },
+  "PATCH /v1/orgs/{orgId}/vault": { rotation_days: 90 },
+  // zero-knowledge material is random bytes of the right sizes to the server: Base64 of exact lengths
+  "PUT /v1/orgs/{orgId}/zk-keys/me": () => ({ public_key: b64(32), encrypted_private_key: b64(72), kdf: zkKdf() }),
+  "POST /v1/orgs/{orgId}/zk-vaults": () => ({
+    name: "iso vault",
+    kdf: zkKdf(),
+    passphrase_wrapped_key: b64(72),
+    recovery_phrase_wrapped_key: b64(72),
+    hardware_wrapped_key: b64(72),
+    key_check: b64(32),
+  }),
+  "PUT /v1/orgs/{orgId}/zk-vaults/{vaultId}/passphrase": () => ({ kdf: zkKdf(), passphrase_wrapped_key: b64(72) }),
+  "POST /v1/orgs/{orgId}/zk-vaults/{vaultId}/entries": () => ({
+    name: `ISO_${randomBytes(4).toString("hex").toUpperCase()}`,
+    nonce: b64(24),
+    ciphertext: b64(40),
+    key_version: 1,
+  }),
+  "PUT /v1/orgs/{orgId}/zk-vaults/{vaultId}/entries/{entryName}": () => ({ nonce: b64(24), ciphertext: b64(40), key_version: 1 }),
+  "PUT /v1/orgs/{orgId}/zk-vaults/{vaultId}/shares": () => ({
+    threshold: 2,
+    key_version: 1,
+    shares: [
+      { holder_user_id: "{otherMember}", index: 1, sealed_share: b64(105) },
+      { holder_user_id: fakeId("usr"), index: 2, sealed_share: b64(105) },
+    ],
+  }),
+  "POST /v1/orgs/{orgId}/zk-vaults/{vaultId}/recovery-requests": () => ({ public_key: b64(32) }),
+  "POST /v1/orgs/{orgId}/zk-vaults/{vaultId}/shares/{shareId}/$release": () => ({ request_id: fakeId("zkr"), sealed_share: b64(105) }),
+  "PUT /v1/orgs/{orgId}/zk-vaults/{vaultId}/members/{userId}": () => ({ key_version: 1, sealed_key: b64(104) }),
+  "POST /v1/orgs/{orgId}/zk-vaults/{vaultId}/$rotate": () => ({
+    key_version: 2,
+    kdf: zkKdf(),
+    passphrase_wrapped_key: b64(72),
+    recovery_phrase_wrapped_key: b64(72),
+    hardware_wrapped_key: b64(72),
+    key_check: b64(32),
+    entries: [],
+    members: [{ user_id: "{otherMember}", sealed_key: b64(104) }],
+  }),
 };
 /**
  * Path parameters other than orgId whose schema does not say what a valid one looks like. Those that are a position
@@ -120,7 +164,14 @@ const KNOWN_ORG_OPERATIONS = [
     "listSecretVersions",
     "revealSecretVersion",
     "rollbackSecret",
+    "resolveSecrets",
   ],
+  ...["issueSecretLease", "listSecretLeases", "getSecretLease", "revealSecretLease", "renewSecretLease", "revokeSecretLease"],
+  ...["putMyZkKey", "getMyZkKey", "getZkPublicKey", "createZkVault", "listZkVaults", "getZkVault", "setZkVaultPassphrase", "deleteZkVault"],
+  ...["createZkEntry", "listZkEntries", "getZkEntry", "updateZkEntry", "deleteZkEntry"],
+  ...["setZkVaultShares", "listHeldZkShares", "openZkRecoveryRequest", "getZkRecoveryRequest", "releaseZkShare"],
+  ...["putZkVaultMember", "listZkVaultMembers", "rotateZkVault"],
+  ...["getVaultKeys", "updateVaultKeys", "rotateVaultKey"],
 ];
 /** Least powerful first, so an operation that destroys the org (owner only) runs last. */
 const ROLES: BuiltInRole[] = ["viewer", "developer", "admin", "owner"];

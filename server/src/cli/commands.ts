@@ -13,7 +13,7 @@ import { KEY_RELOAD_INTERVAL_MS } from "../modules/keys/signing-keys.ts";
 
 const out = (s: string) => process.stdout.write(s + "\n");
 
-async function withDeps<T>(config: Config, fn: (deps: Deps) => Promise<T>): Promise<T> {
+export async function withDeps<T>(config: Config, fn: (deps: Deps) => Promise<T>): Promise<T> {
   // Logs go to stderr so a command's own output stays clean; only warnings unless LOG_LEVEL asks for less.
   const level = config.logLevel === "silent" || config.logLevel === "error" || config.logLevel === "fatal" ? config.logLevel : "warn";
   const deps = await createDeps({ ...config, logLevel: level }, { log: createLogger(level, pino.destination(2)) });

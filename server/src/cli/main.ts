@@ -2,6 +2,10 @@ import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "../config.ts";
 import { serve } from "../main.ts";
 import { doctor } from "./doctor.ts";
+import { runCommand } from "./run.ts";
+import { secretsCommand } from "./secrets.ts";
+import { newRootKey, rotateRootCommand } from "./vault.ts";
+import { zkCommand } from "./zk.ts";
 import { isId } from "../lib/ids.ts";
 import { createUser, listMail, migrateCommand, rotateKeys, listKeys, setUserDisabled, verifyAudit } from "./commands.ts";
 import { PLATFORM_AUDIT_ORG } from "../modules/audit/audit.service.ts";
@@ -17,9 +21,19 @@ Usage:
   plinth user enable --email E       enable a disabled account again
   plinth keys rotate                 add a new token-signing key; the old one stays published until its tokens expire
   plinth keys list                   list token-signing keys
+  plinth vault rotate-root --new-key-file PATH   (or PLINTH_MASTER_KEY_NEW)
+                                     re-wrap every org's vault keys and the signing keys under a new master key
   plinth mail list [--limit N]       show the dev outbox (mail kept when SMTP_URL is unset)
   plinth audit verify --org ORG      check an org's audit hash chain (--org platform: the platform's); names the first broken link
   plinth doctor                      check configuration, database, Redis, mail and keys
+
+Against a running server (PLINTH_URL, default http://127.0.0.1:8080; PLINTH_TOKEN, an API key or access token):
+  plinth secrets list|get|reveal|set|delete|versions|rollback|import|export …
+                                     the vault's secrets (plinth secrets help for each)
+  plinth run --org ORG [--team T] [--user U] -- COMMAND [ARGS…]
+                                     start COMMAND with the resolved secrets in its environment
+  plinth zk init|set|get|list|recover|share|unshare|shares|release …
+                                     zero-knowledge vaults, encrypted in this client (plinth zk help for each)
 
 Configuration comes from the environment; see the README's table.`;
 
@@ -49,6 +63,12 @@ export async function run(argv: string[]): Promise<number> {
         await createUser(loadConfig(), { email: values.email, name: values.name, password: values.password, admin: values.admin ?? false });
         return 0;
       }
+      case "vault": {
+        if (sub !== "rotate-root") break;
+        const { values } = parseArgs({ args: rest, options: { "new-key-file": { type: "string" } } });
+        await rotateRootCommand(loadConfig(), newRootKey(values["new-key-file"], process.env));
+        return 0;
+      }
       case "keys":
         if (sub === "rotate") {
           await rotateKeys(loadConfig());
@@ -74,6 +94,12 @@ export async function run(argv: string[]): Promise<number> {
       }
       case "doctor":
         return await doctor(process.env);
+      case "secrets":
+        return await secretsCommand(argv.slice(1));
+      case "run":
+        return await runCommand(argv.slice(1));
+      case "zk":
+        return await zkCommand(argv.slice(1));
       case undefined:
       case "help":
       case "--help":

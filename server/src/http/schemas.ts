@@ -22,6 +22,9 @@ export const Problem = Type.Object(
         description: "Every permission the caller lacks for what it asked to create or re-issue, in catalog order (403; the first is `permission`)",
       }),
     ),
+    current_version: Type.Optional(
+      Type.Integer({ description: "The resource's version now, for a version conflict (409): re-read it, or retry naming this version" }),
+    ),
     instance: Type.String({ description: "The request path" }),
     request_id: Type.String({ description: "Echo of x-request-id; quote it when reporting a problem" }),
   },
@@ -37,6 +40,7 @@ const DESCRIPTIONS: Record<number, string> = {
   410: "Gone: it existed but can no longer be used (expired, revoked, past its restore window)",
   413: "Body over 1 MiB",
   415: "Body is not application/json",
+  422: "Understood, but too large or not possible as asked: the problem says how to narrow it",
   429: "Throttled: wait Retry-After seconds",
   503: "Not ready",
 };

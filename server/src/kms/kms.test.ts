@@ -5,7 +5,7 @@ import type { Executor } from "../db/client.ts";
 import { systemClock } from "../lib/clock.ts";
 import { isAppError } from "../lib/errors.ts";
 import type { KekRow, KekStore } from "./kek-store.ts";
-import { createKms, type Envelope } from "./kms.ts";
+import { createKms, rootKeyIdOf, type Envelope } from "./kms.ts";
 
 /** The KEK table in memory: these tests are about the cryptography, not the queries. */
 function memoryStore(): KekStore & { rows: KekRow[] } {
@@ -14,6 +14,19 @@ function memoryStore(): KekStore & { rows: KekRow[] } {
     rows,
     current: async (_ex, orgId) => rows.filter((r) => r.orgId === orgId).sort((a, b) => b.version - a.version)[0],
     find: async (_ex, orgId, version) => rows.find((r) => r.orgId === orgId && r.version === version),
+    all: async (_ex, orgId) => rows.filter((r) => r.orgId === orgId).sort((a, b) => b.version - a.version),
+    rewrap: async (_tx, orgId, version, wrappedKey, rootKeyId) => {
+      const r = rows.find((x) => x.orgId === orgId && x.version === version);
+      if (r) Object.assign(r, { wrappedKey, rootKeyId });
+    },
+    retire: async (_tx, orgId, versions, at) => {
+      for (const r of rows) if (r.orgId === orgId && versions.includes(r.version) && !r.retiredAt) r.retiredAt = at;
+    },
+    purgeRetired: async (_tx, orgId, before) => {
+      const gone = rows.filter((r) => r.orgId === orgId && r.retiredAt && r.retiredAt < before);
+      for (const g of gone) rows.splice(rows.indexOf(g), 1);
+      return gone.length;
+    },
     insertIfAbsent: async (_tx, row) => {
       if (!rows.some((r) => r.orgId === row.orgId && r.version === row.version)) rows.push({ createdAt: new Date(), retiredAt: null, ...row } as KekRow);
     },
@@ -98,5 +111,48 @@ describe("KMS envelope encryption", () => {
       row.wrappedKey = saved;
     }
     assert.deepEqual(await kms.decrypt(tx, ORG, env, AAD), Buffer.from("root"));
+  });
+
+  it("rotates the KEK: new writes use the new version, old data keys still open, and re-wrap moves only the data key", async () => {
+    const org = "org_01hrotatezzzzzzzzzzzzzzzzz";
+    const old = await kms.encrypt(tx, org, Buffer.from("before rotation"), AAD);
+    assert.equal(old.kekVersion, 1);
+    assert.equal(await kms.rotateKek(tx, org), 2);
+    const fresh = await kms.encrypt(tx, org, Buffer.from("after rotation"), AAD);
+    assert.equal(fresh.kekVersion, 2);
+    assert.deepEqual(await kms.decrypt(tx, org, old, AAD), Buffer.from("before rotation"));
+    const moved = await kms.rewrapDek(tx, org, old, AAD);
+    assert.ok(moved);
+    assert.equal(moved.kekVersion, 2);
+    assert.notEqual(moved.wrappedKey, old.wrappedKey);
+    assert.deepEqual(await kms.decrypt(tx, org, { ...old, ...moved }, AAD), Buffer.from("before rotation"), "same ciphertext and nonce");
+    assert.equal(await kms.rewrapDek(tx, org, fresh, AAD), undefined, "already on the newest version");
+    // a data key wrapped under a tampered KEK fails clearly, naming the version
+    const row = store.rows.find((r) => r.orgId === org && r.version === 1)!;
+    const saved = row.wrappedKey;
+    row.wrappedKey = flipped(saved, 20);
+    try {
+      await rejectsWith(kms.rewrapDek(tx, org, old, AAD), "KMS_DECRYPT_FAILED", /key-encryption key v1 does not authenticate/);
+    } finally {
+      row.wrappedKey = saved;
+    }
+    await rejectsWith(kms.rewrapDek(tx, org, { ...old, wrappedKey: flipped(old.wrappedKey, 20) }, AAD), "KMS_DECRYPT_FAILED", /data key does not authenticate/);
+  });
+
+  it("rotates the root key: KEKs re-wrapped under the new one, the previous key accepted meanwhile, the old one alone refused", async () => {
+    const org = "org_01hrootrotatezzzzzzzzzzzzz";
+    const oldKey = randomBytes(32);
+    const newKey = randomBytes(32);
+    const before = createKms({ masterKey: oldKey, clock: systemClock, store });
+    const env = await before.encrypt(tx, org, Buffer.from("root rotation"), AAD);
+    const both = createKms({ masterKey: newKey, previousMasterKeys: [oldKey], clock: systemClock, store });
+    assert.deepEqual(both.rootKeyIds, [rootKeyIdOf(newKey), rootKeyIdOf(oldKey)]);
+    assert.deepEqual(await both.decrypt(tx, org, env, AAD), Buffer.from("root rotation"), "the previous key opens KEKs not yet re-wrapped");
+    assert.equal(await both.rewrapKeksUnderRoot(tx, org), 1);
+    assert.equal(await both.rewrapKeksUnderRoot(tx, org), 0, "idempotent");
+    assert.equal(store.rows.find((r) => r.orgId === org)!.rootKeyId, rootKeyIdOf(newKey));
+    const after = createKms({ masterKey: newKey, clock: systemClock, store });
+    assert.deepEqual(await after.decrypt(tx, org, env, AAD), Buffer.from("root rotation"));
+    await rejectsWith(before.decrypt(tx, org, env, AAD), "KMS_ROOT_KEY_MISMATCH", /PLINTH_MASTER_KEY_PREVIOUS/);
   });
 });

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, hash, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
+import { createCipheriv, createDecipheriv, hash, hkdfSync, type KeyObject, randomBytes, timingSafeEqual } from "node:crypto";
 
 /** A random, URL-safe secret token (default 256 bits). */
 export function randomToken(bytes = 32): string {
@@ -34,7 +34,7 @@ export function seal(key: Buffer, plaintext: Buffer | string, aad: string): stri
   return Buffer.concat([Buffer.from([1]), iv, cipher.getAuthTag(), ct]).toString("base64url");
 }
 
-export function open(key: Buffer, sealed: string, aad: string): Buffer {
+export function open(key: Buffer | KeyObject, sealed: string, aad: string): Buffer {
   const buf = Buffer.from(sealed, "base64url");
   if (buf.length < 29 || buf[0] !== 1) throw new Error("sealed value has an unknown format");
   const decipher = createDecipheriv("aes-256-gcm", key, buf.subarray(1, 13));

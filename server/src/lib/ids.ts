@@ -26,6 +26,10 @@ export const ID_PREFIXES = {
   serviceKey: "svk",
   impersonation: "imp",
   secret: "sec",
+  secretLease: "sls",
+  zkVault: "zkv",
+  zkShare: "zks",
+  zkRecoveryRequest: "zkr",
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

@@ -4,3 +4,5 @@ export * from "./audit.ts";
 export * from "./tenancy.ts";
 export * from "./machine.ts";
 export * from "./vault.ts";
+export * from "./vault-leases.ts";
+export * from "./zk-vaults.ts";

@@ -91,3 +91,15 @@ export const vaultSecretVersions = pgTable(
     index("vault_secret_versions_org_idx").on(t.orgId, t.kekVersion),
   ],
 );
+
+/**
+ * An org's key rotation settings: rotate its KEK every `rotation_days` (null: only on request); `next_rotation_at` is
+ * when the scheduled rotation (vault.rotate-due) takes it next. Readable across tenants (no secret in it), written by
+ * the tenant only (0015_vault_rotation.sql).
+ */
+export const vaultSettings = pgTable("vault_settings", {
+  orgId: orgRef().primaryKey(),
+  rotationDays: integer("rotation_days"),
+  nextRotationAt: ts("next_rotation_at"),
+  updatedAt: ts("updated_at").notNull().defaultNow(),
+});

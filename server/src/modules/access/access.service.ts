@@ -5,7 +5,7 @@ import { createCache, createKeyJoiner, firstPartOf } from "../../lib/cache.ts";
 import { platformError } from "../../lib/errors.ts";
 import { builtInRolePermissions, permissionsOfRole } from "./authority.ts";
 import { isPermission, type Permission } from "./permissions.ts";
-import { includes, permissionsFor, type ObjectType, type Relation } from "./relations.ts";
+import { includes, permissionsFor, relationsIncluding, type ObjectType, type Relation } from "./relations.ts";
 
 /** One step on the path to a decision, so `explain` can show why. */
 export interface DecisionStep {
@@ -72,6 +72,9 @@ interface ObjectFacts {
   /** For a team: root-first ancestor chain including itself; undefined when the team does not exist. */
   teamPath?: readonly string[];
 }
+
+/** A text[] parameter (one statement text whatever the length); the items are ids and relation names, never quoted. */
+const textArray = (items: readonly string[]) => sql`${`{${items.map((i) => `"${i}"`).join(",")}}`}::text[]`;
 
 /** The soonest of some expiry times (ms since epoch), or undefined when none expires. */
 function soonest(items: readonly { expiresAt: Date | null }[]): number | undefined {
@@ -332,6 +335,27 @@ export function createAccessService(deps: { db: Database; clock: Clock; options?
       if (!m) return undefined;
       facts ??= await objects.fetch(oKey, { orgId, object });
       return decideRelation(m, relation, object, facts, trace);
+    },
+
+    /**
+     * The ids of the objects of `type` on which the member holds `relation` through live share grants: to them, to a
+     * team they are in or below, or to the org; the same grants `check` counts (team memberships and RBAC aside: a
+     * role covering the whole type needs no list). One query, uncached, so a revoked grant is gone from the next
+     * answer. A narrowed credential gets none: grants to its owner do not reach it.
+     */
+    async grantedObjectIds(m: OrgMembership, type: ObjectType, relation: Relation): Promise<string[]> {
+      if (m.permissionsOnly) return [];
+      const rows = await db.readScoped<{ id: string }>(
+        { orgId: m.orgId },
+        sql`select distinct g.object_id as id from grants g
+             where g.org_id = ${m.orgId} and g.kind = 'share' and g.object_type = ${type}
+               and g.relation = any(${textArray(relationsIncluding(relation))})
+               and (g.expires_at is null or g.expires_at > ${clock.now().toISOString()}::timestamptz)
+               and ((g.subject_type = 'user' and g.subject_id = ${m.userId})
+                 or (g.subject_type = 'team' and g.subject_id = any(${textArray([...m.teamReach])}))
+                 or (g.subject_type = 'org' and g.subject_id = ${m.orgId}))`,
+      );
+      return rows.map((r) => r.id);
     },
 
     /** Throws 403 naming the permission unless the member holds it (org-wide, or on `object` when given). */

@@ -89,6 +89,16 @@ export const grantsRepo = {
     return gone.map((g) => g.id);
   },
 
+  /** Deletes every grant on the objects (`type`, `ids`); the ids of the grants deleted. */
+  async deleteOn(tx: Executor, orgId: string, object: { type: string; ids: readonly string[] }): Promise<string[]> {
+    if (!object.ids.length) return [];
+    const gone = await tx
+      .delete(grants)
+      .where(and(eq(grants.orgId, orgId), eq(grants.objectType, object.type), inArray(grants.objectId, [...object.ids])))
+      .returning({ id: grants.id });
+    return gone.map((g) => g.id);
+  },
+
   /** Newest first, `limit` rows older than the cursor id (ids are time-ordered). */
   async list(ex: Executor, orgId: string, f: GrantFilter, limit: number, beforeId?: string): Promise<GrantRow[]> {
     return ex

@@ -8,7 +8,7 @@ import type { AccessService, Decision, ObjectRef, OrgMembership } from "./access
 import { missingFrom, requireWithin } from "./authority.ts";
 import { grantsRepo, type GrantRequestRow, type GrantRow } from "./grants.repo.ts";
 import type { Permission } from "./permissions.ts";
-import { isObjectType, type Relation, type SubjectType } from "./relations.ts";
+import { isObjectType, type ObjectType, type Relation, type SubjectType } from "./relations.ts";
 
 import { grantsError } from "./grants.errors.ts";
 export { grantsError };
@@ -17,6 +17,18 @@ export interface SubjectRef {
   type: SubjectType;
   /** Optional for `org`: this organization. */
   id?: string;
+}
+
+/**
+ * How the module owning a kind of object answers whether a grant may name `id` (read in the grant's transaction): a
+ * refusal's detail (no such object in the org, or one that cannot be shared), or undefined. Modules register theirs
+ * through the access module's `objects` (index.ts); a type without one is named by id only.
+ */
+export type ObjectVerifier = (tx: Executor, caller: { orgId: string; userId: string }, id: string) => Promise<string | undefined>;
+export type ObjectVerifiers = Partial<Record<ObjectType, ObjectVerifier>>;
+/** Where a module registers its object type's verifier (the access module's `objects`). */
+export interface ObjectRegistry {
+  verify(type: ObjectType, verifier: ObjectVerifier): void;
 }
 
 /** One question for the check API: an org-wide permission, or a relation on one resource. */
@@ -39,8 +51,11 @@ export function createGrantsService(deps: {
   clock: Clock;
   audit: Pick<AuditService, "record">;
   access: Pick<AccessService, "check" | "decide" | "membership" | "invalidate">;
+  /** Filled in as the modules owning object types are wired (index.ts). */
+  objects?: ObjectVerifiers;
 }) {
   const { db, clock, audit, access } = deps;
+  const objects = deps.objects ?? {};
 
   function requireFuture(expiresAt: Date | undefined, now: Date, field = "expires_at"): void {
     if (expiresAt && expiresAt.getTime() <= now.getTime()) throw bad(field, `${field} must be in the future.`);
@@ -219,6 +234,8 @@ export function createGrantsService(deps: {
       await db.tx({ orgId }, async (tx) => {
         if (object.type === "team" && !(await grantsRepo.teamExists(tx, orgId, object.id)))
           throw bad("object.id", `No team ${object.id} in this organization.`);
+        const refusal = await objects[object.type]?.(tx, m, object.id);
+        if (refusal) throw bad("object.id", refusal);
       });
       const decisions = await authorizeShare(m, relation, object);
       const g = await conflictAs409(

@@ -5,7 +5,7 @@ import type { AuditService } from "../audit/audit.service.ts";
 import { createGrantOwnerOps } from "./grants.owners.ts";
 import { grantsRepo } from "./grants.repo.ts";
 import { grantsRoutes } from "./grants.routes.ts";
-import { createGrantsService } from "./grants.service.ts";
+import { createGrantsService, type ObjectRegistry, type ObjectVerifiers } from "./grants.service.ts";
 import { createAccessService, type AccessOptions } from "./access.service.ts";
 import { createPrincipals } from "./principal.ts";
 import type { Bus } from "../../pubsub/bus.ts";
@@ -21,6 +21,7 @@ export async function wire(deps: { db: Database; clock: Clock; bus: Bus; audit: 
     if (typeof orgId === "string") access.invalidateLocal(orgId);
   });
   access.setPublisher((orgId) => invalidations.publish(orgId));
+  const verifiers: ObjectVerifiers = {};
   return {
     service: access,
     principals: createPrincipals(access),
@@ -28,6 +29,12 @@ export async function wire(deps: { db: Database; clock: Clock; bus: Bus; audit: 
     // whether an id names one of the org's members or teams, read in the caller's transaction: what a module checks
     // before it ties a record to a member or a team (the engine's own reads, shared)
     subjects: { isMember: grantsRepo.isMember, teamExists: grantsRepo.teamExists },
-    routes: [accessRoutes(), grantsRoutes({ grants: createGrantsService({ ...deps, access }), clock: deps.clock })],
+    // a module owning a kind of object (the vault: secrets) says whether a grant may name an id of it; wired later
+    objects: {
+      verify(type, verifier) {
+        verifiers[type] = verifier;
+      },
+    } satisfies ObjectRegistry as ObjectRegistry,
+    routes: [accessRoutes(), grantsRoutes({ grants: createGrantsService({ ...deps, access, objects: verifiers }), clock: deps.clock })],
   };
 }

@@ -27,6 +27,7 @@ export const PERMISSIONS = {
   "service-keys:manage": "Register, change and revoke services' public keys",
   "secrets:read": "Read secret values",
   "secrets:write": "Create and change secrets",
+  "vault:manage": "Rotate the organization's vault keys and change its rotation settings",
   "conversations:read": "Read conversations and their events",
   "conversations:write": "Start and continue conversations",
   "usage:read": "See usage, spend and budgets",

@@ -40,6 +40,8 @@ export type UserPrincipal = {
   scope?: ReadonlySet<Permission>;
   /** The API key (key_…) an exchanged token came from: it works only while that key does. */
   sourceKeyId?: string;
+  /** The OAuth client that asked for this exchanged token (`azp`): it works only while that client does. */
+  viaClientId?: string;
   /** Set when someone else acts as this user (an impersonation token, RFC 8693 `act`). */
   impersonation?: Impersonation;
 };
@@ -64,6 +66,8 @@ export type ServiceAccountPrincipal = {
   sourceKeyId?: string;
   /** The OAuth client the token was issued to (client credentials), carried into tokens exchanged from it. */
   clientId?: string;
+  /** The OAuth client that asked for this exchanged token (`azp`): it works only while that client does. */
+  viaClientId?: string;
 };
 
 /**
@@ -157,14 +161,27 @@ export function principalOfClaims(claims: AccessClaims): UserPrincipal | Service
   const orgId = typeof claims.org === "string" ? claims.org : undefined;
   // an exchanged API key's id (never a secret): the token dies with the key
   const sourceKeyId = typeof claims.key_id === "string" ? claims.key_id : undefined;
+  // the client that asked for an exchange (RFC 8693 with client authentication): the token dies with it
+  const viaClientId = typeof claims.azp === "string" ? claims.azp : undefined;
   if (claims.sub.startsWith("sa_")) {
     const clientId = typeof claims.client_id === "string" ? claims.client_id : undefined;
-    return { kind: "service_account", serviceAccountId: claims.sub, orgId: orgId ?? "", tokenId: claims.jti, scope, sourceKeyId, clientId };
+    const sa: ServiceAccountPrincipal = {
+      kind: "service_account",
+      serviceAccountId: claims.sub,
+      orgId: orgId ?? "",
+      tokenId: claims.jti,
+      scope,
+      sourceKeyId,
+      clientId,
+    };
+    if (viaClientId !== undefined) sa.viaClientId = viaClientId;
+    return sa;
   }
   const p: UserPrincipal = { kind: "user", userId: claims.sub, sessionId: claims.sid, tokenId: claims.jti };
   if (orgId !== undefined) p.orgId = orgId;
   if (scope) p.scope = scope;
   if (sourceKeyId !== undefined) p.sourceKeyId = sourceKeyId;
+  if (viaClientId !== undefined) p.viaClientId = viaClientId;
   if (claims.act !== undefined) p.impersonation = impersonationOf(claims);
   return p;
 }
@@ -205,6 +222,7 @@ export function isPlainUser(p: Principal): p is UserPrincipal {
  * - an API key: its owner's membership now (inherit) or narrowed to the key's permissions;
  * - a service account's token: the account's roles now, narrowed to the scope, in its org only, never while the
  *   account is disabled or the OAuth client it was issued to is revoked;
+ * - a token a client obtained by exchange (`azp`): only while that client is not revoked;
  * - a registered service: its key's roles in its one org.
  * A token exchanged from an API key works only while the key does: otherwise 401 INVALID_TOKEN (reason key_revoked).
  */
@@ -221,6 +239,9 @@ export async function membershipOfPrincipal(
         extra: { reason: "key_revoked" },
       });
     }
+  }
+  if ((principal.kind === "user" || principal.kind === "service_account") && principal.viaClientId !== undefined) {
+    await requireLiveClient(sources, principal.orgId ?? orgId, principal.viaClientId, "The OAuth client that obtained this token is revoked.");
   }
   switch (principal.kind) {
     case "api_key":
@@ -240,9 +261,8 @@ export async function membershipOfPrincipal(
     }
     case "service_account": {
       if (principal.orgId !== orgId || !sources.serviceAccounts) return undefined;
-      if (principal.clientId !== undefined && !(await (sources.clients?.isLive(orgId, principal.clientId) ?? false))) {
-        throw platformError("INVALID_TOKEN", "The OAuth client this token was issued to is revoked.", { extra: { reason: "client_revoked" } });
-      }
+      if (principal.clientId !== undefined)
+        await requireLiveClient(sources, orgId, principal.clientId, "The OAuth client this token was issued to is revoked.");
       const m = await sources.serviceAccounts.membership(orgId, principal.serviceAccountId);
       return m && principal.scope ? narrowed(m, principal.scope) : m;
     }
@@ -251,6 +271,11 @@ export async function membershipOfPrincipal(
       if (principal.orgId !== orgId || !sources.services) return undefined;
       return sources.services.membership(principal, orgId);
   }
+}
+
+/** 401 INVALID_TOKEN (reason client_revoked) unless the OAuth client still works (cached per instance, like keys). */
+async function requireLiveClient(sources: PrincipalSources, orgId: string, clientId: string, detail: string): Promise<void> {
+  if (!(await (sources.clients?.isLive(orgId, clientId) ?? false))) throw platformError("INVALID_TOKEN", detail, { extra: { reason: "client_revoked" } });
 }
 
 /**

@@ -30,6 +30,11 @@ export function includes(held: Relation, wanted: Relation): boolean {
   return INCLUDES[held].includes(wanted);
 }
 
+/** The relations that give `wanted` when held (`read`: read, write, delete, share, admin, owner). */
+export function relationsIncluding(wanted: Relation): Relation[] {
+  return RELATIONS.filter((held) => INCLUDES[held].includes(wanted));
+}
+
 /** The relations `held` gives, for narrowing and explanation. */
 export function impliedBy(held: Relation): readonly Relation[] {
   return INCLUDES[held];

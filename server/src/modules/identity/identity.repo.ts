@@ -1,4 +1,4 @@
-import { and, desc, eq, gt, isNull, lt, ne, sql } from "drizzle-orm";
+import { and, desc, eq, gt, inArray, isNull, lt, ne, sql } from "drizzle-orm";
 import type { Executor } from "../../db/client.ts";
 import { emailTokens, loginAttempts, memberships, orgs, passwordCredentials, refreshTokens, securityEvents, sessions, users } from "../../db/schema/index.ts";
 import { newId } from "../../lib/ids.ts";
@@ -31,6 +31,14 @@ export const identityRepo = {
   async findUserByEmail(ex: Executor, email: string): Promise<UserRow | undefined> {
     const [row] = await ex.select().from(users).where(sql`lower(${users.email}) = ${email}`).limit(1);
     return row;
+  },
+
+  async namesOf(ex: Executor, ids: readonly string[]): Promise<{ id: string; email: string; name: string }[]> {
+    if (!ids.length) return [];
+    return ex
+      .select({ id: users.id, email: users.email, name: users.name })
+      .from(users)
+      .where(inArray(users.id, [...ids]));
   },
 
   /** The account and its password hash in one query: a sign-in costs the same queries whether the email exists or not. `email` is canonical. */

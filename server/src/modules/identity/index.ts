@@ -1,4 +1,4 @@
-import type { Database } from "../../db/client.ts";
+import type { Database, Executor } from "../../db/client.ts";
 import type { JobQueue } from "../../jobs/queue.ts";
 import type { Clock } from "../../lib/clock.ts";
 import type { LimiterStore } from "../../limits/throttle.ts";
@@ -18,6 +18,25 @@ import { createAccountsService } from "./accounts.service.ts";
 
 /** The rows and request facts other modules name in their own types. */
 export type { RequestMeta, UserRow } from "./identity.repo.ts";
+
+/**
+ * Whether an account is a platform admin and whether it is disabled, read on the caller's executor (inside a
+ * change's transaction, so a demotion or a disable holds at once): how other modules ask, never reading `users`.
+ */
+export async function accountStanding(ex: Executor, userId: string): Promise<{ isPlatformAdmin: boolean; disabledAt: Date | null } | undefined> {
+  const u = await identityRepo.findUserById(ex, userId);
+  return u && { isPlatformAdmin: u.isPlatformAdmin, disabledAt: u.disabledAt };
+}
+
+/** The account with this canonical email (lib/email.ts), if any. */
+export async function accountIdByEmail(ex: Executor, email: string): Promise<string | undefined> {
+  return (await identityRepo.findUserByEmail(ex, email))?.id;
+}
+
+/** Email and name of each of `ids` that is an account (in no particular order). */
+export function accountNames(ex: Executor, ids: readonly string[]): Promise<{ id: string; email: string; name: string }[]> {
+  return identityRepo.namesOf(ex, ids);
+}
 
 /** Identity: accounts, passwords, sessions, emailed flows. */
 export function wire(deps: {

@@ -1,6 +1,6 @@
-import { and, desc, eq, isNull, lt, or } from "drizzle-orm";
+import { and, desc, eq, isNull, lt } from "drizzle-orm";
 import type { Executor } from "../../db/client.ts";
-import { impersonations, orgs, users } from "../../db/schema/index.ts";
+import { impersonations, orgs } from "../../db/schema/index.ts";
 
 export type ImpersonationRow = typeof impersonations.$inferSelect;
 
@@ -9,16 +9,6 @@ export type ImpersonationRow = typeof impersonations.$inferSelect;
  * read in that org's scope (orgs is a tenant table).
  */
 export const impersonationRepo = {
-  /** What decides whether a user may impersonate, or be impersonated. */
-  async userById(ex: Executor, id: string) {
-    const [u] = await ex
-      .select({ id: users.id, isPlatformAdmin: users.isPlatformAdmin, disabledAt: users.disabledAt })
-      .from(users)
-      .where(eq(users.id, id))
-      .limit(1);
-    return u;
-  },
-
   async findById(ex: Executor, id: string): Promise<ImpersonationRow | undefined> {
     const [row] = await ex.select().from(impersonations).where(eq(impersonations.id, id)).limit(1);
     return row;
@@ -62,14 +52,6 @@ export const impersonationRepo = {
       .where(and(eq(impersonations.impersonatorId, userId), before ? lt(impersonations.id, before) : undefined))
       .orderBy(desc(impersonations.id))
       .limit(limit);
-  },
-
-  /** Email and name of each of `ids` (at least one). */
-  people(ex: Executor, ids: string[]): Promise<{ id: string; email: string; name: string }[]> {
-    return ex
-      .select({ id: users.id, email: users.email, name: users.name })
-      .from(users)
-      .where(or(...ids.map((i) => eq(users.id, i))));
   },
 };
 

@@ -7,6 +7,7 @@ import type { Clock } from "../../lib/clock.ts";
 import type { Bus } from "../../pubsub/bus.ts";
 import type { AccessService } from "../access/access.service.ts";
 import type { AuditActor, AuditService } from "../audit/audit.service.ts";
+import { accountNames, accountStanding } from "../identity/index.ts";
 import type { SigningKeys } from "../keys/signing-keys.ts";
 import { impersonationError } from "./impersonation.errors.ts";
 import type { ImpersonationRepo, ImpersonationRow } from "./impersonation.repo.ts";
@@ -45,7 +46,7 @@ export function createImpersonationService(deps: {
   bus?: Bus;
 }) {
   const { db, clock, keys, access, audit, repo } = deps;
-  const userById = repo.userById;
+  const userById = accountStanding;
   /**
    * The last look at each impersonation: null when it was live. Only live results are kept; a refusal is stale at
    * once, so it is read again on the next use.
@@ -217,7 +218,7 @@ export function createImpersonationService(deps: {
     /** The people behind a page of records: id → email and name, for display. */
     async people(ids: string[]): Promise<Map<string, { email: string; name: string }>> {
       if (!ids.length) return new Map();
-      const rows = await db.read((ex) => repo.people(ex, ids));
+      const rows = await db.read((ex) => accountNames(ex, ids));
       return new Map(rows.map((r) => [r.id, { email: r.email, name: r.name }]));
     },
   };

@@ -21,7 +21,7 @@ export function wire(deps: {
   mailer: Mailer;
   identity: IdentityService;
   /** Accepting joins through the owners of memberships and team memberships. */
-  members: Pick<MembersService, "add">;
+  members: Pick<MembersService, "add" | "isMember">;
   teams: Pick<TeamMembersService, "placeNewMember">;
   publicUrl: string;
 }) {

@@ -4,7 +4,7 @@ import { canonicalEmail, normalizeEmail } from "../../lib/email.ts";
 import { platformError } from "../../lib/errors.ts";
 import type { AccessService } from "../access/access.service.ts";
 import type { AuditActor, AuditService } from "../audit/audit.service.ts";
-import type { RequestMeta, UserRow } from "../identity/index.ts";
+import { accountIdByEmail, type RequestMeta, type UserRow } from "../identity/index.ts";
 import type { IdentityService } from "../identity/identity.service.ts";
 import type { TokenPair } from "../identity/sessions.service.ts";
 import type { MembersService } from "../members/members.service.ts";
@@ -35,7 +35,7 @@ export function createInvitationAcceptService(deps: {
   audit: Pick<AuditService, "record">;
   access: Pick<AccessService, "rolePermissions" | "invalidate">;
   identity: Pick<IdentityService, "getMe" | "registerVerified">;
-  members: Pick<MembersService, "add">;
+  members: Pick<MembersService, "add" | "isMember">;
   teams: Pick<TeamMembersService, "placeNewMember">;
 }) {
   const { db, clock, audit, access, identity, members, teams } = deps;
@@ -59,7 +59,7 @@ export function createInvitationAcceptService(deps: {
   /** Membership, team memberships (of the invited teams that still exist), the invitation spent, and the audit. */
   async function join(tx: Executor, inv: InvitationRow, userId: string, actor: AuditActor, now: Date): Promise<string[]> {
     const orgId = inv.orgId;
-    if (await repo.isMember(tx, orgId, userId)) throw invitationError("ALREADY_MEMBER", "You are already a member of this organization.");
+    if (await members.isMember(tx, orgId, userId)) throw invitationError("ALREADY_MEMBER", "You are already a member of this organization.");
     // memberships belong to the members module, team memberships to teams: each writes its own
     await members.add(tx, { orgId, userId, role: inv.role, now });
     const teamIds = await teams.placeNewMember(tx, orgId, userId, inv.teamIds, now);
@@ -129,7 +129,7 @@ export function createInvitationAcceptService(deps: {
             field: "token",
           });
         }
-        if (await repo.accountExists(tx, checked.email)) {
+        if ((await accountIdByEmail(tx, checked.email)) !== undefined) {
           throw invitationError("EMAIL_TAKEN", "An account with this email address already exists: sign in and accept the invitation.", { field: "token" });
         }
         return inv;

@@ -1,6 +1,6 @@
-import { and, desc, eq, gt, inArray, isNotNull, isNull, lt, lte, sql, type SQL } from "drizzle-orm";
+import { and, desc, eq, gt, inArray, isNotNull, isNull, lt, lte, type SQL } from "drizzle-orm";
 import type { Executor } from "../../db/client.ts";
-import { invitations, memberships, orgs, teams, users } from "../../db/schema/index.ts";
+import { invitations, orgs, teams } from "../../db/schema/index.ts";
 
 export type InvitationRow = typeof invitations.$inferSelect;
 export type InvitationStatus = "pending" | "accepted" | "revoked" | "expired";
@@ -97,41 +97,12 @@ export const invitationsRepo = {
     return new Set(rows.map((r) => r.id));
   },
 
-  async isMemberByEmail(ex: Executor, orgId: string, emailKey: string): Promise<boolean> {
-    const rows = await ex
-      .select({ userId: memberships.userId })
-      .from(memberships)
-      .innerJoin(users, eq(users.id, memberships.userId))
-      .where(and(eq(memberships.orgId, orgId), sql`lower(${users.email}) = ${emailKey}`))
-      .limit(1);
-    return rows.length > 0;
-  },
-
-  async isMember(ex: Executor, orgId: string, userId: string): Promise<boolean> {
-    const rows = await ex
-      .select({ userId: memberships.userId })
-      .from(memberships)
-      .where(and(eq(memberships.orgId, orgId), eq(memberships.userId, userId)))
-      .limit(1);
-    return rows.length > 0;
-  },
-
   async liveOrg(ex: Executor, orgId: string) {
     const [row] = await ex
       .select({ id: orgs.id, name: orgs.name, slug: orgs.slug, displayName: orgs.displayName })
       .from(orgs)
       .where(and(eq(orgs.id, orgId), isNull(orgs.deletedAt)));
     return row;
-  },
-
-  async userName(ex: Executor, userId: string): Promise<string | undefined> {
-    const [row] = await ex.select({ name: users.name }).from(users).where(eq(users.id, userId));
-    return row?.name;
-  },
-
-  async accountExists(ex: Executor, emailKey: string): Promise<boolean> {
-    const rows = await ex.select({ id: users.id }).from(users).where(sql`lower(${users.email}) = ${emailKey}`).limit(1);
-    return rows.length > 0;
   },
 };
 

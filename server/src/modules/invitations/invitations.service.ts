@@ -9,6 +9,8 @@ import { isUniqueViolation } from "../../lib/pg-errors.ts";
 import type { Mailer } from "../../mail/mailer.ts";
 import type { AccessService, OrgMembership } from "../access/access.service.ts";
 import type { AuditActor, AuditService } from "../audit/audit.service.ts";
+import { accountIdByEmail, accountNames } from "../identity/index.ts";
+import type { MembersService } from "../members/members.service.ts";
 import { renderInvitationEmail } from "./invitations.email.ts";
 import { invitationError } from "./invitations.errors.ts";
 import { invitationsRepo as repo, statusOf, type InvitationRow, type InvitationStatus } from "./invitations.repo.ts";
@@ -54,9 +56,16 @@ export function createInvitationsService(deps: {
   access: Pick<AccessService, "rolePermissions" | "require">;
   jobs: Pick<JobQueue, "enqueue" | "kick" | "register">;
   mailer: Pick<Mailer, "send">;
+  members: Pick<MembersService, "isMember">;
   publicUrl: string;
 }) {
-  const { db, clock, audit, access, jobs, mailer } = deps;
+  const { db, clock, audit, access, jobs, mailer, members } = deps;
+
+  /** Whether the account with this canonical email is a member already (identity's and members' own functions). */
+  async function isMemberByEmail(tx: Executor, orgId: string, emailKey: string): Promise<boolean> {
+    const userId = await accountIdByEmail(tx, emailKey);
+    return userId !== undefined && (await members.isMember(tx, orgId, userId));
+  }
 
   /**
    * The role an invitation offers must exist and hold nothing the inviter lacks (authority.ts: 403 ROLE_ABOVE_OWN with
@@ -93,7 +102,7 @@ export function createInvitationsService(deps: {
         const found = await repo.existingTeams(tx, orgId, teamIds);
         const unknown = teamIds.filter((id) => !found.has(id));
         if (unknown.length) throw platformError("VALIDATION_FAILED", `No team ${unknown.join(", ")} in this organization.`, { field: "teams" });
-        if (await repo.isMemberByEmail(tx, orgId, emailKey)) {
+        if (await isMemberByEmail(tx, orgId, emailKey)) {
           throw invitationError("ALREADY_MEMBER", `${email} is already a member of this organization.`, { field: "email" });
         }
         const open = await repo.findOpenByEmail(tx, orgId, emailKey);
@@ -149,7 +158,7 @@ export function createInvitationsService(deps: {
       const org = await repo.liveOrg(tx, orgId);
       if (!org) return undefined;
       await repo.update(tx, orgId, inv.id, { tokenHash: hash, sentCount: inv.sentCount + 1, lastSentAt: now });
-      const inviterName = inv.invitedBy ? await repo.userName(tx, inv.invitedBy) : undefined;
+      const inviterName = inv.invitedBy ? (await accountNames(tx, [inv.invitedBy]))[0]?.name : undefined;
       return renderInvitationEmail({
         to: inv.email,
         orgName: org.displayName ?? org.name,
@@ -212,7 +221,7 @@ export function createInvitationsService(deps: {
         if (!before) throw notFound(id);
         answeredRefusal(before);
         await requireOfferable(tx, m, before.role);
-        if (await repo.isMemberByEmail(tx, orgId, before.emailKey)) {
+        if (await isMemberByEmail(tx, orgId, before.emailKey)) {
           throw invitationError("ALREADY_MEMBER", `${before.email} is already a member of this organization.`);
         }
         const expiresAt = new Date(now.getTime() + INVITATION_TTL_MS);

@@ -25,6 +25,7 @@ export function wire(deps: {
   clock: Clock;
   log: Logger;
   masterKey: Buffer;
+  previousMasterKeys?: readonly Buffer[];
   jwt: JwtSettings;
   accessTtlSeconds: number;
   access: AccessService;

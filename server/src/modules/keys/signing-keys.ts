@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { generateKeyPair, exportJWK, importJWK, jwtVerify, SignJWT, errors as joseErrors, type JWK, type JWTPayload, type CryptoKey } from "jose";
-import { and, asc, desc, isNull, lte } from "drizzle-orm";
+import { and, asc, desc, eq, isNull, lte } from "drizzle-orm";
 import type { Database } from "../../db/client.ts";
 import { signingKeys } from "../../db/schema/index.ts";
 import type { Clock } from "../../lib/clock.ts";
@@ -58,9 +58,28 @@ const CACHE_KEY_CHARS = 16;
  * signature check for a token it has seen. A key signs and verifies with the alg it was made with, so changing
  * PLINTH_JWT_ALG (or upgrading past the EdDSA default) breaks no token: the new alg arrives with the next rotation.
  */
-export function createSigningKeys(deps: { db: Database; masterKey: Buffer; clock: Clock; jwt: JwtSettings; accessTtlSeconds: number }) {
+export function createSigningKeys(deps: {
+  db: Database;
+  masterKey: Buffer;
+  /** PLINTH_MASTER_KEY_PREVIOUS: opens keys sealed before a root key rotation re-sealed them (resealSigningKeys). */
+  previousMasterKeys?: readonly Buffer[];
+  clock: Clock;
+  jwt: JwtSettings;
+  accessTtlSeconds: number;
+}) {
   const { db, clock, jwt } = deps;
   const sealKey = deriveKey(deps.masterKey, "signing-keys");
+  const openers = [sealKey, ...(deps.previousMasterKeys ?? []).map((k) => deriveKey(k, "signing-keys"))];
+  const openSealed = (sealed: string, aad: string): Buffer => {
+    for (const [i, key] of openers.entries()) {
+      try {
+        return open(key, sealed, aad);
+      } catch (e) {
+        if (i === openers.length - 1) throw e;
+      }
+    }
+    throw new Error("unreachable");
+  };
   let keys: LoadedKey[] = [];
   let byKid = new Map<string, LoadedKey>();
   let lastReload = 0;
@@ -70,7 +89,7 @@ export function createSigningKeys(deps: { db: Database; masterKey: Buffer; clock
     const rows = await db.read((r) => r.select().from(signingKeys).where(isNull(signingKeys.retiredAt)).orderBy(desc(signingKeys.createdAt)));
     const loaded: LoadedKey[] = [];
     for (const row of rows) {
-      const privateJwk = JSON.parse(open(sealKey, row.privateJwkSealed, `signing_key:${row.id}`).toString("utf8")) as JWK;
+      const privateJwk = JSON.parse(openSealed(row.privateJwkSealed, `signing_key:${row.id}`).toString("utf8")) as JWK;
       loaded.push({
         kid: row.id,
         alg: row.alg,
@@ -269,3 +288,39 @@ export function createSigningKeys(deps: { db: Database; masterKey: Buffer; clock
 }
 
 export type SigningKeys = ReturnType<typeof createSigningKeys>;
+
+/**
+ * A root key rotation's share of the signing keys (`plinth vault rotate-root`): re-seals each unretired private key
+ * sealed under one of `from` under `to`; those already under `to` are left. Returns how many it re-sealed.
+ */
+export async function resealSigningKeys(db: Database, from: readonly Buffer[], to: Buffer): Promise<number> {
+  const target = deriveKey(to, "signing-keys");
+  const sources = from.map((k) => deriveKey(k, "signing-keys"));
+  let n = 0;
+  await db.tx({}, async (tx) => {
+    for (const row of await tx.select().from(signingKeys).where(isNull(signingKeys.retiredAt)).for("update")) {
+      const aad = `signing_key:${row.id}`;
+      try {
+        open(target, row.privateJwkSealed, aad);
+        continue;
+      } catch {
+        // not under the new key yet
+      }
+      const source = sources.find((k) => {
+        try {
+          open(k, row.privateJwkSealed, aad);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      if (!source) throw new Error(`signing key ${row.id} opens under neither the new nor the configured master key`);
+      await tx
+        .update(signingKeys)
+        .set({ privateJwkSealed: seal(target, open(source, row.privateJwkSealed, aad), aad) })
+        .where(eq(signingKeys.id, row.id));
+      n++;
+    }
+  });
+  return n;
+}

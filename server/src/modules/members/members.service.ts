@@ -236,6 +236,10 @@ export function createMembersService(deps: {
 
     /** Adds a membership in the caller's transaction (an accepted invitation): see createMembershipWrites. */
     add: createMembershipWrites({ repo }).add,
+    /** Whether the user is a member of the org (in the caller's transaction). */
+    async isMember(ex: Executor, orgId: string, userId: string): Promise<boolean> {
+      return (await repo.find(ex, orgId, userId)) !== undefined;
+    },
   };
 }
 

@@ -162,6 +162,26 @@ for (const backend of BACKENDS) {
       assertOAuthError(await form(ownerExchange(), basic(c)), 401, "invalid_client");
     });
 
+    it("issue 9: a token a client obtained by exchange (azp) stops when that client is revoked, and cannot be exchanged again", async () => {
+      const c = await makeClient();
+      const res = await form(ownerExchange({ scope: "org:read members:read" }), basic(c));
+      assert.equal(res.statusCode, 200, res.body);
+      const token = res.json().access_token as string;
+      assert.equal(decodeJwt(token).azp, c.client_id);
+      assert.equal((await t.call("GET", `/v1/orgs/${orgId}/members`, undefined, token)).statusCode, 200);
+      // the owner's own session token is not the client's: it keeps working after the revocation
+      assert.equal(
+        (await t.call("DELETE", `/v1/orgs/${orgId}/service-accounts/${c.serviceAccountId}/clients/${c.client_id}`, undefined, owner.access_token)).statusCode,
+        200,
+      );
+      const refused = await t.call("GET", `/v1/orgs/${orgId}/members`, undefined, token);
+      assert.equal(refused.statusCode, 401, refused.body);
+      assert.equal(problemOf(refused).code, "INVALID_TOKEN");
+      assert.equal((problemOf(refused) as { reason?: string }).reason, "client_revoked");
+      assert.equal((await t.call("GET", `/v1/orgs/${orgId}/members`, undefined, owner.access_token)).statusCode, 200);
+      assertOAuthError(await form({ grant_type: EXCHANGE, subject_token: token, subject_token_type: ACCESS }), 400, "invalid_grant");
+    });
+
     it("issue 9: a token exchanged from a client_credentials token keeps its client_id (the exchanging client goes in azp), so revoking the client stops it", async () => {
       const c = await makeClient();
       const other = await makeClient();

@@ -274,6 +274,8 @@ export function createOAuthService(deps: {
     // the key a token comes from, through any number of exchanges: its allowance, and its revocation, follow it
     const keyId = principal.kind === "api_key" ? principal.keyId : principal.sourceKeyId;
     await countIssued(keyId ?? sub);
+    // a client that asks for exchanges spends its own allowance too, as for its client_credentials tokens
+    if (by) await countIssued(by.clientId);
     const scope = scopeOf(req, m.permissions);
     // never outlive the subject token itself
     if (expiresAt !== undefined) ttl = Math.min(ttl, Math.max(1, expiresAt - Math.floor(clock.now().getTime() / 1000)));

@@ -110,5 +110,23 @@ for (const backend of BACKENDS) {
       // the key itself still works on Plinth's routes: only its token issuance is capped
       assert.equal((await t.call("GET", `/v1/orgs/${orgId}`, undefined, key.secret)).statusCode, 200);
     });
+
+    it("a client that authenticates to token exchanges spends its own allowance: its cap holds across many subjects", async () => {
+      const cap = DEFAULT_TOKEN_RULES.issuedPerCredential.points;
+      const c = await makeClient();
+      const exchangeBy = (secret: string) => ({
+        grant_type: EXCHANGE,
+        subject_token: secret,
+        subject_token_type: API_KEY,
+        client_id: c.client_id,
+        client_secret: c.client_secret,
+      });
+      // each exchange names another key (its own allowance untouched), the same client
+      const keys = [await makeKey(t, orgId, owner), await makeKey(t, orgId, owner)];
+      for (let i = 0; i < cap; i++) assert.equal((await token(exchangeBy(keys[i % 2].secret), newIp())).statusCode, 200, `exchange ${i + 1}`);
+      slowedDown(await token(exchangeBy(keys[0].secret), newIp()));
+      // the keys themselves are not spent: exchanged without the client, they still get tokens
+      assert.equal((await token({ grant_type: EXCHANGE, subject_token: keys[1].secret, subject_token_type: API_KEY }, newIp())).statusCode, 200);
+    });
   });
 }

@@ -1,6 +1,4 @@
-import { eq } from "drizzle-orm";
 import type { Database, Executor } from "../../db/client.ts";
-import { users } from "../../db/schema/index.ts";
 import { createCache } from "../../lib/cache.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { platformError } from "../../lib/errors.ts";
@@ -9,14 +7,14 @@ import { isUniqueViolation } from "../../lib/pg-errors.ts";
 import type { AccessService, OrgMembership } from "../access/access.service.ts";
 import { requireWithin } from "../access/authority.ts";
 import { BUILT_IN_ROLES, isBuiltInRole } from "../access/permissions.ts";
-import type { AuditActor, AuditService } from "../audit/audit.service.ts";
+import { type AuditActor, type AuditService, PLATFORM_AUDIT_ORG } from "../audit/audit.service.ts";
+import { accountStanding } from "../identity/index.ts";
 import { serviceKeysError } from "./service-keys.errors.ts";
 import { toPublicJwk, type PublicJwk } from "./service-keys.jwk.ts";
 import { PLATFORM_ORG, publishedKeysQuery, type KeyOwner, type ServiceKeyRow, type ServiceKeysRepo } from "./service-keys.repo.ts";
 import type { RegisterServiceKeyBody, UpdateServiceKeyBody } from "./service-keys.schemas.ts";
 
 /** The platform-wide registry's events go to the platform's audit chain (never an org_… id: no org route reads it). */
-import { PLATFORM_AUDIT_ORG } from "../audit/audit.service.ts";
 export { PLATFORM_AUDIT_ORG };
 
 /** Who manages keys: a member of an org (their membership there), or a platform admin (the platform registry). */
@@ -50,8 +48,9 @@ export function createServiceKeysService(deps: {
   /** 403 unless the user is a platform admin now (read in the change's transaction, so a demotion holds at once). */
   async function requirePlatformAdmin(tx: Executor, caller: KeyCaller): Promise<void> {
     if (caller.kind !== "platform") return;
-    const [u] = await tx.select({ admin: users.isPlatformAdmin }).from(users).where(eq(users.id, caller.userId));
-    if (!u?.admin) throw serviceKeysError("PLATFORM_ADMIN_REQUIRED", "The platform-wide service key registry is for platform admins.");
+    const u = await accountStanding(tx, caller.userId);
+    if (!u?.isPlatformAdmin || u.disabledAt)
+      throw serviceKeysError("PLATFORM_ADMIN_REQUIRED", "The platform-wide service key registry is for platform admins.");
   }
 
   /**

@@ -10,4 +10,6 @@ export const vaultError = defineErrors({
   SECRET_VERSION_CONFLICT: 409,
   /** The secret is past its expires_at: its value is no longer served. */
   SECRET_EXPIRED: 410,
+  /** A resolve would serve more secrets than one answer carries (MAX_RESOLVED): narrow it. */
+  RESOLVE_TOO_LARGE: 422,
 });

@@ -1,5 +1,6 @@
-import { and, asc, desc, eq, gt, lt, ne, or, type SQL } from "drizzle-orm";
+import { and, asc, desc, eq, getTableColumns, gt, lt, ne, or, type Placeholder, type SQL, sql } from "drizzle-orm";
 import type { Executor } from "../../db/client.ts";
+import { preparedQuery } from "../../db/prepared.ts";
 import { vaultSecrets, vaultSecretVersions } from "../../db/schema/vault.ts";
 
 export type SecretRow = typeof vaultSecrets.$inferSelect;
@@ -10,11 +11,66 @@ export interface SecretFilter {
   scope?: SecretScope;
   teamId?: string;
   after?: string;
+  /** Only these secrets (those shared with a caller who cannot read them all); one array parameter, whatever its length. */
+  ids?: readonly string[];
   limit: number;
 }
 
+/** A text[] parameter of secret ids (each `sec_` + Crockford base32, so nothing in it needs quoting). */
+const idArray = (ids: readonly string[]) => sql`${`{${ids.join(",")}}`}::text[]`;
+
 /** Another member's personal secrets do not exist for `viewer`. */
-const visibleTo = (viewer: string): SQL => or(ne(vaultSecrets.scope, "user"), eq(vaultSecrets.userId, viewer))!;
+const visibleTo = (viewer: string | Placeholder): SQL => or(ne(vaultSecrets.scope, "user"), eq(vaultSecrets.userId, viewer))!;
+
+// a reveal reads the secret and its version: both built once (db/prepared.ts)
+const secretById = (ex: Executor) =>
+  ex
+    .select()
+    .from(vaultSecrets)
+    .where(and(eq(vaultSecrets.orgId, sql.placeholder("orgId")), eq(vaultSecrets.id, sql.placeholder("id")), visibleTo(sql.placeholder("viewer"))));
+type FindValues = { orgId: string; id: string; viewer: string };
+const findSecret = preparedQuery<SecretRow[], FindValues>("vault_secret_find", secretById);
+const lockSecret = preparedQuery<SecretRow[], FindValues>("vault_secret_lock", (ex) => secretById(ex).for("update"));
+const findSecretVersion = preparedQuery<SecretVersionRow[], { orgId: string; secretId: string; version: number }>("vault_secret_version_find", (ex) =>
+  ex
+    .select()
+    .from(vaultSecretVersions)
+    .where(
+      and(
+        eq(vaultSecretVersions.orgId, sql.placeholder("orgId")),
+        eq(vaultSecretVersions.secretId, sql.placeholder("secretId")),
+        eq(vaultSecretVersions.version, sql.placeholder("version")),
+      ),
+    ),
+);
+
+// and a reveal reads both in one query: the secret, and the version asked for (null: its current one), if it exists
+const versionColumns = Object.fromEntries(Object.entries(getTableColumns(vaultSecretVersions)).map(([k, c]) => [`v$${k}`, c]));
+/** Secrets, each with its version `version` (a version number, or the secret's current one), or nulls when none. */
+const withVersion = (ex: Executor, version: SQL | typeof vaultSecrets.currentVersion) =>
+  ex
+    .select({ ...getTableColumns(vaultSecrets), ...versionColumns })
+    .from(vaultSecrets)
+    .leftJoin(
+      vaultSecretVersions,
+      and(eq(vaultSecretVersions.orgId, vaultSecrets.orgId), eq(vaultSecretVersions.secretId, vaultSecrets.id), eq(vaultSecretVersions.version, version)),
+    );
+const findSecretWithVersion = preparedQuery<Record<string, unknown>[], FindValues & { version: number | null }>("vault_secret_with_version", (ex) =>
+  withVersion(ex, sql`coalesce(${sql.placeholder("version")}::integer, ${vaultSecrets.currentVersion})`).where(
+    and(eq(vaultSecrets.orgId, sql.placeholder("orgId")), eq(vaultSecrets.id, sql.placeholder("id")), visibleTo(sql.placeholder("viewer"))),
+  ),
+);
+
+/** A row of secret columns and `v$`-prefixed version columns, apart (no version: its columns are null). */
+function splitJoined(r: Record<string, unknown>): { secret: SecretRow; version: SecretVersionRow | undefined } {
+  const secret: Record<string, unknown> = {};
+  const stored: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(r)) {
+    if (k.startsWith("v$")) stored[k.slice(2)] = v;
+    else secret[k] = v;
+  }
+  return { secret: secret as SecretRow, version: stored.version == null ? undefined : (stored as SecretVersionRow) };
+}
 
 /** Secrets and their versions. Row-level security limits every transaction to its org; each query names it too. */
 export const vaultRepo = {
@@ -39,6 +95,7 @@ export const vaultRepo = {
           f.scope === undefined ? undefined : eq(vaultSecrets.scope, f.scope),
           f.teamId === undefined ? undefined : eq(vaultSecrets.teamId, f.teamId),
           f.after === undefined ? undefined : gt(vaultSecrets.id, f.after),
+          f.ids === undefined ? undefined : sql`${vaultSecrets.id} = any(${idArray(f.ids)})`,
         ),
       )
       .orderBy(asc(vaultSecrets.id))
@@ -46,11 +103,7 @@ export const vaultRepo = {
   },
 
   async find(ex: Executor, orgId: string, viewer: string, id: string, lock = false): Promise<SecretRow | undefined> {
-    const q = ex
-      .select()
-      .from(vaultSecrets)
-      .where(and(eq(vaultSecrets.orgId, orgId), eq(vaultSecrets.id, id), visibleTo(viewer)));
-    const [r] = lock ? await q.for("update") : await q;
+    const [r] = await (lock ? lockSecret : findSecret)(ex, { orgId, id, viewer });
     return r;
   },
 
@@ -68,11 +121,62 @@ export const vaultRepo = {
     await tx.delete(vaultSecrets).where(and(eq(vaultSecrets.orgId, orgId), eq(vaultSecrets.id, id)));
   },
 
+  /** The secret `viewer` sees, with its version `version` (default: the current one) when that exists; one round trip. */
+  async findWithVersion(
+    ex: Executor,
+    orgId: string,
+    viewer: string,
+    id: string,
+    version: number | undefined,
+  ): Promise<{ secret: SecretRow; version: SecretVersionRow | undefined } | undefined> {
+    const [r] = await findSecretWithVersion(ex, { orgId, id, viewer, version: version ?? null });
+    return r && splitJoined(r);
+  },
+
+  /** The secrets of `ids` that `viewer` sees, each with its current version (missing ids are not in the answer). */
+  async findManyWithVersion(
+    ex: Executor,
+    orgId: string,
+    viewer: string,
+    ids: readonly string[],
+  ): Promise<{ secret: SecretRow; version: SecretVersionRow | undefined }[]> {
+    if (!ids.length) return [];
+    const rows = await withVersion(ex, vaultSecrets.currentVersion).where(
+      and(eq(vaultSecrets.orgId, orgId), visibleTo(viewer), sql`${vaultSecrets.id} = any(${idArray(ids)})`),
+    );
+    return rows.map(splitJoined);
+  },
+
+  /**
+   * What a resolve serves: the org's secrets, those of `teamId` and those of `userId` (the viewer's own) that `viewer`
+   * sees (only `ids`, when given), each with its current version, oldest first, at most `limit`.
+   */
+  async listForResolve(
+    ex: Executor,
+    orgId: string,
+    viewer: string,
+    f: { teamId?: string; userId?: string; ids?: readonly string[]; limit: number },
+  ): Promise<{ secret: SecretRow; version: SecretVersionRow | undefined }[]> {
+    const rows = await withVersion(ex, vaultSecrets.currentVersion)
+      .where(
+        and(
+          eq(vaultSecrets.orgId, orgId),
+          visibleTo(viewer),
+          or(
+            eq(vaultSecrets.scope, "org"),
+            f.teamId === undefined ? undefined : and(eq(vaultSecrets.scope, "team"), eq(vaultSecrets.teamId, f.teamId)),
+            f.userId === undefined ? undefined : and(eq(vaultSecrets.scope, "user"), eq(vaultSecrets.userId, f.userId)),
+          ),
+          f.ids === undefined ? undefined : sql`${vaultSecrets.id} = any(${idArray(f.ids)})`,
+        ),
+      )
+      .orderBy(asc(vaultSecrets.id))
+      .limit(f.limit);
+    return rows.map(splitJoined);
+  },
+
   async findVersion(ex: Executor, orgId: string, secretId: string, version: number): Promise<SecretVersionRow | undefined> {
-    const [r] = await ex
-      .select()
-      .from(vaultSecretVersions)
-      .where(and(eq(vaultSecretVersions.orgId, orgId), eq(vaultSecretVersions.secretId, secretId), eq(vaultSecretVersions.version, version)));
+    const [r] = await findSecretVersion(ex, { orgId, secretId, version });
     return r;
   },
 

@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import { etag, expectedVersion } from "../../lib/if-match.ts";
 import type { FastifyReply } from "fastify";
 import { Type } from "typebox";
 import { BODY_ERRORS, OrgIdParams, bearerSecurity, errors } from "../../http/schemas.ts";
-import { platformError } from "../../lib/errors.ts";
 import { page, pageRequest, type CursorParser } from "../../lib/pagination.ts";
 import { actorOf, requireTenant } from "../access/request.ts";
 import type { VaultService } from "./vault.service.ts";
@@ -11,6 +11,8 @@ import {
   IfMatchHeaders,
   ListSecretsQuery,
   ListVersionsQuery,
+  ResolvedSecrets,
+  ResolveQuery,
   RollbackBody,
   Secret,
   SECRET_ID_PATTERN,
@@ -28,26 +30,19 @@ const SECRET_ID = new RegExp(SECRET_ID_PATTERN);
 const secretCursor: CursorParser<string> = (key) => (SECRET_ID.test(key) ? key : undefined);
 const versionCursor: CursorParser<number> = (key) => (/^[1-9][0-9]{0,8}$/.test(key) ? Number(key) : undefined);
 
-/** The version a change is based on: If-Match or the body's `version` (both given, they must agree). */
-function expectedVersion(header: string | undefined, body: number | undefined): number | undefined {
-  const fromHeader = header === undefined ? undefined : Number(header.replace(/^W\//, "").replaceAll('"', ""));
-  if (fromHeader !== undefined && body !== undefined && fromHeader !== body) {
-    throw platformError("VALIDATION_FAILED", `If-Match names version ${fromHeader} but the body's version is ${body}: give one, or the same in both.`, {
-      field: "version",
-    });
-  }
-  return fromHeader ?? body;
-}
-
-const etag = (reply: FastifyReply, version: number) => reply.header("etag", `"${version}"`);
 /** A value is never kept by a cache on the way (a proxy, the browser). */
 const noStore = (reply: FastifyReply) => reply.header("cache-control", "no-store");
 
 const AUDIT_ONLY = "The value never appears in lists, metadata, logs or the audit log.";
+const SHARED_READ =
+  "Needs secrets:read, or read on this secret (a grant to you, a team you are in, or the organization: see POST /v1/orgs/{orgId}/grants); 403 naming secrets:read otherwise.";
+const SHARED_WRITE = (relation: "write" | "delete") =>
+  `Needs secrets:write, or ${relation} on this secret through a grant (admin and owner include it); 403 naming secrets:write otherwise.`;
 
 /**
  * Routes of the secrets vault: /v1/orgs/:orgId/secrets. Reading metadata and values needs secrets:read, every
- * change secrets:write. A member's personal secrets (user_id) exist only for that member (404 to everyone else).
+ * change secrets:write, or the relation on the one secret through a grant: the service decides (`resourceCheck`).
+ * A member's personal secrets (user_id) exist only for that member (404 to everyone else).
  */
 export function vaultRoutes(s: { vault: VaultService }): FastifyPluginAsyncTypebox {
   const tags = ["secrets"];
@@ -80,12 +75,14 @@ export function vaultRoutes(s: { vault: VaultService }): FastifyPluginAsyncTypeb
     app.get(
       "/v1/orgs/:orgId/secrets",
       {
-        config: { permission: "secrets:read" },
+        config: { permission: "secrets:read", resourceCheck: true },
         schema: {
           operationId: "listSecrets",
           tags,
           summary: "The organization's secrets you can see, oldest first: metadata only, never values",
-          description: "Filter by scope and team_id. Other members' personal secrets are not listed.",
+          description:
+            "Filter by scope and team_id. Other members' personal secrets are not listed. Without secrets:read, only the secrets shared with you " +
+            "(a grant of read or more to you, a team you are in, or the organization) are listed; 403 naming secrets:read when none is.",
           security: bearerSecurity,
           params: OrgIdParams,
           querystring: ListSecretsQuery,
@@ -101,13 +98,37 @@ export function vaultRoutes(s: { vault: VaultService }): FastifyPluginAsyncTypeb
     );
 
     app.get(
+      "/v1/orgs/:orgId/secrets/resolve",
+      {
+        config: { permission: "secrets:read", resourceCheck: true },
+        schema: {
+          operationId: "resolveSecrets",
+          tags,
+          summary: "The values a consumer gets for (org, team, you): user over team over org, each with its source",
+          description:
+            "What `plinth run` and `plinth secrets export` use: the organization's secrets, plus the team's (team_id), plus your own personal ones " +
+            "(user_id, which must be yours), the more specific winning a name clash. Expired secrets are left out; at most 500 secrets (422 " +
+            "RESOLVE_TOO_LARGE beyond). Audited once as secrets.resolved with the ids served, never the values; Cache-Control: no-store. " +
+            "Without secrets:read, only the secrets shared with you resolve; 403 naming secrets:read when none is.",
+          security: bearerSecurity,
+          params: OrgIdParams,
+          querystring: ResolveQuery,
+          response: { 200: ResolvedSecrets, ...errors(400, 401, 403, 404, 422) },
+        },
+      },
+      async (req, reply) =>
+        noStore(reply).send({ data: await v.resolve(requireTenant(req), { teamId: req.query.team_id, userId: req.query.user_id }, actorOf(req)) }),
+    );
+
+    app.get(
       "/v1/orgs/:orgId/secrets/:secretId",
       {
-        config: { permission: "secrets:read" },
+        config: { permission: "secrets:read", resourceCheck: true },
         schema: {
           operationId: "getSecret",
           tags,
           summary: "One secret's metadata (never its value); the ETag is its current version",
+          description: SHARED_READ,
           security: bearerSecurity,
           params: SecretParams,
           response: { 200: Secret, ...errors(400, 401, 403, 404) },
@@ -122,14 +143,14 @@ export function vaultRoutes(s: { vault: VaultService }): FastifyPluginAsyncTypeb
     app.patch(
       "/v1/orgs/:orgId/secrets/:secretId",
       {
-        config: { permission: "secrets:write" },
+        config: { permission: "secrets:write", resourceCheck: true },
         schema: {
           operationId: "updateSecret",
           tags,
           summary: "Change a secret: a new value becomes a new version; description, tags and expiry change in place",
           description:
             "The previous value stays as its version (list them under /versions). Send If-Match: <version> (or the body's version) to change only what " +
-            `you read: when the secret moved on since, 409 SECRET_VERSION_CONFLICT (its detail names the current version), and nothing changes. ${AUDIT_ONLY} Audited as secret.updated.`,
+            `you read: when the secret moved on since, 409 SECRET_VERSION_CONFLICT (its detail names the current version), and nothing changes. ${AUDIT_ONLY} ${SHARED_WRITE("write")} Audited as secret.updated.`,
           security: bearerSecurity,
           params: SecretParams,
           headers: IfMatchHeaders,
@@ -147,12 +168,12 @@ export function vaultRoutes(s: { vault: VaultService }): FastifyPluginAsyncTypeb
     app.delete(
       "/v1/orgs/:orgId/secrets/:secretId",
       {
-        config: { permission: "secrets:write" },
+        config: { permission: "secrets:write", resourceCheck: true },
         schema: {
           operationId: "deleteSecret",
           tags,
           summary: "Delete a secret and all its versions",
-          description: "With If-Match, only if it is still at that version (409 otherwise). Audited as secret.deleted.",
+          description: `With If-Match, only if it is still at that version (409 otherwise). Every grant on it goes with it. ${SHARED_WRITE("delete")} Audited as secret.deleted.`,
           security: bearerSecurity,
           params: SecretParams,
           headers: IfMatchHeaders,
@@ -168,13 +189,12 @@ export function vaultRoutes(s: { vault: VaultService }): FastifyPluginAsyncTypeb
     app.post(
       "/v1/orgs/:orgId/secrets/:secretId/reveal",
       {
-        config: { permission: "secrets:read" },
+        config: { permission: "secrets:read", resourceCheck: true },
         schema: {
           operationId: "revealSecret",
           tags,
           summary: "The secret's current value",
-          description:
-            "The only way a value leaves the vault: audited as secret.revealed (with the version, never the value), answered with Cache-Control: no-store. An expired secret answers 410.",
+          description: `The only way a value leaves the vault: audited as secret.revealed (with the version, never the value), answered with Cache-Control: no-store. An expired secret answers 410. ${SHARED_READ}`,
           security: bearerSecurity,
           params: SecretParams,
           response: { 200: SecretValue, ...errors(400, 401, 403, 404, 410) },
@@ -186,11 +206,12 @@ export function vaultRoutes(s: { vault: VaultService }): FastifyPluginAsyncTypeb
     app.get(
       "/v1/orgs/:orgId/secrets/:secretId/versions",
       {
-        config: { permission: "secrets:read" },
+        config: { permission: "secrets:read", resourceCheck: true },
         schema: {
           operationId: "listSecretVersions",
           tags,
           summary: "A secret's versions, newest first: who wrote each and when, never the values",
+          description: SHARED_READ,
           security: bearerSecurity,
           params: SecretParams,
           querystring: ListVersionsQuery,
@@ -207,12 +228,12 @@ export function vaultRoutes(s: { vault: VaultService }): FastifyPluginAsyncTypeb
     app.post(
       "/v1/orgs/:orgId/secrets/:secretId/versions/:version/reveal",
       {
-        config: { permission: "secrets:read" },
+        config: { permission: "secrets:read", resourceCheck: true },
         schema: {
           operationId: "revealSecretVersion",
           tags,
           summary: "The value a secret had at one version",
-          description: "Audited as secret.revealed with that version; Cache-Control: no-store. An expired secret answers 410.",
+          description: `Audited as secret.revealed with that version; Cache-Control: no-store. An expired secret answers 410. ${SHARED_READ}`,
           security: bearerSecurity,
           params: SecretVersionParams,
           response: { 200: SecretValue, ...errors(400, 401, 403, 404, 410) },
@@ -224,13 +245,12 @@ export function vaultRoutes(s: { vault: VaultService }): FastifyPluginAsyncTypeb
     app.post(
       "/v1/orgs/:orgId/secrets/:secretId/$rollback",
       {
-        config: { permission: "secrets:write" },
+        config: { permission: "secrets:write", resourceCheck: true },
         schema: {
           operationId: "rollbackSecret",
           tags,
           summary: "Make an earlier version's value current again, as a new version",
-          description:
-            "History is kept: rolling back to version 2 of a secret at version 5 writes version 6 with version 2's value. If-Match as for updates. Audited as secret.rolled_back.",
+          description: `History is kept: rolling back to version 2 of a secret at version 5 writes version 6 with version 2's value. If-Match as for updates. ${SHARED_WRITE("write")} Audited as secret.rolled_back.`,
           security: bearerSecurity,
           params: SecretParams,
           headers: IfMatchHeaders,

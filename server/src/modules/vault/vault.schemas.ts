@@ -6,6 +6,8 @@ import type { SecretRow, SecretVersionRow } from "./vault.repo.ts";
 
 /** Largest value, in UTF-8 bytes. */
 export const MAX_VALUE_BYTES = 64 * 1024;
+/** The most secrets one resolve serves (an environment's worth; more answers 422 RESOLVE_TOO_LARGE). */
+export const MAX_RESOLVED = 500;
 export const SECRET_ID_PATTERN = idPattern("secret");
 const VERSION_PATTERN = "^[1-9][0-9]{0,8}$";
 
@@ -73,6 +75,37 @@ export const RollbackBody = Type.Object(
   { additionalProperties: false },
 );
 export const ListSecretsQuery = Type.Object({ ...pageQuery, scope: Type.Optional(Scope), team_id: Type.Optional(TeamId) }, { additionalProperties: false });
+export const ResolveQuery = Type.Object(
+  {
+    team_id: Type.Optional(Type.String({ pattern: idPattern("team"), description: "team_… id: add this team's secrets (over the org's)" })),
+    user_id: Type.Optional(
+      Type.String({ pattern: idPattern("user"), description: "usr_… id, your own: add your personal secrets (over the team's and the org's)" }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export const ResolvedSecrets = Type.Object(
+  {
+    data: Type.Array(
+      Type.Object({
+        name: Type.String({ description: "The variable name" }),
+        value: Type.String({ description: "Its value" }),
+        source: Type.Object(
+          {
+            scope: Scope,
+            secret_id: Type.String({ description: "sec_… id of the secret served" }),
+            version: Type.Integer({ description: "Its version served" }),
+            team_id: Type.Optional(Type.String({ description: "The team, for a team secret" })),
+            user_id: Type.Optional(Type.String({ description: "The member, for a personal secret" })),
+          },
+          { description: "Where the value came from: the most specific scope wins a name clash" },
+        ),
+      }),
+      { description: "By name; one entry a name" },
+    ),
+  },
+  { description: "The secrets resolved for (org, team, user), with values (answered with Cache-Control: no-store)" },
+);
 export const ListVersionsQuery = Type.Object(pageQuery, { additionalProperties: false });
 
 export const Secret = Type.Object(

@@ -2,13 +2,16 @@ import type { Database, Executor } from "../../db/client.ts";
 import type { Kms } from "../../kms/kms.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { platformError } from "../../lib/errors.ts";
-import { newId } from "../../lib/ids.ts";
+import { isId, newId } from "../../lib/ids.ts";
 import { isUniqueViolation } from "../../lib/pg-errors.ts";
-import type { OrgMembership } from "../access/access.service.ts";
+import type { AccessService, OrgMembership } from "../access/access.service.ts";
+import type { GrantOwnerOps } from "../access/grants.owners.ts";
+import type { ObjectVerifier } from "../access/grants.service.ts";
+import type { Permission } from "../access/permissions.ts";
 import type { AuditActor, AuditService } from "../audit/audit.service.ts";
 import { vaultError } from "./vault.errors.ts";
-import type { SecretFilter, SecretRow, SecretScope, VaultRepo } from "./vault.repo.ts";
-import { MAX_VALUE_BYTES } from "./vault.schemas.ts";
+import type { SecretFilter, SecretRow, SecretScope, SecretVersionRow, VaultRepo } from "./vault.repo.ts";
+import { MAX_RESOLVED, MAX_VALUE_BYTES } from "./vault.schemas.ts";
 
 export interface CreateSecretInput {
   name: string;
@@ -26,6 +29,16 @@ export interface UpdateSecretInput {
   tags?: string[];
   expires_at?: string | null;
 }
+
+/** One resolved value and where it came from. */
+export interface ResolvedSecret {
+  name: string;
+  value: string;
+  source: { scope: SecretScope; secret_id: string; version: number; team_id?: string; user_id?: string };
+}
+
+/** A name clash in a resolve goes to the more specific scope. */
+const SCOPE_RANK: Record<SecretScope, number> = { org: 0, team: 1, user: 2 };
 
 /** Secret ids (`sec_…`): time-ordered like every id (lib/ids.ts; the prefix is to be listed there). */
 export function newSecretId(now: number): string {
@@ -57,6 +70,13 @@ function expiry(value: string | null | undefined, now: Date): Date | null | unde
   return at;
 }
 
+/** What a relation on a secret asks of the engine, and the org-wide permission that gives it on every secret. */
+export type SecretRelation = "read" | "write" | "delete";
+const ORG_WIDE: Record<SecretRelation, Permission> = { read: "secrets:read", write: "secrets:write", delete: "secrets:write" };
+
+/** Which secrets a caller reads: every one visible to them (`secrets:read`), or only those shared with them. */
+export type ReadableSecrets = { all: true } | { all: false; ids: readonly string[] };
+
 /**
  * The secrets vault: secrets of an org, one of its teams, or one member within it, each value kept as versions under
  * envelope encryption (kms/). Metadata reads never touch a value; a value leaves only through `reveal`, audited in the
@@ -76,8 +96,37 @@ export function createVaultService(deps: {
   kms: Kms;
   audit: Pick<AuditService, "record">;
   subjects: OrgSubjects;
+  access: Pick<AccessService, "require" | "decide" | "grantedObjectIds" | "invalidate">;
+  /** The access module's grants: a deleted secret's go through it. */
+  grants: Pick<GrantOwnerOps, "removeGrantsOn">;
 }) {
-  const { db, clock, repo, kms, audit, subjects } = deps;
+  const { db, clock, repo, kms, audit, subjects, access, grants } = deps;
+
+  /**
+   * The one access rule of a secret: the org-wide permission (`secrets:read`, or `secrets:write` for changes), or the
+   * relation on this secret through a grant to the caller, a team they are in, or the org (the access engine decides;
+   * `write` and `delete` grants each include `read`). 403 naming the permission otherwise, whether or not the secret
+   * exists. Runs before the caller's transaction: the engine reads outside it.
+   */
+  function authorize(caller: OrgMembership, relation: SecretRelation, id: string): Promise<void> {
+    return access.require(caller, ORG_WIDE[relation], { ref: { type: "secret", id }, relation });
+  }
+
+  /** The one read check every path to a secret's metadata or value goes through (get, versions, reveal, resolve). */
+  function requireRead(caller: OrgMembership, id: string): Promise<void> {
+    return authorize(caller, "read", id);
+  }
+
+  /**
+   * The secrets the caller reads, for lists: all (`secrets:read`), or the ids shared with them (the access module's
+   * answer; a narrowed credential has none). 403 naming secrets:read when neither: nothing to list.
+   */
+  async function readable(caller: OrgMembership): Promise<ReadableSecrets> {
+    if (access.decide(caller, "secrets:read").allowed) return { all: true };
+    const ids = (await access.grantedObjectIds(caller, "secret", "read")).filter((id) => isId("secret", id));
+    if (!ids.length) await access.require(caller, "secrets:read");
+    return { all: false, ids };
+  }
 
   async function load(tx: Executor, caller: OrgMembership, id: string, lock = false): Promise<SecretRow> {
     const row = await repo.find(tx, caller.orgId, caller.userId, id, lock);
@@ -90,9 +139,7 @@ export function createVaultService(deps: {
       throw vaultError(
         "SECRET_VERSION_CONFLICT",
         `The secret is at version ${row.currentVersion}, not ${expected}: it changed since you read it. Read it again and retry.`,
-        {
-          field: "version",
-        },
+        { field: "version", extra: { current_version: row.currentVersion } },
       );
     }
   }
@@ -102,18 +149,62 @@ export function createVaultService(deps: {
     await repo.insertVersion(tx, { orgId: row.orgId, secretId: row.id, version, ...envelope, createdBy: actor.id, createdAt: clock.now() });
   }
 
-  async function revealIn(tx: Executor, caller: OrgMembership, id: string, version: number | undefined, actor: AuditActor) {
-    const row = await load(tx, caller, id);
-    const now = clock.now();
-    if (row.expiresAt && row.expiresAt.getTime() <= now.getTime()) {
+  /** The one decryption of a stored version (reveal, resolve, leases): bound to the secret's identity and version. */
+  async function openValue(tx: Executor, row: SecretRow, stored: SecretVersionRow): Promise<string> {
+    return (await kms.decrypt(tx, row.orgId, stored, secretAad(row, stored.version))).toString("utf8");
+  }
+
+  /** A secret whose value may be served to the caller (in their transaction, after `requireRead`): 404 unseen, 410 expired. */
+  async function liveIn(tx: Executor, caller: OrgMembership, id: string): Promise<SecretRow> {
+    return refuseExpired(await load(tx, caller, id));
+  }
+
+  function refuseExpired(row: SecretRow): SecretRow {
+    if (row.expiresAt && row.expiresAt.getTime() <= clock.now().getTime()) {
       throw vaultError("SECRET_EXPIRED", `The secret expired at ${row.expiresAt.toISOString()}; give it a new value or expiry to use it again.`, {
         field: "secretId",
       });
     }
+    return row;
+  }
+
+  /** The one decrypt path of a value (reveal, leases); not audited here: each caller records its own event. */
+  async function valueIn(tx: Executor, caller: OrgMembership, id: string, version: number | undefined) {
+    // the secret and its version in one round trip
+    const found = await repo.findWithVersion(tx, caller.orgId, caller.userId, id, version);
+    if (!found) throw notFound(id);
+    const row = refuseExpired(found.secret);
     const v = version ?? row.currentVersion;
-    const stored = await repo.findVersion(tx, caller.orgId, row.id, v);
+    const stored = found.version;
     if (!stored) throw vaultError("SECRET_VERSION_NOT_FOUND", `The secret has no version ${v}.`, { field: "version" });
-    const value = (await kms.decrypt(tx, caller.orgId, stored, secretAad(row, v))).toString("utf8");
+    const value = await openValue(tx, row, stored);
+    return { row, version: v, value };
+  }
+
+  /**
+   * The current values of several secrets in one query (a lease's), in the order of `ids`, undefined for one the
+   * caller does not see (deleted, say: the caller decides what that means); 410 for an expired one. Decrypted in the
+   * caller's transaction, after `requireRead` on each.
+   */
+  async function valuesIn(tx: Executor, caller: OrgMembership, ids: readonly string[]) {
+    const found = new Map((await repo.findManyWithVersion(tx, caller.orgId, caller.userId, ids)).map((r) => [r.secret.id, r]));
+    const out: ({ row: SecretRow; version: number; value: string } | undefined)[] = [];
+    for (const id of ids) {
+      const r = found.get(id);
+      if (!r) {
+        out.push(undefined);
+        continue;
+      }
+      const row = refuseExpired(r.secret);
+      if (!r.version) throw vaultError("SECRET_VERSION_NOT_FOUND", `The secret has no version ${row.currentVersion}.`, { field: "version" });
+      const value = await openValue(tx, row, r.version);
+      out.push({ row, version: row.currentVersion, value });
+    }
+    return out;
+  }
+
+  async function revealIn(tx: Executor, caller: OrgMembership, id: string, version: number | undefined, actor: AuditActor) {
+    const { row, version: v, value } = await valueIn(tx, caller, id, version);
     await audit.record(tx, actor, {
       orgId: caller.orgId,
       action: "secret.revealed",
@@ -185,11 +276,18 @@ export function createVaultService(deps: {
       }
     },
 
-    list(caller: OrgMembership, filter: SecretFilter): Promise<SecretRow[]> {
-      return db.read({ orgId: caller.orgId }, (ex) => repo.list(ex, caller.orgId, caller.userId, filter));
+    requireRead,
+    readable,
+
+    /** Metadata of the secrets the caller reads (`readable`): with secrets:read all they see, else those shared with them. */
+    async list(caller: OrgMembership, filter: SecretFilter): Promise<SecretRow[]> {
+      const scope = await readable(caller);
+      const f = scope.all ? filter : { ...filter, ids: scope.ids };
+      return db.read({ orgId: caller.orgId }, (ex) => repo.list(ex, caller.orgId, caller.userId, f));
     },
 
-    get(caller: OrgMembership, id: string): Promise<SecretRow> {
+    async get(caller: OrgMembership, id: string): Promise<SecretRow> {
+      await requireRead(caller, id);
       return db.read({ orgId: caller.orgId }, async (ex) => {
         const row = await repo.find(ex, caller.orgId, caller.userId, id);
         if (!row) throw notFound(id);
@@ -198,7 +296,8 @@ export function createVaultService(deps: {
     },
 
     /** A new value makes version current+1; metadata changes keep the version. `expected`: If-Match / body version. */
-    update(caller: OrgMembership, id: string, input: UpdateSecretInput, expected: number | undefined, actor: AuditActor): Promise<SecretRow> {
+    async update(caller: OrgMembership, id: string, input: UpdateSecretInput, expected: number | undefined, actor: AuditActor): Promise<SecretRow> {
+      await authorize(caller, "write", id);
       const value = input.value === undefined ? undefined : valueBytes(input.value);
       const now = clock.now();
       const expiresAt = expiry(input.expires_at, now);
@@ -232,26 +331,98 @@ export function createVaultService(deps: {
       });
     },
 
+    /** The secret, its versions and (through the access module) every grant on it. */
     async delete(caller: OrgMembership, id: string, expected: number | undefined, actor: AuditActor): Promise<void> {
-      await db.tx({ orgId: caller.orgId }, async (tx) => {
+      await authorize(caller, "delete", id);
+      const removed = await db.tx({ orgId: caller.orgId }, async (tx) => {
         const row = await load(tx, caller, id, true);
         requireVersion(row, expected);
         await repo.delete(tx, caller.orgId, id);
+        const grantIds = await grants.removeGrantsOn(tx, caller.orgId, { type: "secret", ids: [id] });
         await audit.record(tx, actor, {
           orgId: caller.orgId,
           action: "secret.deleted",
           target: { type: "secret", id },
-          diff: { name: [row.name, null], version: [row.currentVersion, null] },
+          diff: { name: [row.name, null], version: [row.currentVersion, null], ...(grantIds.length ? { grant_ids: [grantIds, null] } : {}) },
         });
+        return grantIds.length;
+      });
+      if (removed) await access.invalidate(caller.orgId);
+    },
+
+    /**
+     * The values a consumer (a runner, `plinth run`) gets for (org, team, user): the org's secrets, the team's, and the
+     * caller's own personal ones, the more specific winning a name clash (user over team over org), each with its
+     * source. Only what the caller reads (`readable`: all, or those shared with them); expired secrets are left out.
+     * Audited once as secrets.resolved with the ids served, never the values, in the same transaction.
+     */
+    async resolve(caller: OrgMembership, q: { teamId?: string; userId?: string }, actor: AuditActor): Promise<ResolvedSecret[]> {
+      if (q.userId !== undefined && q.userId !== caller.userId) {
+        throw platformError("FORBIDDEN", "A member's personal secrets resolve for that member only: user_id must be your own.", { field: "user_id" });
+      }
+      const scope = await readable(caller);
+      return db.tx({ orgId: caller.orgId }, async (tx) => {
+        if (q.teamId !== undefined && !(await subjects.teamExists(tx, caller.orgId, q.teamId)))
+          throw invalid("team_id", `No team ${q.teamId} in this organization.`);
+        const rows = await repo.listForResolve(tx, caller.orgId, caller.userId, {
+          teamId: q.teamId,
+          userId: q.userId,
+          ids: scope.all ? undefined : scope.ids,
+          limit: MAX_RESOLVED + 1,
+        });
+        if (rows.length > MAX_RESOLVED) {
+          throw vaultError(
+            "RESOLVE_TOO_LARGE",
+            `More than ${MAX_RESOLVED} secrets would resolve here; reveal them one by one, or keep an environment's secrets in a team.`,
+          );
+        }
+        const now = clock.now().getTime();
+        const winners = new Map<string, (typeof rows)[number]>();
+        for (const r of rows) {
+          if (!r.version || (r.secret.expiresAt && r.secret.expiresAt.getTime() <= now)) continue;
+          const held = winners.get(r.secret.name);
+          if (!held || SCOPE_RANK[r.secret.scope as SecretScope] > SCOPE_RANK[held.secret.scope as SecretScope]) winners.set(r.secret.name, r);
+        }
+        const out: ResolvedSecret[] = [];
+        for (const { secret, version } of [...winners.values()].sort((a, b) => (a.secret.name < b.secret.name ? -1 : 1))) {
+          const value = await openValue(tx, secret, version!);
+          out.push({
+            name: secret.name,
+            value,
+            source: {
+              scope: secret.scope as SecretScope,
+              secret_id: secret.id,
+              version: secret.currentVersion,
+              ...(secret.teamId ? { team_id: secret.teamId } : {}),
+              ...(secret.userId ? { user_id: secret.userId } : {}),
+            },
+          });
+        }
+        await audit.record(tx, actor, {
+          orgId: caller.orgId,
+          action: "secrets.resolved",
+          target: { type: "org", id: caller.orgId },
+          diff: { count: out.length, team_id: q.teamId ?? null, user_id: q.userId ?? null, secret_ids: out.map((o) => o.source.secret_id) },
+        });
+        return out;
       });
     },
 
     /** The value of the current version (or `version`); audited as secret.revealed in the same transaction. */
-    reveal(caller: OrgMembership, id: string, version: number | undefined, actor: AuditActor) {
+    async reveal(caller: OrgMembership, id: string, version: number | undefined, actor: AuditActor) {
+      await requireRead(caller, id);
       return db.tx({ orgId: caller.orgId }, (tx) => revealIn(tx, caller, id, version, actor));
     },
 
+    /**
+     * The read rule and decrypt path above, for the leases service (leases.service.ts) so that a lease checks and
+     * decrypts exactly as reveal does: `readable` and `requireRead` before the caller's transaction, `liveIn` and
+     * `valueIn` inside it.
+     */
+    reading: { readable, requireRead, liveIn, valueIn, valuesIn },
+
     async listVersions(caller: OrgMembership, id: string, opts: { before?: number; limit: number }) {
+      await requireRead(caller, id);
       return db.read({ orgId: caller.orgId }, async (ex) => {
         const row = await repo.find(ex, caller.orgId, caller.userId, id);
         if (!row) throw notFound(id);
@@ -260,7 +431,8 @@ export function createVaultService(deps: {
     },
 
     /** Makes the value of `from` current again as a new version (history is never rewritten). */
-    rollback(caller: OrgMembership, id: string, from: number, expected: number | undefined, actor: AuditActor): Promise<SecretRow> {
+    async rollback(caller: OrgMembership, id: string, from: number, expected: number | undefined, actor: AuditActor): Promise<SecretRow> {
+      await authorize(caller, "write", id);
       return db.tx({ orgId: caller.orgId }, async (tx) => {
         const row = await load(tx, caller, id, true);
         requireVersion(row, expected);
@@ -283,6 +455,17 @@ export function createVaultService(deps: {
         return updated;
       });
     },
+
+    /**
+     * The access module's check before a grant names a secret (registered in index.ts): one of the org's org or team
+     * secrets. Another org's id reads like a missing one; a personal secret is its member's alone, never shared.
+     */
+    shareable: (async (tx, caller, id) => {
+      const row = isId("secret", id) ? await repo.find(tx, caller.orgId, caller.userId, id) : undefined;
+      if (!row) return `No secret ${id.slice(0, 40)} in this organization.`;
+      if (row.scope === "user") return `Secret ${id} is personal: it is its member's alone and cannot be shared.`;
+      return undefined;
+    }) satisfies ObjectVerifier as ObjectVerifier,
   };
 }
 

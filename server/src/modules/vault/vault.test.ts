@@ -181,7 +181,11 @@ for (const backend of BACKENDS) {
         ).detail,
         /at version 2, not 1/,
       );
-      assertProblem(await t.call("PATCH", base(`/${s.id}`), { value: "lost", version: 1 }, owner.access_token), 409, "SECRET_VERSION_CONFLICT", "version");
+      // the answer names the version now, so a client can re-read or retry without another request
+      assertProblem(await t.call("PATCH", base(`/${s.id}`), { value: "lost", version: 1 }, owner.access_token), 409, "SECRET_VERSION_CONFLICT", {
+        field: "version",
+        current_version: 2,
+      });
       assertProblem(await t.call("PATCH", base(`/${s.id}`), { description: "lost" }, owner.access_token, { "if-match": "1" }), 409, "SECRET_VERSION_CONFLICT");
       assertProblem(await t.call("DELETE", base(`/${s.id}`), undefined, owner.access_token, { "if-match": "1" }), 409, "SECRET_VERSION_CONFLICT");
       assertFieldError(await t.call("PATCH", base(`/${s.id}`), { value: "x", version: 2 }, owner.access_token, { "if-match": "1" }), "version");
