@@ -1,4 +1,5 @@
 import type { Database, Executor } from "../../db/client.ts";
+import { liveOrg } from "../orgs/index.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { canonicalEmail, normalizeEmail } from "../../lib/email.ts";
 import { platformError } from "../../lib/errors.ts";
@@ -43,7 +44,7 @@ export function createInvitationAcceptService(deps: {
   /** The invitation of a token, locked, if it can still be answered; otherwise the error that says why not. */
   async function openInvitation(tx: Executor, orgId: string, hash: string, now: Date): Promise<{ inv: InvitationRow; org: Joined["org"] }> {
     const inv = await repo.lockByTokenHash(tx, orgId, hash);
-    const org = inv && (await repo.liveOrg(tx, orgId));
+    const org = inv && (await liveOrg(tx, orgId));
     if (!inv || !org) throw invalid();
     if (inv.acceptedAt) throw invitationError("INVITATION_USED", "This invitation was already accepted.", { field: "token" });
     if (inv.revokedAt) throw invitationError("INVITATION_REVOKED", "This invitation was revoked. Ask for a new one.", { field: "token" });

@@ -1,6 +1,6 @@
-import { and, desc, eq, gt, inArray, isNotNull, isNull, lt, lte, type SQL } from "drizzle-orm";
+import { and, desc, eq, gt, isNotNull, isNull, lt, lte, type SQL } from "drizzle-orm";
 import type { Executor } from "../../db/client.ts";
-import { invitations, orgs, teams } from "../../db/schema/index.ts";
+import { invitations } from "../../db/schema/index.ts";
 
 export type InvitationRow = typeof invitations.$inferSelect;
 export type InvitationStatus = "pending" | "accepted" | "revoked" | "expired";
@@ -85,24 +85,6 @@ export const invitationsRepo = {
       )
       .orderBy(desc(invitations.id))
       .limit(opts.limit);
-  },
-
-  /** Which of `ids` are teams of the org. */
-  async existingTeams(ex: Executor, orgId: string, ids: readonly string[]): Promise<Set<string>> {
-    if (!ids.length) return new Set();
-    const rows = await ex
-      .select({ id: teams.id })
-      .from(teams)
-      .where(and(eq(teams.orgId, orgId), inArray(teams.id, [...ids])));
-    return new Set(rows.map((r) => r.id));
-  },
-
-  async liveOrg(ex: Executor, orgId: string) {
-    const [row] = await ex
-      .select({ id: orgs.id, name: orgs.name, slug: orgs.slug, displayName: orgs.displayName })
-      .from(orgs)
-      .where(and(eq(orgs.id, orgId), isNull(orgs.deletedAt)));
-    return row;
   },
 };
 

@@ -1,4 +1,6 @@
 import { actsAsRole, requireWithin } from "../access/authority.ts";
+import { existingTeams } from "../teams/index.ts";
+import { liveOrg } from "../orgs/index.ts";
 import type { Database, Executor } from "../../db/client.ts";
 import type { JobPayload, JobQueue } from "../../jobs/queue.ts";
 import type { Clock } from "../../lib/clock.ts";
@@ -99,7 +101,7 @@ export function createInvitationsService(deps: {
     try {
       return await db.tx({ orgId }, async (tx) => {
         await requireOfferable(tx, m, input.role, "role");
-        const found = await repo.existingTeams(tx, orgId, teamIds);
+        const found = await existingTeams(tx, orgId, teamIds);
         const unknown = teamIds.filter((id) => !found.has(id));
         if (unknown.length) throw platformError("VALIDATION_FAILED", `No team ${unknown.join(", ")} in this organization.`, { field: "teams" });
         if (await isMemberByEmail(tx, orgId, emailKey)) {
@@ -155,7 +157,7 @@ export function createInvitationsService(deps: {
     const mail = await db.tx({ orgId }, async (tx) => {
       const inv = await repo.findById(tx, orgId, invitationId, true);
       if (!inv || statusOf(inv, now) !== "pending") return undefined; // answered or run out since: nothing to send
-      const org = await repo.liveOrg(tx, orgId);
+      const org = await liveOrg(tx, orgId);
       if (!org) return undefined;
       await repo.update(tx, orgId, inv.id, { tokenHash: hash, sentCount: inv.sentCount + 1, lastSentAt: now });
       const inviterName = inv.invitedBy ? (await accountNames(tx, [inv.invitedBy]))[0]?.name : undefined;

@@ -77,6 +77,13 @@ export const teamsRepo = {
     return teamRows(await rows<TeamRow>(ex, sql`select ${TEAM} from teams where org_id = ${orgId} and id = ${teamId}${suffix}`))[0];
   },
 
+  /** Which of `ids` are teams of the org. */
+  async existing(ex: Executor, orgId: string, ids: readonly string[]): Promise<Set<string>> {
+    if (!ids.length) return new Set();
+    const found = await rows<{ id: string }>(ex, sql`select id from teams where org_id = ${orgId} and id = any(${`{${ids.join(",")}}`}::text[])`);
+    return new Set(found.map((r) => r.id));
+  },
+
   /** The team with its direct member count and its ancestors (top-level first), in one statement. */
   async findDetail(ex: Executor, orgId: string, teamId: string): Promise<TeamDetailRow | undefined> {
     const [row] = await rows<TeamDetailRow>(
