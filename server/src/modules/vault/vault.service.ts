@@ -417,9 +417,9 @@ export function createVaultService(deps: {
     /**
      * The read rule and decrypt path above, for the leases service (leases.service.ts) so that a lease checks and
      * decrypts exactly as reveal does: `readable` and `requireRead` before the caller's transaction, `liveIn` and
-     * `valueIn` inside it.
+     * `valuesIn` inside it.
      */
-    reading: { readable, requireRead, liveIn, valueIn, valuesIn },
+    reading: { readable, requireRead, liveIn, valuesIn },
 
     async listVersions(caller: OrgMembership, id: string, opts: { before?: number; limit: number }) {
       await requireRead(caller, id);

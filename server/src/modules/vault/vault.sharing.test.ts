@@ -15,12 +15,10 @@ import {
   type TestApp,
   type TestUser,
 } from "../../../test/harness.ts";
+import { newId } from "../../lib/ids.ts";
 
-const fakeSecretId = () =>
-  `sec_${"0".repeat(10)}${randomBytes(8)
-    .toString("hex")
-    .replace(/[ilou]/g, "a")
-    .slice(0, 16)}`;
+/** A well-formed secret id that names nothing (ids are made fresh, lib/ids.ts). */
+const fakeSecretId = () => newId("secret", Date.now());
 
 type SecretMeta = { id: string; name: string; version: number; scope: string };
 type Subject = { type: "user" | "team" | "org"; id?: string };
