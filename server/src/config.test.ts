@@ -48,6 +48,8 @@ describe("configuration", () => {
     ["LOG_LEVEL", { LOG_LEVEL: "loud" }],
     ["LOG_FORMAT", { LOG_FORMAT: "colourful" }],
     ["TRUST_PROXY", { TRUST_PROXY: "maybe" }],
+    ["PLINTH_OUTBOUND_ALLOW", { PLINTH_OUTBOUND_ALLOW: "10.0.0.0/99" }],
+    ["PLINTH_OUTBOUND_ALLOW", { PLINTH_OUTBOUND_ALLOW: "127.0.0.1,http://x/" }],
     ["PLINTH_PUBLIC_URL", { PLINTH_PUBLIC_URL: "ftp://x" }],
     ["MAIL_FROM", { MAIL_FROM: "nobody" }],
   ];

@@ -1,4 +1,5 @@
 import { resolve } from "node:path";
+import { parseOutboundAllow, type OutboundAllow } from "./lib/outbound.ts";
 
 /**
  * The whole configuration, parsed once at boot from the environment and passed on. Nobody below this file reads
@@ -29,6 +30,16 @@ export interface Config {
   autoMigrate: boolean;
   /** Run the job worker inside `serve` (default on). */
   runWorker: boolean;
+  /**
+   * PLINTH_OUTBOUND_ALLOW: hosts and address ranges that tenant-given URLs (webhook endpoints, token endpoints) may
+   * reach although they are loopback, private or link-local (lib/outbound.ts refuses those otherwise).
+   */
+  outboundAllow: OutboundAllow;
+  /**
+   * Inbound event ingestion's bounds: an org whose oldest unprocessed event is older than maxLagSeconds, or whose
+   * unprocessed events would exceed maxPending, is answered 429 instead; events are purged after retentionDays.
+   */
+  ingestion: { maxLagSeconds: number; maxPending: number; retentionDays: number };
 }
 
 export class ConfigError extends Error {
@@ -118,6 +129,13 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd(), stdoutIs
   const from = env.MAIL_FROM || "Plinth <no-reply@localhost>";
   if (!/^[^\r\n]{3,320}$/.test(from) || !from.includes("@")) throw new ConfigError("MAIL_FROM", "must be an email address");
 
+  let outboundAllow: OutboundAllow;
+  try {
+    outboundAllow = parseOutboundAllow(env.PLINTH_OUTBOUND_ALLOW);
+  } catch (e) {
+    throw new ConfigError("PLINTH_OUTBOUND_ALLOW", `${(e as Error).message}: give comma-separated host names, addresses or CIDRs`);
+  }
+
   const accessTtl = intVar(env, "PLINTH_ACCESS_TOKEN_TTL", 900, 60, 86_400);
   const refreshTtl = intVar(env, "PLINTH_REFRESH_TOKEN_TTL", 30 * 86_400, 3600, 365 * 86_400);
 
@@ -145,6 +163,12 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd(), stdoutIs
     trustProxy: boolVar(env, "TRUST_PROXY", false),
     autoMigrate: boolVar(env, "PLINTH_AUTO_MIGRATE", true),
     runWorker: boolVar(env, "PLINTH_RUN_WORKER", true),
+    outboundAllow,
+    ingestion: {
+      maxLagSeconds: intVar(env, "PLINTH_INGEST_MAX_LAG_SECONDS", 30, 1, 86_400),
+      maxPending: intVar(env, "PLINTH_INGEST_MAX_PENDING", 100_000, 1000, 1_000_000_000),
+      retentionDays: intVar(env, "PLINTH_INGEST_RETENTION_DAYS", 30, 1, 3650),
+    },
   };
 }
 
@@ -175,4 +199,12 @@ export const CONFIG_VARIABLES = [
   ["TRUST_PROXY", "false", "honour X-Forwarded-For behind a load balancer"],
   ["PLINTH_AUTO_MIGRATE", "true", "migrate when serve starts"],
   ["PLINTH_RUN_WORKER", "true", "run the job worker inside serve"],
+  [
+    "PLINTH_OUTBOUND_ALLOW",
+    "(none)",
+    "comma-separated hosts, addresses or CIDRs that webhook and token endpoint URLs may reach although they are loopback, private or link-local (e.g. 10.1.0.0/16,hooks.internal)",
+  ],
+  ["PLINTH_INGEST_MAX_LAG_SECONDS", "30", "event ingestion answers 429 while an org's oldest unprocessed event is older than this"],
+  ["PLINTH_INGEST_MAX_PENDING", "100000", "event ingestion answers 429 when an org's unprocessed events would exceed this (at least 1000)"],
+  ["PLINTH_INGEST_RETENTION_DAYS", "30", "ingested events older than this are purged"],
 ] as const;

@@ -8,8 +8,10 @@ import { migrate } from "./db/migrate.ts";
 import { createKms } from "./kms/kms.ts";
 import { assertRootKeyConfigured } from "./kms/root-check.ts";
 import { createJobQueue, type JobQueue } from "./jobs/queue.ts";
+import { createMaintenance, type Maintenance } from "./jobs/maintenance.ts";
 import { systemClock, type Clock } from "./lib/clock.ts";
 import { deriveKey } from "./lib/crypto.ts";
+import { createOutboundGuard } from "./lib/outbound.ts";
 import { createThrottle, type LimiterStore, type Throttle } from "./limits/throttle.ts";
 import { createServerLogger } from "./logger.ts";
 import { createMailer, type Mailer } from "./mail/mailer.ts";
@@ -17,6 +19,7 @@ import { createBus, type Bus } from "./pubsub/bus.ts";
 import { DEFAULT_ABUSE_RULES, type AbuseRules } from "./modules/identity/abuse.ts";
 import * as access from "./modules/access/index.ts";
 import * as audit from "./modules/audit/index.ts";
+import * as connections from "./modules/connections/index.ts";
 import * as identity from "./modules/identity/index.ts";
 import * as invitations from "./modules/invitations/index.ts";
 import * as members from "./modules/members/index.ts";
@@ -29,6 +32,8 @@ import * as serviceKeys from "./modules/service-keys/index.ts";
 import * as impersonation from "./modules/impersonation/index.ts";
 import * as vault from "./modules/vault/index.ts";
 import * as zkVaults from "./modules/zk-vaults/index.ts";
+import * as webhooks from "./modules/webhooks/index.ts";
+import * as ingestion from "./modules/ingestion/index.ts";
 
 export interface Deps {
   config: Config;
@@ -36,6 +41,8 @@ export interface Deps {
   clock: Clock;
   db: Database;
   jobs: JobQueue;
+  /** Scheduled clean-ups (jobs/maintenance.ts): `plinth maintenance list|run`. */
+  maintenance: Maintenance;
   mailer: Mailer;
   redis?: Redis;
   bus: Bus;
@@ -57,6 +64,9 @@ export interface Deps {
   serviceKeys: ReturnType<typeof serviceKeys.wire>["serviceKeys"];
   impersonation: ReturnType<typeof impersonation.wire>["service"];
   vault: ReturnType<typeof vault.wire>["service"];
+  connections: ReturnType<typeof connections.wire>["service"];
+  webhooks: ReturnType<typeof webhooks.wire>["service"];
+  ingestion: ReturnType<typeof ingestion.wire>;
   routes: FastifyPluginAsync[];
   close(): Promise<void>;
 }
@@ -68,6 +78,10 @@ export interface DepsOverrides {
   db?: Database;
   abuseRules?: AbuseRules;
 }
+
+const HOUR_MS = 60 * 60 * 1000;
+/** How long a job that failed for good stays in the jobs table (for `plinth jobs`, a look at its last error). */
+export const DEAD_JOB_RETENTION_MS = 14 * 24 * HOUR_MS;
 
 /** The app role's PostgreSQL password, derived from the master key unless DATABASE_APP_URL names one. */
 export function appRolePassword(masterKey: Buffer): string {
@@ -132,6 +146,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     const limiterStore: LimiterStore = redis ? { kind: "redis", client: redis } : { kind: "memory" };
 
     const jobs = createJobQueue({ db, clock, log });
+    const maintenance = createMaintenance({ jobs, clock, log });
     const mailer = createMailer({ config: config.mail, db, log, logBodies: config.database.kind === "embedded" });
     const au = audit.wire({ db, clock });
     const bus = await createBus({ redis, log });
@@ -154,9 +169,10 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     const created = await k.service.ensureActiveKey();
     if (created.created) log.info("generated the first token-signing key");
     // superseded keys leave the JWKS once their tokens have expired: one job across all instances, every reload period
-    await jobs.schedule("keys.retire", KEY_RELOAD_INTERVAL_MS, async () => {
+    await maintenance.registerMaintenance("keys.retire", KEY_RELOAD_INTERVAL_MS, async () => {
       const retired = await k.service.retireExpired();
       if (retired.length) log.info({ kids: retired }, "retired signing keys");
+      return { signingKeys: retired.length };
     });
     // each table has one writer: a new org's owner goes in through the members module (wired later, see wireMemberships)
     const o = orgs.wire({ db, clock, audit: au.service, access: ac.service, jobs, members: members.wireMemberships() });
@@ -207,6 +223,8 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       owners: memberOwners,
       onSessionsRevoked: (ids) => id.service.sessions.revoked(ids),
     });
+    // whether an id names a member or a team: asked by grants, the vault and zero-knowledge vaults, answered by owners
+    ac.answerSubjects({ isMember: mb.service.members.isMember, teamExists: teams.teamExists });
     const inv = invitations.wire({
       db,
       clock,
@@ -219,6 +237,14 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       teams: tm.service.members,
       publicUrl: config.publicUrl,
     });
+    // the other clean-ups, each a function of the module owning the table (docs/operations/maintenance.md)
+    await maintenance.registerMaintenance("identity.sessions", HOUR_MS, id.service.maintenance.purgeSessions);
+    await maintenance.registerMaintenance("identity.email-tokens", HOUR_MS, id.service.maintenance.purgeEmailTokens);
+    await maintenance.registerMaintenance("invitations.ended", HOUR_MS, inv.service.purgeEnded);
+    await maintenance.registerMaintenance("orgs.purge-deleted", HOUR_MS, o.lifecycle.purgeDue);
+    await maintenance.registerMaintenance("jobs.dead", 24 * HOUR_MS, async () => ({
+      jobs: await jobs.purgeDead(new Date(clock.now().getTime() - DEAD_JOB_RETENTION_MS)),
+    }));
     // what each kind of principal may do is answered in one place (access/principal.ts), from these modules' facts
     ac.principals.setSources({
       serviceAccounts: sa.service.memberships,
@@ -240,13 +266,59 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       objects: ac.objects,
       // a lease is held by a member or a service account, and only while it is one (and enabled)
       holders: { membership: (orgId, h) => (h.type === "user" ? ac.service.membership(orgId, h.id) : sa.service.memberships.membership(orgId, h.id)) },
+      mailer,
+      publicUrl: config.publicUrl,
     });
     // orgs whose rotation period has passed get a new KEK: one job across all instances
     await jobs.schedule(vault.ROTATE_DUE_JOB, vault.ROTATE_DUE_EVERY_MS, async () => {
       const rotated = await vt.keys.rotateDue();
       if (rotated.length) log.info({ orgs: rotated }, "rotated vault keys on schedule");
     });
+    // expiry notices, rotation reminders, version retention and ended leases: one pass per due org, across instances once
+    await maintenance.registerMaintenance(vault.LIFECYCLE_JOB, vault.LIFECYCLE_EVERY_MS, async () => {
+      const passes = await vt.lifecycle.runDue();
+      if (passes.length) log.info({ orgs: passes.map((p) => p.org_id) }, "ran the vault lifecycle pass");
+      const sum = (f: (p: (typeof passes)[number]) => number) => passes.reduce((n, p) => n + f(p), 0);
+      return {
+        orgs: passes.length,
+        expiry_notices: sum((p) => p.expiring.length),
+        rotation_reminders: sum((p) => p.rotation_due.length),
+        versions_pruned: sum((p) => p.versions_pruned),
+        leases_purged: sum((p) => p.leases_purged),
+      };
+    });
+    // every call to a URL a tenant gave (token endpoints, webhook endpoints) passes the SSRF guard
+    const outbound = createOutboundGuard({ allow: config.outboundAllow });
+    const cn = connections.wire({ db, clock, jobs, audit: au.service, secrets: vt.service.managed, outbound });
+    // connections whose access token expires within minutes get one refresh job each: one scan across all instances
+    await jobs.schedule(connections.REFRESH_DUE_JOB, connections.REFRESH_DUE_EVERY_MS, async () => {
+      const queued = await cn.service.enqueueDue();
+      if (queued) log.info({ queued }, "queued connection refreshes");
+    });
     const zk = zkVaults.wire({ db, clock, audit: au.service, subjects: ac.subjects });
+    // outbound webhooks: every audited change is offered to them (audit.onRecorded), secrets under the vault's KMS layer
+    const wh = webhooks.wire({
+      db,
+      clock,
+      log,
+      jobs,
+      audit: au.service,
+      kms: vt.kms,
+      outbound,
+      bus,
+      mailer,
+      notifiable: members.membersToNotify,
+      publicUrl: config.publicUrl,
+    });
+    // webhook signing secrets are under the org's key too: its rotation re-wraps them, and keeps what they still use
+    vt.keys.addEnvelopeHolder(wh.envelopes);
+    // inbound events: stored before the 202, processed in batches by jobs, purged after the retention window
+    const ing = ingestion.wire({ db, clock, jobs, bounds: config.ingestion });
+    await maintenance.registerMaintenance(ingestion.RETENTION_JOB, ingestion.RETENTION_EVERY_MS, async () => {
+      const purged = await ing.service.runRetention();
+      if (purged.length) log.info({ orgs: purged }, "purged ingested events past their retention");
+      return { orgs: purged.length, events: purged.reduce((n, p) => n + p.purged, 0) };
+    });
     const ownDb = db;
     return {
       config,
@@ -254,6 +326,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       clock,
       db,
       jobs,
+      maintenance,
       mailer,
       redis,
       bus,
@@ -274,6 +347,9 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       serviceKeys: svk.serviceKeys,
       impersonation: imp.service,
       vault: vt.service,
+      connections: cn.service,
+      webhooks: wh.service,
+      ingestion: ing,
       routes: [
         ...k.routes,
         ...o.routes,
@@ -287,7 +363,10 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
         ...svk.routes,
         ...imp.routes,
         ...vt.routes,
+        ...cn.routes,
         ...zk.routes,
+        ...wh.routes,
+        ...ing.routes,
       ],
       async close() {
         await jobs.stop();

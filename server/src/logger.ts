@@ -291,3 +291,17 @@ export function withLazyRequestLoggers(log: Logger): Logger {
   };
   return root;
 }
+
+/**
+ * A process's last word (plinth serve and plinth worker alike): an uncaught exception or unhandled rejection is logged
+ * as fatal with what was still buffered, then the process exits 1.
+ */
+export function exitOnCrash(log: Logger): void {
+  const crash = (kind: string) => (err: unknown) => {
+    log.fatal({ err }, kind);
+    flushLogsSync(log);
+    process.exit(1);
+  };
+  process.once("uncaughtException", crash("uncaught exception"));
+  process.once("unhandledRejection", crash("unhandled promise rejection"));
+}

@@ -1,7 +1,7 @@
 import { buildApp } from "./app.ts";
 import { loadConfig } from "./config.ts";
 import { createDeps } from "./deps.ts";
-import { flushLogs, flushLogsSync } from "./logger.ts";
+import { exitOnCrash, flushLogs } from "./logger.ts";
 import { KEY_RELOAD_INTERVAL_MS } from "./modules/keys/signing-keys.ts";
 
 /** `plinth serve`: loadConfig → createDeps → buildApp → listen. */
@@ -29,11 +29,5 @@ export async function serve(env: Record<string, string | undefined> = process.en
   process.once("SIGINT", () => void stop("SIGINT"));
   process.once("SIGTERM", () => void stop("SIGTERM"));
   // The log is written asynchronously: a crash writes its cause, and what was still buffered, before the process ends.
-  const crash = (kind: string) => (err: unknown) => {
-    deps.log.fatal({ err }, kind);
-    flushLogsSync(deps.log);
-    process.exit(1);
-  };
-  process.once("uncaughtException", crash("uncaught exception"));
-  process.once("unhandledRejection", crash("unhandled promise rejection"));
+  exitOnCrash(deps.log);
 }

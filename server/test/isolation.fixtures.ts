@@ -99,6 +99,22 @@ export async function seedTenant(t: TestApp, orgId: string, owner: TestUser, lab
   // what a resolve serves besides the team's: an org secret and the owner's personal one (GET …/secrets/resolve)
   const orgSecret = await post("/secrets", { name: `ORG_SECRET_${tag.toUpperCase()}`, value: `org value of ${tag}` });
   const personal = await post("/secrets", { name: `MY_SECRET_${tag.toUpperCase()}`, value: `personal value of ${tag}`, user_id: owner.id });
+  // an integration connection (its token set a vault secret of kind oauth_connection); its token endpoint is never
+  // called: the token is valid for a day, and only the tenant's own $refresh would call it
+  const connection = await post("/connections", {
+    provider: "jira",
+    name: `Connection ${tag}`,
+    token_url: "http://127.0.0.1:9/oauth/token",
+    client_id: `client-${tag}`,
+    access_token: `access token of ${tag}`,
+    refresh_token: `refresh token of ${tag}`,
+    expires_in: 86_400,
+  });
+  // a webhook endpoint (never called: the suite runs no worker) and a delivery to it, by $test
+  const endpoint = await post("/webhooks/endpoints", { url: "http://127.0.0.1:9/hook", description: `Hook ${tag}` });
+  const delivery = await post(`/webhooks/endpoints/${endpoint.id}/$test`, undefined, 202);
+  // ingested events (never processed: the suite runs no worker), one naming the tenant in its id, type and data
+  await post("/events:batch", { events: [{ id: `evt-${tag}`, type: `iso.${tag}`, data: { note: `Event of ${tag}` } }] }, 202);
   // a zero-knowledge vault of the owner's (the server cannot tell real material from random bytes of the right sizes),
   // with an entry, 2-of-2 shares held by the member and a second member, an open recovery request, shared with the second
   const b64 = (n: number) => randomBytes(n).toString("base64");
@@ -137,12 +153,15 @@ export async function seedTenant(t: TestApp, orgId: string, owner: TestUser, lab
     serviceAccountId: [account.id],
     clientId: [client.client_id],
     serviceKeyId: [serviceKey.id],
-    secretId: [secret.id, orgSecret.id, personal.id],
+    secretId: [secret.id, orgSecret.id, personal.id, connection.secret_id],
     leaseId: [lease.id],
     vaultId: [zkVault.id],
     entryName: [zkEntry.name],
     shareId: zkShares.shares.map((x: { id: string }) => x.id),
     recoveryRequestId: [zkRequest.id],
+    connectionId: [connection.id],
+    endpointId: [endpoint.id],
+    deliveryId: [delivery.id],
   };
   const byType = { user: [member.id, owner.id, holder.id], team: [team.id, subTeam.id], org: [orgId] };
   const ids = [
@@ -176,9 +195,18 @@ export async function seedTenant(t: TestApp, orgId: string, owner: TestUser, lab
     personal.name,
     `org value of ${tag}`,
     `personal value of ${tag}`,
+    `Connection ${tag}`,
+    `client-${tag}`,
+    `access token of ${tag}`,
+    `refresh token of ${tag}`,
     `Vault ${tag}`,
     holder.email,
     `Holder ${tag}`,
+    `Hook ${tag}`,
+    `evt-${tag}`,
+    `iso.${tag}`,
+    `Event of ${tag}`,
+    endpoint.secret,
   ];
   return {
     orgId,
@@ -215,6 +243,7 @@ const TENANT_TABLES: Record<string, string> = {
   vault_secret_versions: "secret_id, version",
   vault_settings: "org_id",
   secret_leases: "id",
+  integration_connections: "id",
   zk_user_keys: "user_id",
   zk_vaults: "id",
   zk_vault_members: "vault_id, user_id",
@@ -222,6 +251,12 @@ const TENANT_TABLES: Record<string, string> = {
   zk_vault_shares: "id",
   zk_recovery_requests: "id",
   zk_share_releases: "request_id, share_id",
+  webhook_endpoints: "id",
+  webhook_deliveries: "id",
+  webhook_attempts: "id",
+  ingest_events: "id",
+  ingest_type_counts: "type",
+  ingest_orgs: "org_id",
 };
 
 /** Every row the org owns: its profile, its tenant tables and its audit chain (with the chain's own verdict). */

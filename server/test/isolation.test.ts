@@ -60,6 +60,20 @@ const EXAMPLE_BODIES: Record<string, unknown> = {
   // a fresh org has no secrets to lease: a name that matches none is the answer a reader gets (422, not 400)
   "POST /v1/orgs/{orgId}/secret-leases": { names: ["ISO_NO_SUCH_SECRET"] },
   "PATCH /v1/orgs/{orgId}/vault": { rotation_days: 90 },
+  // the SSRF guard resolves token_url's host: an address, as the test machine may have no DNS (never called)
+  "POST /v1/orgs/{orgId}/connections": {
+    provider: "jira",
+    name: "iso connection",
+    token_url: "http://127.0.0.1:9/oauth/token",
+    client_id: "iso-client",
+    access_token: "iso access token",
+    refresh_token: "iso refresh token",
+    expires_in: 86_400,
+  },
+  // the suite runs no worker: the endpoint is never called (127.0.0.1 is allowed in its config)
+  "POST /v1/orgs/{orgId}/webhooks/endpoints": { url: "http://127.0.0.1:9/iso", description: "isolation endpoint" },
+  "PATCH /v1/orgs/{orgId}/webhooks/endpoints/{endpointId}": { description: "changed by the isolation suite" },
+  "POST /v1/orgs/{orgId}/webhooks/endpoints/{endpointId}/$replay-failed": { since: "2020-01-01T00:00:00.000Z" },
   // zero-knowledge material is random bytes of the right sizes to the server: Base64 of exact lengths
   "PUT /v1/orgs/{orgId}/zk-keys/me": () => ({ public_key: b64(32), encrypted_private_key: b64(72), kdf: zkKdf() }),
   "POST /v1/orgs/{orgId}/zk-vaults": () => ({
@@ -89,6 +103,8 @@ const EXAMPLE_BODIES: Record<string, unknown> = {
   "POST /v1/orgs/{orgId}/zk-vaults/{vaultId}/recovery-requests": () => ({ public_key: b64(32) }),
   "POST /v1/orgs/{orgId}/zk-vaults/{vaultId}/shares/{shareId}/$release": () => ({ request_id: fakeId("zkr"), sealed_share: b64(105) }),
   "PUT /v1/orgs/{orgId}/zk-vaults/{vaultId}/members/{userId}": () => ({ key_version: 1, sealed_key: b64(104) }),
+  // a fresh event id each time: an id sent before is a duplicate (202 either way)
+  "POST /v1/orgs/{orgId}/events:batch": () => ({ events: [{ id: `iso-${randomBytes(6).toString("hex")}`, type: "iso.event", data: {} }] }),
   "POST /v1/orgs/{orgId}/zk-vaults/{vaultId}/$rotate": () => ({
     key_version: 2,
     kdf: zkKdf(),
@@ -172,6 +188,7 @@ const KNOWN_ORG_OPERATIONS = [
   ...["setZkVaultShares", "listHeldZkShares", "openZkRecoveryRequest", "getZkRecoveryRequest", "releaseZkShare"],
   ...["putZkVaultMember", "listZkVaultMembers", "rotateZkVault"],
   ...["getVaultKeys", "updateVaultKeys", "rotateVaultKey"],
+  ...["createConnection", "listConnections", "getConnection", "revokeConnection", "refreshConnection", "getConnectionToken"],
 ];
 /** Least powerful first, so an operation that destroys the org (owner only) runs last. */
 const ROLES: BuiltInRole[] = ["viewer", "developer", "admin", "owner"];
@@ -363,7 +380,8 @@ for (const backend of BACKENDS) {
     };
 
     before(async () => {
-      t = await createTestApp({ backend, worker: false });
+      // the fixtures' connection and webhook endpoint name 127.0.0.1 (never called): allowed as an operator would
+      t = await createTestApp({ backend, worker: false, env: { PLINTH_OUTBOUND_ALLOW: "127.0.0.1" } });
       doc = t.app.swagger() as unknown as typeof doc;
       ops = orgScopedOperations(doc);
       owner = await signUp(t, "Owner");

@@ -10,6 +10,7 @@ import { hashPassword, passwordProblem } from "../modules/identity/passwords.ts"
 import { normalizeEmail } from "../lib/email.ts";
 import { newId } from "../lib/ids.ts";
 import { KEY_RELOAD_INTERVAL_MS } from "../modules/keys/signing-keys.ts";
+import { formatPeriod } from "../jobs/maintenance.ts";
 
 const out = (s: string) => process.stdout.write(s + "\n");
 
@@ -130,3 +131,37 @@ export async function verifyAudit(config: Config, orgId: string): Promise<boolea
     return false;
   });
 }
+
+/** `plinth maintenance list`: each task, its schedule, when it runs next, and what its last run did. */
+export async function listMaintenance(config: Config): Promise<void> {
+  await withDeps(config, async (deps) => {
+    for (const t of await deps.maintenance.list()) {
+      const next = t.nextRunAt ? `next ${t.nextRunAt.toISOString()}` : "not scheduled";
+      const last = t.lastRun
+        ? `last ${t.lastRun.at.toISOString()} (${t.lastRun.by}) ${t.lastRun.outcome}${t.lastRun.error ? `: ${t.lastRun.error}` : ""}; removed ${describeCounts(t.lastRun.counts)}`
+        : "never run";
+      out(`${t.name}  every ${formatPeriod(t.everyMs)}  ${next}  ${last}`);
+    }
+  });
+}
+
+/** `plinth maintenance run <task>`: runs one task now and prints what it removed; 2 (with the list) for an unknown task. */
+export async function runMaintenance(config: Config, task: string | undefined): Promise<number> {
+  return withDeps(config, async (deps) => {
+    if (!task || !deps.maintenance.names().includes(task)) {
+      process.stderr.write(`plinth: ${task ? `no maintenance task ${task}` : "maintenance run needs a task"}; the tasks are:\n`);
+      for (const n of deps.maintenance.names()) process.stderr.write(`  ${n}\n`);
+      return 2;
+    }
+    const r = await deps.maintenance.run(task);
+    out(`${task}: removed ${describeCounts(r.counts)} in ${r.durationMs} ms`);
+    return 0;
+  });
+}
+
+const describeCounts = (counts: Record<string, number>) =>
+  Object.keys(counts).length
+    ? Object.entries(counts)
+        .map(([k, v]) => `${v} ${k}`)
+        .join(", ")
+    : "nothing";

@@ -73,8 +73,10 @@ export async function doctor(env: Record<string, string | undefined>): Promise<n
 
   // against a database that does not answer, these checks would blame the migrations and the master key
   if (db && reachable) {
+    let migrated = false;
     try {
       const m = await migrationStatus(db);
+      migrated = m.applied >= m.expected;
       say({
         ok: m.applied >= m.expected,
         what: "migrations",
@@ -83,19 +85,34 @@ export async function doctor(env: Record<string, string | undefined>): Promise<n
     } catch (e) {
       say({ ok: false, what: "migrations", detail: (e as Error).message });
     }
-    if (masterKey) {
+    if (masterKey && !migrated) {
+      say({ ok: "warn", what: "signing keys", detail: "not checked until the migrations are applied" });
+    } else if (masterKey) {
       try {
-        const keys = createSigningKeys({ db, masterKey, clock: systemClock, jwt: config.jwt, accessTtlSeconds: config.jwt.accessTtlSeconds });
+        const keys = createSigningKeys({
+          db,
+          masterKey,
+          previousMasterKeys: config.previousMasterKeys,
+          clock: systemClock,
+          jwt: config.jwt,
+          accessTtlSeconds: config.jwt.accessTtlSeconds,
+        });
         const list = await keys.list();
         const active = list.filter((k) => !k.supersededAt && !k.retiredAt);
         if (!active.length) say({ ok: "warn", what: "signing keys", detail: "none yet: plinth serve creates the first one" });
         else {
-          await keys.ensureActiveKey(); // loads and decrypts every published key
+          const { legacy } = await keys.check(); // decrypts every published key, writing nothing
           say({
             ok: true,
             what: "signing keys",
             detail: `${active.length} signing, ${list.filter((k) => k.supersededAt && !k.retiredAt).length} published for rotation; private keys decrypt with the master key`,
           });
+          if (legacy)
+            say({
+              ok: "warn",
+              what: "signing keys",
+              detail: `${legacy} still sealed the way versions before the KMS layer did: the next plinth serve moves them onto it`,
+            });
           // an upgraded deployment keeps signing with its old key's alg until it rotates (PLINTH_JWT_ALG names new keys' alg)
           const other = active.filter((k) => k.alg !== config.jwt.alg).map((k) => k.alg);
           if (other.length)

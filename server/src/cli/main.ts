@@ -1,19 +1,21 @@
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "../config.ts";
 import { serve } from "../main.ts";
+import { worker } from "../worker.ts";
 import { doctor } from "./doctor.ts";
 import { runCommand } from "./run.ts";
 import { secretsCommand } from "./secrets.ts";
 import { newRootKey, rotateRootCommand } from "./vault.ts";
 import { zkCommand } from "./zk.ts";
 import { isId } from "../lib/ids.ts";
-import { createUser, listMail, migrateCommand, rotateKeys, listKeys, setUserDisabled, verifyAudit } from "./commands.ts";
+import { createUser, listMail, migrateCommand, rotateKeys, listKeys, setUserDisabled, verifyAudit, listMaintenance, runMaintenance } from "./commands.ts";
 import { PLATFORM_AUDIT_ORG } from "../modules/audit/audit.service.ts";
 
 const HELP = `plinth — the platform layer for AI agents
 
 Usage:
-  plinth serve                       run the HTTP server (and the job worker)
+  plinth serve                       run the HTTP server (and the job worker, unless PLINTH_RUN_WORKER=false)
+  plinth worker                      run the job worker and schedules without the HTTP server (SIGTERM: finish, exit 0)
   plinth migrate                     apply database migrations
   plinth user create --email E [--name N] [--password P] [--admin]
                                      create a user (verified); --admin makes a platform admin
@@ -26,6 +28,8 @@ Usage:
   plinth mail list [--limit N]       show the dev outbox (mail kept when SMTP_URL is unset)
   plinth audit verify --org ORG      check an org's audit hash chain (--org platform: the platform's); names the first broken link
   plinth doctor                      check configuration, database, Redis, mail and keys
+  plinth maintenance list            the maintenance tasks: schedule, next run, last run and its outcome
+  plinth maintenance run TASK        run one maintenance task now and print what it removed
 
 Against a running server (PLINTH_URL, default http://127.0.0.1:8080; PLINTH_TOKEN, an API key or access token):
   plinth secrets list|get|reveal|set|delete|versions|rollback|import|export …
@@ -47,6 +51,16 @@ export async function run(argv: string[]): Promise<number> {
       case "migrate":
         await migrateCommand(loadConfig());
         return 0;
+      case "worker":
+        await worker();
+        return -1; // keeps running until SIGTERM
+      case "maintenance":
+        if (sub === "list") {
+          await listMaintenance(loadConfig());
+          return 0;
+        }
+        if (sub === "run") return await runMaintenance(loadConfig(), rest[0]);
+        break;
       case "user": {
         if (sub === "disable" || sub === "enable") {
           const { values } = parseArgs({ args: rest, options: { email: { type: "string" } } });

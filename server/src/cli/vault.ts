@@ -2,8 +2,7 @@ import { readFileSync } from "node:fs";
 import type { Config } from "../config.ts";
 import { resolveMasterKey } from "../deps.ts";
 import { createKms, rootKeyIdOf } from "../kms/kms.ts";
-import { rotateRootKey } from "../kms/root-rotation.ts";
-import { resealSigningKeys } from "../modules/keys/signing-keys.ts";
+import { rotatePlatformRootKey, rotateRootKey } from "../kms/root-rotation.ts";
 import { withDeps } from "./commands.ts";
 
 const out = (s: string) => process.stdout.write(s + "\n");
@@ -16,9 +15,10 @@ export function parseRootKey(text: string, what: string): Buffer {
 }
 
 /**
- * `plinth vault rotate-root`: re-wraps every org's KEKs, and re-seals the token-signing keys, under `newKey`. Runs
- * with the current key configured (PLINTH_MASTER_KEY or the key file, plus PLINTH_MASTER_KEY_PREVIOUS if set): all
- * of them open what they wrapped. Idempotent; re-run it after a crash.
+ * `plinth vault rotate-root`: re-wraps every org's KEKs, and the platform's (under which the token-signing keys are
+ * encrypted), under `newKey`. Runs with the current key configured (PLINTH_MASTER_KEY or the key file, plus
+ * PLINTH_MASTER_KEY_PREVIOUS if set): all of them open what they wrapped. Booting converts signing keys sealed the
+ * old way onto the KMS layer first, so nothing else needs re-sealing. Idempotent; re-run it after a crash.
  */
 export async function rotateRootCommand(config: Config, newKey: Buffer): Promise<void> {
   await withDeps(config, async (deps) => {
@@ -26,8 +26,10 @@ export async function rotateRootCommand(config: Config, newKey: Buffer): Promise
     const from = [current, ...config.previousMasterKeys].filter((k) => !k.equals(newKey));
     const kms = createKms({ masterKey: newKey, previousMasterKeys: from, clock: deps.clock });
     const { orgs, keks } = await rotateRootKey(deps.db, kms);
-    const signing = await resealSigningKeys(deps.db, from, newKey);
-    out(`re-wrapped ${keks} key-encryption keys of ${orgs} organizations and re-sealed ${signing} signing keys under root key ${rootKeyIdOf(newKey)}`);
+    const platform = await rotatePlatformRootKey(deps.db, kms);
+    out(
+      `re-wrapped ${keks} key-encryption keys of ${orgs} organizations and ${platform} platform key-encryption keys (the token-signing keys') under root key ${rootKeyIdOf(newKey)}`,
+    );
     out("now start every instance with the new key as PLINTH_MASTER_KEY (or key file) alone; PLINTH_MASTER_KEY_PREVIOUS is no longer needed");
   });
 }

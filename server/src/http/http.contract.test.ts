@@ -86,6 +86,7 @@ for (const backend of BACKENDS) {
       const over = await raw("POST", LOGIN, JSON.stringify({ email: "a".repeat(MiB), password: "x" }));
       assert.equal(over.statusCode, 413);
       assert.equal(problemOf(over).code, "PAYLOAD_TOO_LARGE");
+      assert.equal(problemOf(over).detail, "The body is larger than 1 MiB.");
       const under = await raw("POST", LOGIN, JSON.stringify({ email: "a".repeat(MiB - 100), password: "x" }));
       assert.equal(under.statusCode, 400, "parsed and validated, not refused for size");
       assert.equal(problemOf(under).field, "email");

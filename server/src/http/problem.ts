@@ -65,9 +65,13 @@ export function fieldErrors(err: FastifyError): FieldError[] {
   return [...seen].map(([field, reason]) => ({ field, reason }));
 }
 
-const FASTIFY_CODES: Record<string, () => AppError> = {
+/** A route's body limit as people read it (1 MiB by default; a route may allow more). */
+const sizeOf = (bytes: number) => (bytes % 1_048_576 === 0 ? `${bytes / 1_048_576} MiB` : bytes % 1024 === 0 ? `${bytes / 1024} KiB` : `${bytes} bytes`);
+
+const FASTIFY_CODES: Record<string, (request: FastifyRequest) => AppError> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: () => platformError("UNSUPPORTED_MEDIA_TYPE", "Send the body as application/json."),
-  FST_ERR_CTP_BODY_TOO_LARGE: () => platformError("PAYLOAD_TOO_LARGE", "The body is larger than 1 MiB."),
+  FST_ERR_CTP_BODY_TOO_LARGE: (request) =>
+    platformError("PAYLOAD_TOO_LARGE", `The body is larger than ${sizeOf(request.routeOptions?.bodyLimit ?? 1_048_576)}.`),
   FST_ERR_CTP_EMPTY_JSON_BODY: () => platformError("MALFORMED_JSON", "The body is empty but declared as JSON.", { field: "body" }),
   FST_ERR_CTP_INVALID_JSON_BODY: () => platformError("MALFORMED_JSON", "The body is not valid JSON.", { field: "body" }),
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: () => platformError("BAD_REQUEST", "Content-Length does not match the body."),
@@ -111,7 +115,7 @@ export function installProblemHandlers(app: FastifyInstance): void {
       return sendProblem(request, reply, platformError("VALIDATION_FAILED", detail || "The request is invalid.", { field: first?.field }), errors);
     }
     const known = error.code ? FASTIFY_CODES[error.code] : undefined;
-    if (known) return sendProblem(request, reply, known());
+    if (known) return sendProblem(request, reply, known(request));
     if (error instanceof SyntaxError || (error.statusCode === 400 && /JSON/i.test(error.message))) {
       return sendProblem(request, reply, platformError("MALFORMED_JSON", "The body is not valid JSON.", { field: "body" }));
     }

@@ -66,5 +66,36 @@ for (const backend of BACKENDS) {
         await other.close();
       }
     });
+
+    it("stop() takes no new job and returns once the job in flight has finished (plinth worker's SIGTERM)", async () => {
+      const q = createJobQueue({ db: t.db, clock, log, pollMs: 60_000 });
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      let entered!: () => void;
+      const inFlight = new Promise<void>((r) => (entered = r));
+      const done: string[] = [];
+      q.register("test.slow", async (payload) => {
+        entered();
+        await gate;
+        done.push(String(payload.n));
+      });
+      const [first, second] = await t.db.tx({}, async (tx) => [await q.enqueue(tx, "test.slow", { n: 1 }), await q.enqueue(tx, "test.slow", { n: 2 })]);
+      q.start();
+      await inFlight;
+      let stopped = false;
+      const stopping = q.stop().then(() => (stopped = true));
+      await new Promise((r) => setImmediate(r));
+      assert.equal(stopped, false, "waits for the job in flight");
+      release();
+      await stopping;
+      assert.deepEqual(done, ["1"], "the first finished, the second was not taken");
+      const left = await t.db.read((ex) => ex.select().from(jobs).where(eq(jobs.kind, "test.slow")));
+      assert.deepEqual(
+        left.map((j) => [j.id, j.attempts]),
+        [[second, 0]],
+      );
+      assert.ok(!left.some((j) => j.id === first));
+      assert.equal(await q.drain("test.slow"), 1, "the next worker runs it");
+    });
   });
 }

@@ -24,8 +24,20 @@ export interface JobQueue {
   kick(): void;
   start(): void;
   stop(): Promise<void>;
-  /** Run every due job now, until none is left (tests, CLI). */
-  drain(): Promise<number>;
+  /** Run every due job now (of `kind` only, when given), until none is left (tests, CLI, maintenance). */
+  drain(kind?: string): Promise<number>;
+  /** A schedule's row: when it runs next, its last error, and the note its handler left (`noteSchedule`). */
+  scheduleState(kind: string): Promise<ScheduleState | undefined>;
+  /** Keeps a small record on a schedule's row (its payload): what the last run did (jobs/maintenance.ts). */
+  noteSchedule(kind: string, note: JobPayload): Promise<void>;
+  /** Removes dead jobs (failed for good) that failed before `before`; schedules never die. Returns how many. */
+  purgeDead(before: Date): Promise<number>;
+}
+
+export interface ScheduleState {
+  nextRunAt: Date;
+  lastError: string | null;
+  note: JobPayload;
 }
 
 const LEASE_MS = 60_000;
@@ -40,13 +52,21 @@ export function createJobQueue(deps: { db: Database; clock: Clock; log: Logger; 
   let active: Promise<void> | undefined;
   let wakeAgain = false;
 
-  async function claim(): Promise<typeof jobs.$inferSelect | undefined> {
+  async function claim(kind?: string): Promise<typeof jobs.$inferSelect | undefined> {
     return db.tx({}, async (tx) => {
       const now = clock.now();
       const [due] = await tx
         .select({ id: jobs.id })
         .from(jobs)
-        .where(and(isNull(jobs.finishedAt), isNull(jobs.failedAt), lte(jobs.runAt, now), or(isNull(jobs.lockedUntil), lte(jobs.lockedUntil, now))))
+        .where(
+          and(
+            isNull(jobs.finishedAt),
+            isNull(jobs.failedAt),
+            lte(jobs.runAt, now),
+            or(isNull(jobs.lockedUntil), lte(jobs.lockedUntil, now)),
+            kind === undefined ? undefined : eq(jobs.kind, kind),
+          ),
+        )
         .orderBy(asc(jobs.runAt), asc(jobs.createdAt), asc(jobs.id))
         .limit(1)
         .for("update", { skipLocked: true });
@@ -60,8 +80,8 @@ export function createJobQueue(deps: { db: Database; clock: Clock; log: Logger; 
     });
   }
 
-  async function runOne(): Promise<boolean> {
-    const job = await claim();
+  async function runOne(kind?: string): Promise<boolean> {
+    const job = await claim(kind);
     if (!job) return false;
     const handler = handlers.get(job.kind);
     try {
@@ -159,10 +179,36 @@ export function createJobQueue(deps: { db: Database; clock: Clock; log: Logger; 
       if (timer) clearInterval(timer);
       await active;
     },
-    async drain() {
+    async drain(kind) {
       let n = 0;
-      while (await runOne()) n++;
+      while (await runOne(kind)) n++;
       return n;
+    },
+    async scheduleState(kind) {
+      const [row] = await db.tx({}, (tx) =>
+        tx
+          .select({ runAt: jobs.runAt, lastError: jobs.lastError, payload: jobs.payload })
+          .from(jobs)
+          .where(eq(jobs.id, scheduleId(kind))),
+      );
+      return row && { nextRunAt: row.runAt, lastError: row.lastError, note: row.payload as JobPayload };
+    },
+    async noteSchedule(kind, note) {
+      await db.tx({}, (tx) =>
+        tx
+          .update(jobs)
+          .set({ payload: note })
+          .where(eq(jobs.id, scheduleId(kind))),
+      );
+    },
+    async purgeDead(before) {
+      const gone = await db.tx({}, (tx) =>
+        tx
+          .delete(jobs)
+          .where(and(or(lte(jobs.failedAt, before), lte(jobs.finishedAt, before)), sql`${jobs.id} not like 'schedule:%'`))
+          .returning({ id: jobs.id }),
+      );
+      return gone.length;
     },
   };
 }

@@ -4,7 +4,7 @@ import { describe, it } from "node:test";
 import type { Executor } from "../db/client.ts";
 import { systemClock } from "../lib/clock.ts";
 import { isAppError } from "../lib/errors.ts";
-import type { KekRow, KekStore } from "./kek-store.ts";
+import { type KekRow, type KekStore, PLATFORM_OWNER } from "./kek-store.ts";
 import { createKms, rootKeyIdOf, type Envelope } from "./kms.ts";
 
 /** The KEK table in memory: these tests are about the cryptography, not the queries. */
@@ -121,22 +121,23 @@ describe("KMS envelope encryption", () => {
     const fresh = await kms.encrypt(tx, org, Buffer.from("after rotation"), AAD);
     assert.equal(fresh.kekVersion, 2);
     assert.deepEqual(await kms.decrypt(tx, org, old, AAD), Buffer.from("before rotation"));
-    const moved = await kms.rewrapDek(tx, org, old, AAD);
+    const rewrap = async (e: typeof old) => (await kms.rewrapDeks(tx, org, [{ envelope: e, aad: AAD }]))[0];
+    const moved = await rewrap(old);
     assert.ok(moved);
     assert.equal(moved.kekVersion, 2);
     assert.notEqual(moved.wrappedKey, old.wrappedKey);
     assert.deepEqual(await kms.decrypt(tx, org, { ...old, ...moved }, AAD), Buffer.from("before rotation"), "same ciphertext and nonce");
-    assert.equal(await kms.rewrapDek(tx, org, fresh, AAD), undefined, "already on the newest version");
+    assert.equal(await rewrap(fresh), undefined, "already on the newest version");
     // a data key wrapped under a tampered KEK fails clearly, naming the version
     const row = store.rows.find((r) => r.orgId === org && r.version === 1)!;
     const saved = row.wrappedKey;
     row.wrappedKey = flipped(saved, 20);
     try {
-      await rejectsWith(kms.rewrapDek(tx, org, old, AAD), "KMS_DECRYPT_FAILED", /key-encryption key v1 does not authenticate/);
+      await rejectsWith(rewrap(old), "KMS_DECRYPT_FAILED", /key-encryption key v1 does not authenticate/);
     } finally {
       row.wrappedKey = saved;
     }
-    await rejectsWith(kms.rewrapDek(tx, org, { ...old, wrappedKey: flipped(old.wrappedKey, 20) }, AAD), "KMS_DECRYPT_FAILED", /data key does not authenticate/);
+    await rejectsWith(rewrap({ ...old, wrappedKey: flipped(old.wrappedKey, 20) }), "KMS_DECRYPT_FAILED", /data key does not authenticate/);
   });
 
   it("rotates the root key: KEKs re-wrapped under the new one, the previous key accepted meanwhile, the old one alone refused", async () => {
@@ -154,5 +155,57 @@ describe("KMS envelope encryption", () => {
     const after = createKms({ masterKey: newKey, clock: systemClock, store });
     assert.deepEqual(await after.decrypt(tx, org, env, AAD), Buffer.from("root rotation"));
     await rejectsWith(before.decrypt(tx, org, env, AAD), "KMS_ROOT_KEY_MISMATCH", /PLINTH_MASTER_KEY_PREVIOUS/);
+  });
+});
+
+describe("KMS platform tier (records of no org)", () => {
+  const masterKey = randomBytes(32);
+  const orgs = memoryStore();
+  const platform = memoryStore();
+  const kms = createKms({ masterKey, clock: systemClock, store: orgs, platformStore: platform });
+  const KEY_AAD = "signing_key:sgk_1";
+
+  it("round-trips under the platform KEK v1, made once, through the same wrapping as an org's", async () => {
+    const value = Buffer.from('{"kty":"OKP","d":"private"}');
+    const a = await kms.encryptPlatform(tx, value, KEY_AAD);
+    const b = await kms.encryptPlatform(tx, value, KEY_AAD);
+    assert.equal(a.kekVersion, 1);
+    assert.notEqual(a.ciphertext, b.ciphertext);
+    assert.deepEqual(await kms.decryptPlatform(tx, a, KEY_AAD), value);
+    assert.deepEqual(await kms.decryptPlatform(tx, b, KEY_AAD), value);
+    assert.equal(platform.rows.length, 1);
+    assert.equal(platform.rows[0].orgId, PLATFORM_OWNER);
+    assert.equal(orgs.rows.length, 0, "no org KEK made");
+    assert.doesNotThrow(() => kms.checkPlatformKek(platform.rows[0]));
+  });
+
+  it("refuses an envelope moved to another record, tampered, or opened as an org's", async () => {
+    const env = await kms.encryptPlatform(tx, Buffer.from("stay put"), KEY_AAD);
+    await rejectsWith(kms.decryptPlatform(tx, env, "signing_key:sgk_2"), "KMS_DECRYPT_FAILED", /moved to another record/);
+    await rejectsWith(kms.decryptPlatform(tx, { ...env, wrappedKey: flipped(env.wrappedKey, 20) }, KEY_AAD), "KMS_DECRYPT_FAILED", /altered or moved/);
+    await rejectsWith(kms.decryptPlatform(tx, { ...env, kekVersion: 9 }, KEY_AAD), "KMS_KEY_MISSING", /platform has no key-encryption key v9/);
+    await kms.encrypt(tx, ORG, Buffer.from("x"), KEY_AAD); // the org's own KEK v1
+    await rejectsWith(kms.decrypt(tx, ORG, env, KEY_AAD), "KMS_DECRYPT_FAILED", /altered or moved/);
+    // a platform KEK row copied into an org's place does not open there (its identity is the tier's)
+    const copy = { ...platform.rows[0], orgId: ORG };
+    assert.throws(() => kms.checkKek(copy), /organization's key-encryption key v1 does not authenticate/);
+  });
+
+  it("names a wrong root key, and re-wraps the platform KEK under a new root key (idempotent)", async () => {
+    const env = await kms.encryptPlatform(tx, Buffer.from("root"), KEY_AAD);
+    const wrong = createKms({ masterKey: randomBytes(32), clock: systemClock, store: orgs, platformStore: platform });
+    await rejectsWith(wrong.decryptPlatform(tx, env, KEY_AAD), "KMS_ROOT_KEY_MISMATCH", /platform's key-encryption key v1 was wrapped under another root key/);
+    assert.throws(() => wrong.checkPlatformKek(platform.rows[0]), /another root key/);
+    const newKey = randomBytes(32);
+    const both = createKms({ masterKey: newKey, previousMasterKeys: [masterKey], clock: systemClock, store: orgs, platformStore: platform });
+    assert.deepEqual(await both.decryptPlatform(tx, env, KEY_AAD), Buffer.from("root"));
+    assert.equal(await both.rewrapPlatformKeksUnderRoot(tx), 1);
+    assert.equal(await both.rewrapPlatformKeksUnderRoot(tx), 0, "idempotent");
+    assert.equal(platform.rows[0].rootKeyId, rootKeyIdOf(newKey));
+    assert.equal(orgs.rows[0].rootKeyId, rootKeyIdOf(masterKey), "the org tier is rotated on its own");
+    const after = createKms({ masterKey: newKey, clock: systemClock, store: orgs, platformStore: platform });
+    assert.deepEqual(await after.decryptPlatform(tx, env, KEY_AAD), Buffer.from("root"));
+    const oldAlone = createKms({ masterKey, clock: systemClock, store: orgs, platformStore: platform });
+    await rejectsWith(oldAlone.decryptPlatform(tx, env, KEY_AAD), "KMS_ROOT_KEY_MISMATCH", /PLINTH_MASTER_KEY_PREVIOUS/);
   });
 });

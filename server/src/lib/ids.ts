@@ -27,9 +27,15 @@ export const ID_PREFIXES = {
   impersonation: "imp",
   secret: "sec",
   secretLease: "sls",
+  connection: "con",
   zkVault: "zkv",
   zkShare: "zks",
   zkRecoveryRequest: "zkr",
+  webhookEndpoint: "whe",
+  webhookMessage: "msg",
+  webhookDelivery: "whd",
+  webhookAttempt: "wha",
+  ingestEvent: "evt",
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import { boolean, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
+import { kmsPlatformKeks } from "./kms.ts";
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
 
@@ -118,12 +119,20 @@ export const securityEvents = pgTable(
   (t) => [index("security_events_user_idx").on(t.userId, t.id)],
 );
 
-/** Token-signing keys; the private JWK is sealed under the master key. */
+/**
+ * Token-signing keys; the private JWK is a KMS envelope under the platform tier (ciphertext, nonce, wrapped_key,
+ * kek_version), its associated data the key id (0020_platform_keks.sql).
+ */
 export const signingKeys = pgTable("signing_keys", {
   id: text("id").primaryKey(),
   alg: text("alg").notNull(),
   publicJwk: jsonb("public_jwk").notNull(),
-  privateJwkSealed: text("private_jwk_sealed").notNull(),
+  /** Legacy: the private JWK sealed under the master key by earlier versions; boot converts it and clears it. */
+  privateJwkSealed: text("private_jwk_sealed"),
+  ciphertext: text("ciphertext"),
+  nonce: text("nonce"),
+  wrappedKey: text("wrapped_key"),
+  kekVersion: integer("kek_version").references(() => kmsPlatformKeks.version),
   createdAt: ts("created_at").notNull().defaultNow(),
   /** Set when a newer key took over signing; the key stays published until retireAfter. */
   supersededAt: ts("superseded_at"),

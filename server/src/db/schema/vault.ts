@@ -45,7 +45,20 @@ export const vaultSecrets = pgTable(
     description: text("description").notNull().default(""),
     tags: text("tags").array().notNull().default(sql`'{}'::text[]`),
     expiresAt: ts("expires_at"),
+    /** Days before expires_at the expiry notice goes out (null: 7); modules/vault/lifecycle.service.ts. */
+    notifyBeforeDays: integer("notify_before_days"),
+    /** Remind when the current version is older than this many days (null: never). */
+    rotationReminderDays: integer("rotation_reminder_days"),
+    /** The expires_at whose notice went out (and when): a new expiry is due for its own. */
+    expiryNotifiedFor: ts("expiry_notified_for"),
+    expiryNotifiedAt: ts("expiry_notified_at"),
+    /** The expires_at whose passing was audited as secret.expired. */
+    expiredNotedFor: ts("expired_noted_for"),
+    /** The version a rotation reminder went out for. */
+    rotationRemindedVersion: integer("rotation_reminded_version"),
     currentVersion: integer("current_version").notNull(),
+    /** generic (set by hand) | oauth_connection (an integration connection's token set, written by its module only) */
+    kind: text("kind").notNull().default("generic"),
     createdBy: text("created_by"),
     createdAt: ts("created_at").notNull().defaultNow(),
     updatedBy: text("updated_by"),
@@ -56,6 +69,7 @@ export const vaultSecrets = pgTable(
     index("vault_secrets_org_id_idx").on(t.orgId, t.id),
     // a member's secrets end with their membership
     foreignKey({ columns: [t.orgId, t.userId], foreignColumns: [memberships.orgId, memberships.userId], name: "vault_secrets_member_fk" }).onDelete("cascade"),
+    check("vault_secrets_kind_check", sql`${t.kind} in ('generic', 'oauth_connection')`),
     check(
       "vault_secrets_scope_check",
       sql`(${t.scope} = 'org' and ${t.teamId} is null and ${t.userId} is null) or (${t.scope} = 'team' and ${t.teamId} is not null and ${t.userId} is null) or (${t.scope} = 'user' and ${t.userId} is not null and ${t.teamId} is null)`,
@@ -89,6 +103,7 @@ export const vaultSecretVersions = pgTable(
     primaryKey({ columns: [t.secretId, t.version] }),
     foreignKey({ columns: [t.orgId, t.kekVersion], foreignColumns: [vaultKeks.orgId, vaultKeks.version], name: "vault_secret_versions_kek_fk" }),
     index("vault_secret_versions_org_idx").on(t.orgId, t.kekVersion),
+    index("vault_secret_versions_org_secret_idx").on(t.orgId, t.secretId, t.version),
   ],
 );
 
@@ -101,5 +116,10 @@ export const vaultSettings = pgTable("vault_settings", {
   orgId: orgRef().primaryKey(),
   rotationDays: integer("rotation_days"),
   nextRotationAt: ts("next_rotation_at"),
+  /** Retention of old versions (the current one always stays): keep the newest N, and none older than D days. */
+  keepVersions: integer("keep_versions"),
+  keepDays: integer("keep_days"),
+  /** When the org's lifecycle pass (vault.lifecycle) is next due: writers lower it, the pass sets it (0018). */
+  lifecycleDueAt: ts("lifecycle_due_at"),
   updatedAt: ts("updated_at").notNull().defaultNow(),
 });

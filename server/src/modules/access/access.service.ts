@@ -1,4 +1,5 @@
 import { sql } from "drizzle-orm";
+import { textArray } from "../../db/arrays.ts";
 import type { Database, Executor } from "../../db/client.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { createCache, createKeyJoiner, firstPartOf } from "../../lib/cache.ts";
@@ -74,7 +75,6 @@ interface ObjectFacts {
 }
 
 /** A text[] parameter (one statement text whatever the length); the items are ids and relation names, never quoted. */
-const textArray = (items: readonly string[]) => sql`${`{${items.map((i) => `"${i}"`).join(",")}}`}::text[]`;
 
 /** The soonest of some expiry times (ms since epoch), or undefined when none expires. */
 function soonest(items: readonly { expiresAt: Date | null }[]): number | undefined {

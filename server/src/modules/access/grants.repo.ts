@@ -1,6 +1,6 @@
 import { and, desc, eq, gt, inArray, isNull, lt, or, type SQL } from "drizzle-orm";
 import type { Executor } from "../../db/client.ts";
-import { grantRequests, grants, memberships, teams } from "../../db/schema/index.ts";
+import { grantRequests, grants } from "../../db/schema/index.ts";
 
 export type GrantRow = typeof grants.$inferSelect;
 export type GrantRequestRow = typeof grantRequests.$inferSelect;
@@ -147,22 +147,6 @@ export const grantsRepo = {
       )
       .orderBy(desc(grants.id))
       .limit(limit);
-  },
-
-  async isMember(ex: Executor, orgId: string, userId: string): Promise<boolean> {
-    const [m] = await ex
-      .select({ userId: memberships.userId })
-      .from(memberships)
-      .where(and(eq(memberships.orgId, orgId), eq(memberships.userId, userId)));
-    return !!m;
-  },
-
-  async teamExists(ex: Executor, orgId: string, teamId: string): Promise<boolean> {
-    const [t] = await ex
-      .select({ id: teams.id })
-      .from(teams)
-      .where(and(eq(teams.orgId, orgId), eq(teams.id, teamId)));
-    return !!t;
   },
 
   /** When the grants with these ids end (null: never); ids not found are left out. */

@@ -26,6 +26,7 @@ import {
   toGrantRequest,
   toPeerGrant,
 } from "./grants.schemas.ts";
+import type { GrantRequestsService } from "./grant-requests.service.ts";
 import type { CheckInput, GrantsService } from "./grants.service.ts";
 import type { Permission } from "./permissions.ts";
 import { OBJECT_TYPES, type ObjectType, type Relation } from "./relations.ts";
@@ -44,8 +45,8 @@ function toCheck(c: { permission?: Permission; relation?: Relation; object?: { t
 const date = (s: string | undefined) => (s === undefined ? undefined : new Date(s));
 
 /** Grants, peer grants, grant requests, and the check / explain API. */
-export function grantsRoutes(s: { grants: GrantsService; clock: Clock }): FastifyPluginAsyncTypebox {
-  const { grants, clock } = s;
+export function grantsRoutes(s: { grants: GrantsService; requests: GrantRequestsService; clock: Clock }): FastifyPluginAsyncTypebox {
+  const { grants, requests, clock } = s;
   return async (app) => {
     app.post(
       "/v1/orgs/:orgId/grants",
@@ -284,7 +285,7 @@ export function grantsRoutes(s: { grants: GrantsService; clock: Clock }): Fastif
       },
       async (req, reply) => {
         const b = req.body;
-        const r = await grants.createGrantRequest(
+        const r = await requests.createGrantRequest(
           requireTenant(req),
           { grantorId: b.grantor_id, permissions: b.permissions, reason: b.reason, expiresAt: date(b.expires_at) },
           actorOf(req),
@@ -317,7 +318,7 @@ export function grantsRoutes(s: { grants: GrantsService; clock: Clock }): Fastif
       async (req) => {
         const q = req.query;
         const { limit, fetch, cursor } = pageRequest(q, idCursor("grantRequest"));
-        const rows = await grants.listGrantRequests(requireTenant(req), q.role, q.status, fetch, cursor);
+        const rows = await requests.listGrantRequests(requireTenant(req), q.role, q.status, fetch, cursor);
         return page(rows, limit, (r) => r.id, toGrantRequest);
       },
     );
@@ -335,7 +336,7 @@ export function grantsRoutes(s: { grants: GrantsService; clock: Clock }): Fastif
           response: { 200: GrantRequest, ...errors(400, 401, 403, 404) },
         },
       },
-      async (req) => toGrantRequest(await grants.getGrantRequest(requireTenant(req), req.params.requestId)),
+      async (req) => toGrantRequest(await requests.getGrantRequest(requireTenant(req), req.params.requestId)),
     );
 
     app.post(
@@ -364,7 +365,7 @@ export function grantsRoutes(s: { grants: GrantsService; clock: Clock }): Fastif
       },
       async (req) => {
         const b = req.body ?? {};
-        const out = await grants.approveGrantRequest(
+        const out = await requests.approveGrantRequest(
           requireTenant(req),
           req.params.requestId,
           { permissions: b.permissions, expiresAt: date(b.expires_at) },
@@ -390,7 +391,7 @@ export function grantsRoutes(s: { grants: GrantsService; clock: Clock }): Fastif
           response: { 200: GrantRequest, ...errors(...BODY_ERRORS, 401, 403, 404, 409) },
         },
       },
-      async (req) => toGrantRequest(await grants.denyGrantRequest(requireTenant(req), req.params.requestId, req.body?.reason, actorOf(req))),
+      async (req) => toGrantRequest(await requests.denyGrantRequest(requireTenant(req), req.params.requestId, req.body?.reason, actorOf(req))),
     );
 
     app.post(
@@ -407,7 +408,7 @@ export function grantsRoutes(s: { grants: GrantsService; clock: Clock }): Fastif
           response: { 200: GrantRequest, ...errors(400, 401, 403, 404, 409) },
         },
       },
-      async (req) => toGrantRequest(await grants.cancelGrantRequest(requireTenant(req), req.params.requestId, actorOf(req))),
+      async (req) => toGrantRequest(await requests.cancelGrantRequest(requireTenant(req), req.params.requestId, actorOf(req))),
     );
 
     app.post(

@@ -5,9 +5,12 @@ import type { AuditService } from "../audit/audit.service.ts";
 import { createGrantOwnerOps } from "./grants.owners.ts";
 import { grantsRepo } from "./grants.repo.ts";
 import { grantsRoutes } from "./grants.routes.ts";
+import { createGrantRequestsService } from "./grant-requests.service.ts";
+import { createGrantRules } from "./grants.rules.ts";
 import { createGrantsService, type ObjectRegistry, type ObjectVerifiers } from "./grants.service.ts";
 import { createAccessService, type AccessOptions } from "./access.service.ts";
 import { createPrincipals } from "./principal.ts";
+import { createSubjectsPort } from "./subjects.ts";
 import type { Bus } from "../../pubsub/bus.ts";
 
 /**
@@ -22,19 +25,30 @@ export async function wire(deps: { db: Database; clock: Clock; bus: Bus; audit: 
   });
   access.setPublisher((orgId) => invalidations.publish(orgId));
   const verifiers: ObjectVerifiers = {};
+  const subjects = createSubjectsPort();
+  // one set of grant rules for both services: a peer grant is given directly or by approving a request, alike
+  const rules = createGrantRules({ audit: deps.audit, access });
+  const grantDeps = { ...deps, access, subjects: subjects.subjects, rules };
   return {
     service: access,
     principals: createPrincipals(access),
     grants: createGrantOwnerOps({ repo: grantsRepo }),
-    // whether an id names one of the org's members or teams, read in the caller's transaction: what a module checks
-    // before it ties a record to a member or a team (the engine's own reads, shared)
-    subjects: { isMember: grantsRepo.isMember, teamExists: grantsRepo.teamExists },
+    // whether an id names one of the org's members or teams (subjects.ts): the members and teams modules answer
+    subjects: subjects.subjects,
+    answerSubjects: subjects.answer,
     // a module owning a kind of object (the vault: secrets) says whether a grant may name an id of it; wired later
     objects: {
       verify(type, verifier) {
         verifiers[type] = verifier;
       },
     } satisfies ObjectRegistry as ObjectRegistry,
-    routes: [accessRoutes(), grantsRoutes({ grants: createGrantsService({ ...deps, access, objects: verifiers }), clock: deps.clock })],
+    routes: [
+      accessRoutes(),
+      grantsRoutes({
+        grants: createGrantsService({ ...grantDeps, objects: verifiers }),
+        requests: createGrantRequestsService(grantDeps),
+        clock: deps.clock,
+      }),
+    ],
   };
 }

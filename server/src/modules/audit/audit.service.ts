@@ -31,6 +31,26 @@ export interface AuditEntry {
   diff?: Record<string, unknown>;
 }
 
+/** An event as `record` appended it: what state-change callbacks are handed (its diff is non-secret by contract). */
+export interface RecordedAuditEvent {
+  id: string;
+  orgId: string;
+  action: string;
+  actorType: AuditActor["type"];
+  actorId: string | null;
+  targetType: string;
+  targetId: string | null;
+  diff: Record<string, unknown>;
+  createdAt: Date;
+}
+
+/**
+ * A state-change callback: runs inside the transaction of the change that was audited, so what it enqueues (a
+ * webhook delivery, later a notifier's job) commits with the change or not at all. It must only write rows and
+ * enqueue jobs there — no network calls; the work itself runs in a job after the commit.
+ */
+export type StateChangeCallback = (tx: Executor, event: RecordedAuditEvent) => Promise<void>;
+
 export type VerifyResult = { ok: true; events: number } | { ok: false; events: number; brokenAt: { seq: number; id: string; reason: string } };
 
 /**
@@ -38,7 +58,14 @@ export type VerifyResult = { ok: true; events: number } | { ok: false; events: n
  */
 export function createAuditService(deps: { db: Database; repo: AuditRepo; clock: Clock }) {
   const { db, repo, clock } = deps;
+  /** The state-change callback registry: every audited change is a state change; outbound webhooks are its first user. */
+  const callbacks: StateChangeCallback[] = [];
   return {
+    /** Registers a state-change callback (at wiring time): called for every event recorded, in the change's transaction. */
+    onRecorded(cb: StateChangeCallback): void {
+      callbacks.push(cb);
+    },
+
     /**
      * Appends an event to the org's chain as the transaction's last statement, sent with its COMMIT (db.atCommit):
      * an audited change costs one round trip more than the change alone, and the chain's head is locked only while
@@ -64,6 +91,7 @@ export function createAuditService(deps: { db: Database; repo: AuditRepo; clock:
       };
       const { before, after } = eventBodyParts(event);
       await db.atCommit(tx, repo.appendStatement({ ...event, bodyBefore: before, bodyAfter: after }));
+      for (const cb of callbacks) await cb(tx, event);
       return event.id;
     },
 

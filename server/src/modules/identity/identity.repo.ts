@@ -1,4 +1,4 @@
-import { and, desc, eq, gt, inArray, isNull, lt, ne, sql } from "drizzle-orm";
+import { and, desc, eq, gt, inArray, isNull, lt, ne, or, sql } from "drizzle-orm";
 import type { Executor } from "../../db/client.ts";
 import { emailTokens, loginAttempts, memberships, orgs, passwordCredentials, refreshTokens, securityEvents, sessions, users } from "../../db/schema/index.ts";
 import { newId } from "../../lib/ids.ts";
@@ -203,6 +203,30 @@ export const identityRepo = {
       .update(emailTokens)
       .set({ consumedAt: now })
       .where(and(eq(emailTokens.userId, userId), eq(emailTokens.purpose, purpose), isNull(emailTokens.consumedAt)));
+  },
+
+  /**
+   * Maintenance: sessions that expired or were revoked before `before`; their refresh tokens go with them (the foreign
+   * key cascades). Returns how many of each went.
+   */
+  async purgeEndedSessions(tx: Executor, before: Date): Promise<{ sessions: number; refreshTokens: number }> {
+    const ended = or(lt(sessions.expiresAt, before), lt(sessions.revokedAt, before));
+    const [{ n }] = await tx
+      .select({ n: sql<number>`count(*)::int` })
+      .from(refreshTokens)
+      .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
+      .where(ended);
+    const gone = await tx.delete(sessions).where(ended).returning({ id: sessions.id });
+    return { sessions: gone.length, refreshTokens: n };
+  },
+
+  /** Maintenance: emailed tokens that expired, or were used (or replaced), before `before`. */
+  async purgeEndedEmailTokens(tx: Executor, before: Date): Promise<number> {
+    const gone = await tx
+      .delete(emailTokens)
+      .where(or(lt(emailTokens.expiresAt, before), lt(emailTokens.consumedAt, before)))
+      .returning({ id: emailTokens.id });
+    return gone.length;
   },
 
   async insertLoginAttempt(tx: Executor, row: { userId: string | null; method: string; result: string; meta: RequestMeta; now: Date }): Promise<void> {

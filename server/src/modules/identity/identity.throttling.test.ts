@@ -180,22 +180,23 @@ for (const backend of BACKENDS) {
 
       it("answers an unknown email like a wrong password, in about the same time", async () => {
         const email = await registered(t);
-        const unknownMs: number[] = [];
-        const wrongMs: number[] = [];
+        // pairs back to back, so a pause of a loaded machine tends to hit both halves of a pair alike
+        const ratios: number[] = [];
+        // five pairs: the account's failed-sign-in allowance (the sixth would answer 429)
         for (let i = 0; i < 5; i++) {
           const [u, uMs] = await timed(() => login(t, uniqueEmail("ghost"), WRONG));
           const [w, wMs] = await timed(() => login(t, email, WRONG));
-          unknownMs.push(uMs);
-          wrongMs.push(wMs);
+          ratios.push(uMs / wMs);
           assert.equal(u.statusCode, 401);
           assert.equal(w.statusCode, 401);
           assert.deepEqual(withoutRequestId(u), withoutRequestId(w));
           assert.equal(u.headers["www-authenticate"], w.headers["www-authenticate"]);
           assert.equal(u.headers["content-type"], w.headers["content-type"]);
         }
-        // the fastest of each: what the work costs, without the pauses a loaded machine adds to some calls
-        const fastest = (xs: number[]) => Math.min(...xs);
-        assert.ok(fastest(unknownMs) >= 0.5 * fastest(wrongMs), `unknown ${fastest(unknownMs).toFixed(1)} ms vs wrong ${fastest(wrongMs).toFixed(1)} ms`);
+        // an unknown email skipping the password hash would answer in a few percent of the time; the median pair
+        // ratio ignores the pairs a pause hit on one side only
+        const median = ratios.sort((a, b) => a - b)[Math.floor(ratios.length / 2)];
+        assert.ok(median >= 0.5, `unknown/wrong time ratios ${ratios.map((r) => r.toFixed(2)).join(", ")}`);
       });
 
       it("throttles registration per IP and per email (any case)", async () => {

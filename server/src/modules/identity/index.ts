@@ -15,6 +15,7 @@ import { createSessionRevocations } from "./session-revocations.ts";
 import type { Bus } from "../../pubsub/bus.ts";
 import type { AuditService } from "../audit/audit.service.ts";
 import { createAccountsService } from "./accounts.service.ts";
+import { createIdentityMaintenance } from "./maintenance.ts";
 
 /** The rows and request facts other modules name in their own types. */
 export type { RequestMeta, UserRow } from "./identity.repo.ts";
@@ -65,7 +66,7 @@ export function wire(deps: {
   const email = createEmailFlowsService({ ...deps, repo: identityRepo, sessions, throttles });
   const accounts = createAccountsService({ ...deps, repo: identityRepo, revocations });
   return {
-    service: { identity, sessions, email, revocations, accounts },
+    service: { identity, sessions, email, revocations, accounts, maintenance: createIdentityMaintenance(deps) },
     /** Reads the recent revocations before the server takes requests. */
     start: () => revocations.sync(),
     close: async () => revocations.close(),

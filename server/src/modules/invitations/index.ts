@@ -10,6 +10,10 @@ import type { TeamMembersService } from "../teams/teams.members.service.ts";
 import { createInvitationAcceptService } from "./invitations.accept.service.ts";
 import { invitationAcceptRoutes, invitationRoutes } from "./invitations.routes.ts";
 import { createInvitationsService } from "./invitations.service.ts";
+import { invitationsRepo } from "./invitations.repo.ts";
+
+/** How long an accepted, revoked or expired invitation stays visible to its org before maintenance removes it. */
+export const INVITATION_GRACE_MS = 30 * 24 * 60 * 60 * 1000;
 
 /** Invitations: emailed, single-use links to join an org. */
 export function wire(deps: {
@@ -28,7 +32,14 @@ export function wire(deps: {
   const invitations = createInvitationsService(deps);
   const accept = createInvitationAcceptService(deps);
   return {
-    service: { invitations, accept },
+    service: {
+      invitations,
+      accept,
+      /** Maintenance: invitations of every org that ended (accepted, revoked, expired) more than INVITATION_GRACE_MS ago. */
+      purgeEnded: async () => ({
+        invitations: await deps.db.tx({}, (tx) => invitationsRepo.purgeEnded(tx, new Date(deps.clock.now().getTime() - INVITATION_GRACE_MS))),
+      }),
+    },
     routes: [invitationRoutes({ invitations, clock: deps.clock }), invitationAcceptRoutes({ accept })],
   };
 }

@@ -1,4 +1,4 @@
-import { and, desc, eq, gt, isNotNull, isNull, lt, lte, type SQL } from "drizzle-orm";
+import { and, desc, eq, gt, isNotNull, isNull, lt, lte, or, sql, type SQL } from "drizzle-orm";
 import type { Executor } from "../../db/client.ts";
 import { invitations } from "../../db/schema/index.ts";
 
@@ -85,6 +85,19 @@ export const invitationsRepo = {
       )
       .orderBy(desc(invitations.id))
       .limit(opts.limit);
+  },
+
+  /**
+   * Maintenance, across every org: removes invitations accepted, revoked or expired before `before`. The one
+   * cross-tenant statement here: it declares the sweep for its own transaction (0023_maintenance.sql's policies).
+   */
+  async purgeEnded(tx: Executor, before: Date): Promise<number> {
+    await tx.execute(sql`select set_config('app.sweep', 'invitations', true)`);
+    const gone = await tx
+      .delete(invitations)
+      .where(or(lt(invitations.acceptedAt, before), lt(invitations.revokedAt, before), lt(invitations.expiresAt, before)))
+      .returning({ id: invitations.id });
+    return gone.length;
   },
 };
 

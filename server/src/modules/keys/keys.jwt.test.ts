@@ -21,7 +21,7 @@ import {
   type JWTPayload,
 } from "jose";
 import { createManualClock } from "../../lib/clock.ts";
-import { deriveKey, open } from "../../lib/crypto.ts";
+import { createKms } from "../../kms/kms.ts";
 import { createSigningKeys, KEY_RELOAD_INTERVAL_MS, MAX_ISSUED_TTL_SECONDS } from "./signing-keys.ts";
 import { BACKENDS, createTestApp, problemOf, signUp, type TestApp, type TestUser } from "../../../test/harness.ts";
 
@@ -57,12 +57,16 @@ for (const backend of BACKENDS) {
       assert.equal(res.statusCode, 200, res.body);
       return res.json().access_token;
     }
-    /** The real private signing key, unsealed the way signing-keys.ts does it. */
+    /** The real private signing key, decrypted through the KMS's platform tier the way signing-keys.ts does it. */
     async function realKey(kid: string): Promise<CryptoKey> {
-      const res = await t.db.tx({}, (tx) => tx.execute(sql`select private_jwk_sealed, alg from signing_keys where id = ${kid}`));
-      const row = (res as unknown as { rows: { private_jwk_sealed: string; alg: string }[] }).rows[0];
-      const jwk = JSON.parse(open(deriveKey(MASTER_KEY, "signing-keys"), row.private_jwk_sealed, `signing_key:${kid}`).toString("utf8")) as JWK;
-      return (await importJWK(jwk, row.alg)) as CryptoKey;
+      const kms = createKms({ masterKey: MASTER_KEY, clock });
+      const jwk = await t.db.tx({}, async (tx) => {
+        const res = await tx.execute(sql`select ciphertext, nonce, wrapped_key, kek_version, alg from signing_keys where id = ${kid}`);
+        const row = (res as unknown as { rows: { ciphertext: string; nonce: string; wrapped_key: string; kek_version: number; alg: string }[] }).rows[0];
+        const env = { ciphertext: row.ciphertext, nonce: row.nonce, wrappedKey: row.wrapped_key, kekVersion: row.kek_version };
+        return { alg: row.alg, jwk: JSON.parse((await kms.decryptPlatform(tx, env, `signing_key:${kid}`)).toString("utf8")) as JWK };
+      });
+      return (await importJWK(jwk.jwk, jwk.alg)) as CryptoKey;
     }
     function claims(extra: JWTPayload = {}): JWTPayload {
       const now = nowSec();

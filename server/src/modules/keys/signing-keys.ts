@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { generateKeyPair, exportJWK, importJWK, jwtVerify, SignJWT, errors as joseErrors, type JWK, type JWTPayload, type CryptoKey } from "jose";
-import { and, asc, desc, eq, isNull, lte } from "drizzle-orm";
-import type { Database } from "../../db/client.ts";
+import { and, asc, desc, isNull, lte } from "drizzle-orm";
+import type { Database, Executor } from "../../db/client.ts";
 import { signingKeys } from "../../db/schema/index.ts";
+import { createKms, type Envelope, type Kms } from "../../kms/kms.ts";
 import type { Clock } from "../../lib/clock.ts";
-import { deriveKey, open, seal } from "../../lib/crypto.ts";
 import { newId } from "../../lib/ids.ts";
+import { convertLegacySigningKeys, openLegacySealed } from "./signing-keys.legacy.ts";
 
 export interface JwtSettings {
   issuer: string;
@@ -52,56 +53,84 @@ export const KEY_RELOAD_INTERVAL_MS = 600_000;
 const VERIFIED_CACHE_MAX = 50_000;
 const CACHE_KEY_CHARS = 16;
 
+/** A signing key's private JWK is encrypted with its key id as the associated data: moved to another row, it fails. */
+const privateAad = (kid: string) => `signing_key:${kid}`;
+
+type SigningKeyRow = typeof signingKeys.$inferSelect;
+
+function envelopeOf(row: SigningKeyRow): Envelope {
+  if (row.ciphertext === null || row.nonce === null || row.wrappedKey === null || row.kekVersion === null) {
+    throw new Error(`signing key ${row.id} holds no encrypted private key`);
+  }
+  return { ciphertext: row.ciphertext, nonce: row.nonce, wrappedKey: row.wrappedKey, kekVersion: row.kekVersion };
+}
+
+/** The private JWK of a row, decrypted through the KMS's platform tier. */
+async function openPrivateJwk(ex: Executor, kms: Pick<Kms, "decryptPlatform">, row: SigningKeyRow): Promise<JWK> {
+  const raw = await kms.decryptPlatform(ex, envelopeOf(row), privateAad(row.id));
+  try {
+    return JSON.parse(raw.toString("utf8")) as JWK;
+  } finally {
+    raw.fill(0);
+  }
+}
+
 /**
- * Token-signing keys: generated on first boot, private halves sealed under the master key, published at the JWKS
- * endpoint until every token they signed has expired. Verification caches results so the hot path skips the
- * signature check for a token it has seen. A key signs and verifies with the alg it was made with, so changing
- * PLINTH_JWT_ALG (or upgrading past the EdDSA default) breaks no token: the new alg arrives with the next rotation.
+ * Token-signing keys: generated on first boot, private halves encrypted through the KMS layer's platform tier (the
+ * one way Plinth encrypts at rest), published at the JWKS endpoint until every token they signed has expired.
+ * Verification caches results so the hot path skips the signature check for a token it has seen. A key signs and
+ * verifies with the alg it was made with, so changing PLINTH_JWT_ALG (or upgrading past the EdDSA default) breaks no
+ * token: the new alg arrives with the next rotation.
  */
 export function createSigningKeys(deps: {
   db: Database;
   masterKey: Buffer;
-  /** PLINTH_MASTER_KEY_PREVIOUS: opens keys sealed before a root key rotation re-sealed them (resealSigningKeys). */
+  /** PLINTH_MASTER_KEY_PREVIOUS: opens platform KEKs not yet re-wrapped by a root key rotation (and legacy seals). */
   previousMasterKeys?: readonly Buffer[];
   clock: Clock;
   jwt: JwtSettings;
   accessTtlSeconds: number;
+  kms?: Pick<Kms, "encryptPlatform" | "decryptPlatform">;
 }) {
   const { db, clock, jwt } = deps;
-  const sealKey = deriveKey(deps.masterKey, "signing-keys");
-  const openers = [sealKey, ...(deps.previousMasterKeys ?? []).map((k) => deriveKey(k, "signing-keys"))];
-  const openSealed = (sealed: string, aad: string): Buffer => {
-    for (const [i, key] of openers.entries()) {
-      try {
-        return open(key, sealed, aad);
-      } catch (e) {
-        if (i === openers.length - 1) throw e;
-      }
-    }
-    throw new Error("unreachable");
-  };
+  const kms = deps.kms ?? createKms({ masterKey: deps.masterKey, previousMasterKeys: deps.previousMasterKeys, clock });
+  const masterKeys = [deps.masterKey, ...(deps.previousMasterKeys ?? [])];
   let keys: LoadedKey[] = [];
   let byKid = new Map<string, LoadedKey>();
   let lastReload = 0;
   const verified = new Map<string, { token: string; claims: AccessClaims; kid: string }>();
 
   async function load(): Promise<void> {
-    const rows = await db.read((r) => r.select().from(signingKeys).where(isNull(signingKeys.retiredAt)).orderBy(desc(signingKeys.createdAt)));
-    const loaded: LoadedKey[] = [];
-    for (const row of rows) {
-      const privateJwk = JSON.parse(openSealed(row.privateJwkSealed, `signing_key:${row.id}`).toString("utf8")) as JWK;
-      loaded.push({
-        kid: row.id,
-        alg: row.alg,
-        publicJwk: row.publicJwk as JWK,
-        publicKey: (await importJWK(row.publicJwk as JWK, row.alg)) as CryptoKey,
-        privateKey: (await importJWK(privateJwk, row.alg)) as CryptoKey,
-        supersededAt: row.supersededAt,
+    for (let attempt = 0; ; attempt++) {
+      const read = await db.read(async (r) => {
+        const rows = await r.select().from(signingKeys).where(isNull(signingKeys.retiredAt)).orderBy(desc(signingKeys.createdAt));
+        if (rows.some((row) => row.privateJwkSealed !== null)) return undefined;
+        const opened: { row: SigningKeyRow; privateJwk: JWK }[] = [];
+        for (const row of rows) opened.push({ row, privateJwk: await openPrivateJwk(r, kms, row) });
+        return opened;
       });
+      if (!read) {
+        // a key sealed the old way (by a version before 0020): convert it, then read again
+        if (attempt > 0) throw new Error("signing keys sealed the old way remain after their conversion");
+        await convertLegacySigningKeys(db, kms, masterKeys);
+        continue;
+      }
+      const loaded: LoadedKey[] = [];
+      for (const { row, privateJwk } of read) {
+        loaded.push({
+          kid: row.id,
+          alg: row.alg,
+          publicJwk: row.publicJwk as JWK,
+          publicKey: (await importJWK(row.publicJwk as JWK, row.alg)) as CryptoKey,
+          privateKey: (await importJWK(privateJwk, row.alg)) as CryptoKey,
+          supersededAt: row.supersededAt,
+        });
+      }
+      keys = loaded;
+      byKid = new Map(loaded.map((k) => [k.kid, k]));
+      lastReload = Date.now();
+      return;
     }
-    keys = loaded;
-    byKid = new Map(loaded.map((k) => [k.kid, k]));
-    lastReload = Date.now();
   }
 
   async function createKey(): Promise<string> {
@@ -117,13 +146,8 @@ export function createSigningKeys(deps: {
         .update(signingKeys)
         .set({ supersededAt: now, retireAfter })
         .where(and(isNull(signingKeys.supersededAt), isNull(signingKeys.retiredAt)));
-      await tx.insert(signingKeys).values({
-        id: kid,
-        alg: jwt.alg,
-        publicJwk,
-        privateJwkSealed: seal(sealKey, JSON.stringify(privateJwk), `signing_key:${kid}`),
-        createdAt: now,
-      });
+      const envelope = await kms.encryptPlatform(tx, Buffer.from(JSON.stringify(privateJwk)), privateAad(kid));
+      await tx.insert(signingKeys).values({ id: kid, alg: jwt.alg, publicJwk, ...envelope, createdAt: now });
     });
     return kid;
   }
@@ -162,8 +186,12 @@ export function createSigningKeys(deps: {
   }
 
   return {
-    /** Loads keys; creates the first one on a new database. */
+    /**
+     * Loads keys (converting any sealed the old way: convertLegacySigningKeys); creates the first one on a new
+     * database. Boot calls it.
+     */
     async ensureActiveKey(): Promise<{ created: boolean }> {
+      await convertLegacySigningKeys(db, kms, masterKeys);
       await load();
       if (keys.some((k) => k.supersededAt === null)) return { created: false };
       await createKey();
@@ -178,6 +206,26 @@ export function createSigningKeys(deps: {
       const kid = await createKey();
       await load();
       return { kid, previous };
+    },
+
+    /**
+     * `plinth doctor`'s check, which writes nothing: how many unretired keys there are, how many of them still wait
+     * for the conversion at boot, and that every one opens (through the KMS, or the old way for those waiting).
+     * Throws the first that does not.
+     */
+    async check(): Promise<{ keys: number; legacy: number }> {
+      return db.read(async (r) => {
+        const rows = await r.select().from(signingKeys).where(isNull(signingKeys.retiredAt));
+        let legacy = 0;
+        for (const row of rows) {
+          if (row.privateJwkSealed === null) await openPrivateJwk(r, kms, row);
+          else {
+            openLegacySealed(masterKeys, row.id, row.privateJwkSealed).fill(0);
+            legacy++;
+          }
+        }
+        return { keys: rows.length, legacy };
+      });
     },
 
     /** Reads the keys again: how an instance picks up a key rotated, or a key retired, elsewhere. */
@@ -289,38 +337,4 @@ export function createSigningKeys(deps: {
 
 export type SigningKeys = ReturnType<typeof createSigningKeys>;
 
-/**
- * A root key rotation's share of the signing keys (`plinth vault rotate-root`): re-seals each unretired private key
- * sealed under one of `from` under `to`; those already under `to` are left. Returns how many it re-sealed.
- */
-export async function resealSigningKeys(db: Database, from: readonly Buffer[], to: Buffer): Promise<number> {
-  const target = deriveKey(to, "signing-keys");
-  const sources = from.map((k) => deriveKey(k, "signing-keys"));
-  let n = 0;
-  await db.tx({}, async (tx) => {
-    for (const row of await tx.select().from(signingKeys).where(isNull(signingKeys.retiredAt)).for("update")) {
-      const aad = `signing_key:${row.id}`;
-      try {
-        open(target, row.privateJwkSealed, aad);
-        continue;
-      } catch {
-        // not under the new key yet
-      }
-      const source = sources.find((k) => {
-        try {
-          open(k, row.privateJwkSealed, aad);
-          return true;
-        } catch {
-          return false;
-        }
-      });
-      if (!source) throw new Error(`signing key ${row.id} opens under neither the new nor the configured master key`);
-      await tx
-        .update(signingKeys)
-        .set({ privateJwkSealed: seal(target, open(source, row.privateJwkSealed, aad), aad) })
-        .where(eq(signingKeys.id, row.id));
-      n++;
-    }
-  });
-  return n;
-}
+/** @deprecated see signing-keys.legacy.ts */

@@ -1,4 +1,4 @@
-import type { Database } from "../../db/client.ts";
+import type { Database, Executor } from "../../db/client.ts";
 import type { Clock } from "../../lib/clock.ts";
 import type { AccessService } from "../access/access.service.ts";
 import type { AuditService } from "../audit/audit.service.ts";
@@ -24,6 +24,18 @@ export function wire(deps: {
   const members = createMembersService({ ...deps, repo: membersRepo });
   const roles = createRolesService({ ...deps, repo: membersRepo });
   return { service: { members, roles }, routes: [membersRoutes({ members }), rolesRoutes({ roles })] };
+}
+
+/**
+ * The org's members holding one of `roles` or among `userIds` (enabled accounts only), with their email, read on the
+ * caller's executor (a transaction of that org): whom another module's notice goes to, never reading memberships.
+ */
+export async function membersToNotify(
+  ex: Executor,
+  orgId: string,
+  q: { roles: readonly string[]; userIds: readonly string[] },
+): Promise<{ userId: string; email: string; name: string; role: string }[]> {
+  return (await membersRepo.notifiable(ex, orgId, q)).map((r) => ({ userId: r.user_id, email: r.email, name: r.name, role: r.role }));
 }
 
 /**

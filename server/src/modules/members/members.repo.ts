@@ -105,6 +105,23 @@ export const membersRepo = {
     return r.map(toMember);
   },
 
+  /** Members (enabled accounts) holding one of `roles` or among `userIds`, with their address: who a notice goes to. */
+  async notifiable(ex: Executor, orgId: string, q: { roles: readonly string[]; userIds: readonly string[] }) {
+    const inList = (xs: readonly string[]) =>
+      xs.length
+        ? sql`in (${sql.join(
+            xs.map((x) => sql`${x}`),
+            sql`, `,
+          )})`
+        : sql`in (null)`;
+    return rows<{ user_id: string; email: string; name: string; role: string }>(
+      ex,
+      sql`select m.user_id, u.email, u.name, m.role from memberships m join users u on u.id = m.user_id
+          where m.org_id = ${orgId} and u.disabled_at is null and (m.role ${inList(q.roles)} or m.user_id ${inList(q.userIds)})
+          order by m.user_id`,
+    );
+  },
+
   async find(ex: Executor, orgId: string, userId: string): Promise<MemberRow | undefined> {
     const [r] = await rows<RawMember>(ex, memberQuery(orgId, sql`m.user_id = ${userId}`, sql``));
     return r ? toMember(r) : undefined;

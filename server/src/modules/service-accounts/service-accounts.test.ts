@@ -4,6 +4,7 @@ import { after, before, describe, it } from "node:test";
 import { sql } from "drizzle-orm";
 import type { LightMyRequestResponse } from "fastify";
 import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from "jose";
+import { ALL_PERMISSIONS, BUILT_IN_ROLES } from "../access/permissions.ts";
 import {
   BACKENDS,
   addMember,
@@ -187,7 +188,9 @@ for (const backend of BACKENDS) {
       assert.equal(payload.sub, sa.id);
       assert.equal(payload.org, orgId);
       assert.equal(payload.client_id, c.client_id);
-      assert.equal(payload.scope, "org:read members:read teams:read roles:read grants:read keys:read service-keys:read conversations:read usage:read");
+      // the viewer role's permissions, in catalog order
+      assert.equal(payload.scope, ALL_PERMISSIONS.filter((p) => (BUILT_IN_ROLES.viewer.permissions as readonly string[]).includes(p)).join(" "));
+      assert.match(String(payload.scope), /^org:read members:read teams:read /);
       assert.equal((payload.exp ?? 0) - (payload.iat ?? 0), 300);
 
       // HTTP Basic and a JSON body work too

@@ -14,6 +14,11 @@ export function existingTeams(ex: Executor, orgId: string, ids: readonly string[
   return teamsRepo.existing(ex, orgId, ids);
 }
 
+/** Whether `teamId` is a team of the org, in the caller's transaction (what access's subjects port asks). */
+export async function teamExists(ex: Executor, orgId: string, teamId: string): Promise<boolean> {
+  return (await teamsRepo.existing(ex, orgId, [teamId])).has(teamId);
+}
+
 /** Teams: a hierarchy of teams inside an org, and their members. `grants`: the access module's, for deleted teams. */
 export function wire(deps: { db: Database; clock: Clock; audit: AuditService; access: AccessService; grants: GrantOwnerOps }) {
   const teams = createTeamsService({ ...deps, repo: teamsRepo });

@@ -1,4 +1,5 @@
 import { sql, type SQL } from "drizzle-orm";
+import { textArray } from "../../db/arrays.ts";
 import type { Executor } from "../../db/client.ts";
 import type { TeamDetailRow, TeamMemberRow, TeamRow } from "./teams.schemas.ts";
 
@@ -36,7 +37,6 @@ function memberRows(list: TeamMemberRow[]): TeamMemberRow[] {
 }
 
 /** A text[] literal of ids (ids are [a-z0-9_], so they need no escaping beyond the quotes). */
-const idArray = (ids: readonly string[]) => sql`${`{${ids.map((id) => `"${id}"`).join(",")}}`}::text[]`;
 const at = (d: Date) => sql`${d.toISOString()}::timestamptz`;
 
 export interface NewTeam {
@@ -80,7 +80,7 @@ export const teamsRepo = {
   /** Which of `ids` are teams of the org. */
   async existing(ex: Executor, orgId: string, ids: readonly string[]): Promise<Set<string>> {
     if (!ids.length) return new Set();
-    const found = await rows<{ id: string }>(ex, sql`select id from teams where org_id = ${orgId} and id = any(${`{${ids.join(",")}}`}::text[])`);
+    const found = await rows<{ id: string }>(ex, sql`select id from teams where org_id = ${orgId} and id = any(${textArray(ids)})`);
     return new Set(found.map((r) => r.id));
   },
 
@@ -101,7 +101,7 @@ export const teamsRepo = {
     const [row] = await rows<TeamRow>(
       tx,
       sql`insert into teams (id, org_id, name, description, parent_id, path, created_by, created_at, updated_at)
-        values (${t.id}, ${t.orgId}, ${t.name}, ${t.description}, ${t.parentId}, ${idArray(t.path)}, ${t.createdBy}, ${at(t.now)}, ${at(t.now)})
+        values (${t.id}, ${t.orgId}, ${t.name}, ${t.description}, ${t.parentId}, ${textArray(t.path)}, ${t.createdBy}, ${at(t.now)}, ${at(t.now)})
         returning ${TEAM}`,
     );
     return teamRows([row])[0];
@@ -140,7 +140,7 @@ export const teamsRepo = {
     const from = team.path.length; // 1-based position of the team in each of its subtree's paths
     await tx.execute(sql`
       update teams set
-        path = ${idArray(parent?.path ?? [])} || path[${from}:],
+        path = ${textArray(parent?.path ?? [])} || path[${from}:],
         parent_id = case when id = ${team.id} then ${parent?.id ?? null} else parent_id end,
         updated_at = case when id = ${team.id} then ${at(now)} else updated_at end
       where org_id = ${orgId} and path @> array[${team.id}]::text[]`);
@@ -149,8 +149,8 @@ export const teamsRepo = {
   /** Deletes the teams (their memberships cascade); the grants to or on them are the access module's to delete first. */
   async deleteTeams(tx: Executor, orgId: string, ids: readonly string[]): Promise<void> {
     // parent links inside the set first: the parent foreign key restricts deleting a team that still has children
-    await tx.execute(sql`update teams set parent_id = null where org_id = ${orgId} and id = any(${idArray(ids)}) and parent_id = any(${idArray(ids)})`);
-    await tx.execute(sql`delete from teams where org_id = ${orgId} and id = any(${idArray(ids)})`);
+    await tx.execute(sql`update teams set parent_id = null where org_id = ${orgId} and id = any(${textArray(ids)}) and parent_id = any(${textArray(ids)})`);
+    await tx.execute(sql`delete from teams where org_id = ${orgId} and id = any(${textArray(ids)})`);
   },
 
   async isOrgMember(ex: Executor, orgId: string, userId: string): Promise<boolean> {

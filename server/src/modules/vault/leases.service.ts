@@ -8,6 +8,7 @@ import { leaseError } from "./leases.errors.ts";
 import type { LeaseHolder, LeaseRow, LeasesRepo } from "./leases.repo.ts";
 import { DEFAULT_MAX_TTL_SECONDS, DEFAULT_TTL_SECONDS, MAX_LEASE_SECRETS } from "./leases.schemas.ts";
 import type { OrgSubjects, VaultService } from "./vault.service.ts";
+import { LEASE_PURGE_AFTER_DAYS, type LifecycleMark } from "./lifecycle.repo.ts";
 
 /**
  * Who calls a lease route: their membership (what they may do now), the audit actor, the principal a lease issued
@@ -57,13 +58,16 @@ export function createLeasesService(deps: {
   db: Database;
   clock: Clock;
   repo: LeasesRepo;
-  reading: VaultService["reading"];
+  reading: Pick<VaultService["reading"], "readable" | "requireRead" | "liveIn" | "valuesIn" | "sees">;
   audit: Pick<AuditService, "record">;
   access: Pick<AccessService, "decide">;
   subjects: Pick<OrgSubjects, "teamExists">;
   holders: LeaseHolders;
+  /** The lifecycle pass (lifecycle.service.ts) deletes an ended lease a week after it ended: tell it when. */
+  lifecycleDue?: LifecycleMark;
 }) {
   const { db, clock, repo, reading, audit, access, subjects, holders } = deps;
+  const purgeAt = (end: Date) => new Date(end.getTime() + LEASE_PURGE_AFTER_DAYS * 86_400_000);
 
   const isHolder = (c: LeaseCaller, l: LeaseRow) => c.identities.some((h) => h.type === l.holderType && h.id === l.holderId);
   /** A lease is seen by its holder and by those who may change the org's secrets; for everyone else it does not exist. */
@@ -162,15 +166,9 @@ export function createLeasesService(deps: {
         // again in the transaction: a secret deleted since answers as in the checks above
         const fieldOf = (i: number) => (i < ids.length ? `secret_ids.${i}` : `names.${named.indexOf(secretIds[i])}`);
         const rows = await liveSecrets(tx, m, secretIds, fieldOf);
-        if (holderM !== m) {
-          try {
-            await liveSecrets(tx, holderM, secretIds, () => "holder.id");
-          } catch (e) {
-            throw isAppError(e) && e.status === 404
-              ? platformError("FORBIDDEN", `The holder ${holder.id} cannot read every secret of the lease (one is personal to you).`, { field: "holder.id" })
-              : e;
-          }
-        }
+        // the rows just read, as the holder would find them: kind and expiry are the secret's, only a personal one differs
+        if (holderM !== m && !rows.every((r) => reading.sees(holderM, r)))
+          throw platformError("FORBIDDEN", `The holder ${holder.id} cannot read every secret of the lease (one is personal to you).`, { field: "holder.id" });
         const lease = await repo.insert(tx, {
           id: newId("secretLease", now.getTime()),
           orgId,
@@ -193,6 +191,7 @@ export function createLeasesService(deps: {
             max_expires_at: lease.maxExpiresAt.toISOString(),
           },
         });
+        await deps.lifecycleDue?.(tx, orgId, purgeAt(lease.expiresAt));
         return { lease, secrets: rows.map((r) => ({ id: r.id, name: r.name, version: r.currentVersion })) };
       });
     },
@@ -262,6 +261,7 @@ export function createLeasesService(deps: {
         if (!row) throw notFound(id);
         if (row.revokedAt) return;
         await repo.update(tx, c.membership.orgId, id, { revokedAt: clock.now(), revokedBy: c.actor.id });
+        await deps.lifecycleDue?.(tx, c.membership.orgId, purgeAt(clock.now()));
         await audit.record(tx, c.actor, {
           orgId: c.membership.orgId,
           action: "secret_lease.revoked",

@@ -1,4 +1,5 @@
-import { and, asc, count, eq, lt, lte } from "drizzle-orm";
+import { and, asc, count, eq, lt, lte, sql } from "drizzle-orm";
+import { intArray, textArray } from "../../db/arrays.ts";
 import type { Executor } from "../../db/client.ts";
 import { vaultSecrets, vaultSecretVersions, vaultSettings } from "../../db/schema/vault.ts";
 
@@ -17,7 +18,15 @@ export const vaultKeysRepo = {
       .values(row)
       .onConflictDoUpdate({
         target: vaultSettings.orgId,
-        set: { rotationDays: row.rotationDays, nextRotationAt: row.nextRotationAt, updatedAt: row.updatedAt },
+        set: {
+          rotationDays: row.rotationDays,
+          nextRotationAt: row.nextRotationAt,
+          updatedAt: row.updatedAt,
+          // retention and the lifecycle's due time change only when given (a rotation leaves them alone)
+          ...(row.keepVersions !== undefined ? { keepVersions: row.keepVersions } : {}),
+          ...(row.keepDays !== undefined ? { keepDays: row.keepDays } : {}),
+          ...(row.lifecycleDueAt !== undefined ? { lifecycleDueAt: row.lifecycleDueAt } : {}),
+        },
       });
   },
 
@@ -31,36 +40,54 @@ export const vaultKeysRepo = {
   },
 
   /**
-   * The next batch still on an old KEK, locked (rows another run holds are skipped, so two runs share the work),
-   * with the secret identity its associated data is made of.
+   * The next batch still on an old KEK after `after` (in key order): each data key's wrapping (not the value's
+   * ciphertext, which a re-wrap never reads) with the secret identity its associated data is made of. Unlocked: the
+   * write (setWraps) applies only to rows still on the version read, so a run racing another skips what the other moved.
    */
-  async lockPendingBatch(tx: Executor, orgId: string, active: number, limit: number) {
-    return tx
-      .select({
-        secretId: vaultSecretVersions.secretId,
-        version: vaultSecretVersions.version,
-        ciphertext: vaultSecretVersions.ciphertext,
-        nonce: vaultSecretVersions.nonce,
-        wrappedKey: vaultSecretVersions.wrappedKey,
-        kekVersion: vaultSecretVersions.kekVersion,
-        scope: vaultSecrets.scope,
-        teamId: vaultSecrets.teamId,
-        userId: vaultSecrets.userId,
-      })
-      .from(vaultSecretVersions)
-      .innerJoin(vaultSecrets, and(eq(vaultSecrets.orgId, vaultSecretVersions.orgId), eq(vaultSecrets.id, vaultSecretVersions.secretId)))
-      .where(and(eq(vaultSecretVersions.orgId, orgId), lt(vaultSecretVersions.kekVersion, active)))
-      .orderBy(asc(vaultSecretVersions.secretId), asc(vaultSecretVersions.version))
-      .limit(limit)
-      .for("update", { of: vaultSecretVersions, skipLocked: true });
+  async pendingBatch(tx: Executor, orgId: string, active: number, limit: number, after?: { secretId: string; version: number }) {
+    return (
+      tx
+        .select({
+          secretId: vaultSecretVersions.secretId,
+          version: vaultSecretVersions.version,
+          wrappedKey: vaultSecretVersions.wrappedKey,
+          kekVersion: vaultSecretVersions.kekVersion,
+          scope: vaultSecrets.scope,
+          teamId: vaultSecrets.teamId,
+          userId: vaultSecrets.userId,
+        })
+        .from(vaultSecretVersions)
+        .innerJoin(vaultSecrets, and(eq(vaultSecrets.orgId, vaultSecretVersions.orgId), eq(vaultSecrets.id, vaultSecretVersions.secretId)))
+        // from the cursor along (org_id, secret_id, version): each batch starts where the last one stopped, never
+        // passing again over what it moved (the old entries of the kek_version index stay until a vacuum)
+        .where(
+          and(
+            eq(vaultSecretVersions.orgId, orgId),
+            lt(vaultSecretVersions.kekVersion, active),
+            after ? sql`(${vaultSecretVersions.secretId}, ${vaultSecretVersions.version}) > (${after.secretId}, ${after.version})` : undefined,
+          ),
+        )
+        .orderBy(asc(vaultSecretVersions.secretId), asc(vaultSecretVersions.version))
+        .limit(limit)
+    );
   },
 
-  /** Only the data key's wrapping changes: the ciphertext and nonce stay as they are. */
-  async setWrap(tx: Executor, orgId: string, secretId: string, version: number, wrappedKey: string, kekVersion: number): Promise<void> {
-    await tx
-      .update(vaultSecretVersions)
-      .set({ wrappedKey, kekVersion })
-      .where(and(eq(vaultSecretVersions.orgId, orgId), eq(vaultSecretVersions.secretId, secretId), eq(vaultSecretVersions.version, version)));
+  /**
+   * Only the data keys' wrapping changes (the ciphertext and nonce stay as they are): one UPDATE for a batch, of the
+   * rows still on the KEK version they were read with (`from`).
+   */
+  async setWraps(
+    tx: Executor,
+    orgId: string,
+    rows: readonly { secretId: string; version: number; from: number; wrappedKey: string; kekVersion: number }[],
+  ): Promise<void> {
+    if (!rows.length) return;
+    await tx.execute(sql`
+      update vault_secret_versions v set wrapped_key = u.wrapped_key, kek_version = u.kek_version
+        from unnest(${textArray(rows.map((r) => r.secretId))}, ${intArray(rows.map((r) => r.version))}, ${intArray(rows.map((r) => r.from))},
+                    ${textArray(rows.map((r) => r.wrappedKey))}, ${intArray(rows.map((r) => r.kekVersion))})
+             as u(secret_id, version, from_kek, wrapped_key, kek_version)
+       where v.org_id = ${orgId} and v.secret_id = u.secret_id and v.version = u.version and v.kek_version = u.from_kek`);
   },
 
   /** The KEK versions some data key of the org still uses. */

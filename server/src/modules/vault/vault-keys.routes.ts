@@ -11,6 +11,10 @@ const VaultKeyStatus = Type.Object(
     pending_versions: Type.Integer({ description: "Secret versions whose data key is still wrapped under an older KEK version" }),
     last_rotated_at: NullableTimestamp("When the current KEK version was made by a rotation (null: never rotated)"),
     rotation_days: Type.Union([Type.Integer(), Type.Null()], { description: "Scheduled rotation period in days (null: only on request)" }),
+    keep_versions: Type.Union([Type.Integer(), Type.Null()], {
+      description: "How many newest versions each secret keeps, the current one included (null: all)",
+    }),
+    keep_days: Type.Union([Type.Integer(), Type.Null()], { description: "Old versions are deleted once older than this many days (null: never)" }),
   },
   { description: "The organization's vault keys: their version and rotation" },
 );
@@ -23,11 +27,23 @@ const RotateResult = Type.Object(
 );
 const UpdateVaultSettingsBody = Type.Object(
   {
-    rotation_days: Type.Union([Type.Integer({ minimum: 1, maximum: 3650 }), Type.Null()], {
-      description: "Rotate the organization key every this many days (1–3650), or null to rotate only on request",
-    }),
+    rotation_days: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 1, maximum: 3650 }), Type.Null()], {
+        description: "Rotate the organization key every this many days (1–3650), or null to rotate only on request",
+      }),
+    ),
+    keep_versions: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 1, maximum: 1000 }), Type.Null()], {
+        description: "Keep the newest this many versions of each secret, the current one included (1–1000); older ones are deleted. null: keep all",
+      }),
+    ),
+    keep_days: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 1, maximum: 3650 }), Type.Null()], {
+        description: "Delete versions (never the current one) older than this many days (1–3650). null: keep them forever",
+      }),
+    ),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, minProperties: 1, description: "The fields to change; the others stay as they are" },
 );
 
 /** Routes of the vault's keys: /v1/orgs/:orgId/vault. Everything needs vault:manage (owner and admin). */
@@ -58,8 +74,11 @@ export function vaultKeysRoutes(s: { keys: VaultKeysService }): FastifyPluginAsy
         schema: {
           operationId: "updateVaultKeys",
           tags,
-          summary: "Set the scheduled rotation period of the organization key",
-          description: "Needs vault:manage. The next scheduled rotation is the current key's age plus rotation_days. Audited as vault.settings_updated.",
+          summary: "Set the organization key's rotation period and the retention of old secret versions",
+          description:
+            "Needs vault:manage. The next scheduled rotation is the current key's age plus rotation_days. keep_versions and keep_days bound how many " +
+            "old versions each secret keeps: a version outside either goes at the next lifecycle pass (hourly, audited as secret.versions_pruned " +
+            "with counts), the current version never; a deleted version answers 404 to reveal and rollback. Audited as vault.settings_updated.",
           security: bearerSecurity,
           params: OrgIdParams,
           body: UpdateVaultSettingsBody,

@@ -1,4 +1,4 @@
-import type { Database } from "../../db/client.ts";
+import type { Database, Executor } from "../../db/client.ts";
 import type { JobQueue } from "../../jobs/queue.ts";
 import type { KekStore } from "../../kms/kek-store.ts";
 import type { Kms } from "../../kms/kms.ts";
@@ -6,14 +6,14 @@ import type { Clock } from "../../lib/clock.ts";
 import type { OrgMembership } from "../access/access.service.ts";
 import type { AuditActor, AuditService } from "../audit/audit.service.ts";
 import type { VaultKeysRepo } from "./vault-keys.repo.ts";
-import { secretAad } from "./vault.service.ts";
+import { secretAad } from "./secret-values.ts";
 
 /** The re-wrap job (payload: org_id) and the scheduled rotation of orgs that are due. */
 export const REWRAP_JOB = "vault.rewrap";
 export const ROTATE_DUE_JOB = "vault.rotate-due";
 export const ROTATE_DUE_EVERY_MS = 3600_000;
 /** Data keys re-wrapped per transaction: each batch commits on its own, so a crash loses at most one batch's work. */
-export const REWRAP_BATCH = 500;
+export const REWRAP_BATCH = 1000;
 /** A retired KEK's material is deleted this long after it was retired (a last chance to notice a mistake). */
 export const KEK_PURGE_AFTER_MS = 86_400_000;
 const DAY_MS = 86_400_000;
@@ -24,6 +24,15 @@ export interface VaultKeyStatus {
   pending_versions: number;
   last_rotated_at: string | null;
   rotation_days: number | null;
+  keep_versions: number | null;
+  keep_days: number | null;
+}
+
+/** PATCH /vault: the fields given change, the others stay. */
+export interface VaultSettingsInput {
+  rotation_days?: number | null;
+  keep_versions?: number | null;
+  keep_days?: number | null;
 }
 
 export interface RewrapResult {
@@ -40,6 +49,18 @@ export interface RewrapResult {
  * version, so it is idempotent and resumes after a crash where it stopped; then it retires the unused versions and,
  * KEK_PURGE_AFTER_MS later, deletes their key material (the foreign key from secret versions refuses while one is used).
  */
+/**
+ * A module keeping records of its own under the org's KMS envelopes (webhook signing secrets): an org key rotation
+ * re-wraps them too, and an old KEK version is retired only once neither the vault nor any holder still uses it.
+ * Holders keep few records per org, so each re-wraps all of its org's in one call.
+ */
+export interface EnvelopeHolder {
+  /** The KEK versions its records of the org still use. */
+  kekVersionsInUse(tx: Executor, orgId: string): Promise<Set<number>>;
+  /** Re-wraps (kms.rewrapDeks) its records of the org on a version older than `active`; returns how many. */
+  rewrap(tx: Executor, orgId: string, active: number): Promise<number>;
+}
+
 export function createVaultKeysService(deps: {
   db: Database;
   clock: Clock;
@@ -50,6 +71,7 @@ export function createVaultKeysService(deps: {
   audit: Pick<AuditService, "record">;
 }) {
   const { db, clock, kms, keks, repo, jobs, audit } = deps;
+  const holders: EnvelopeHolder[] = [];
   const nextRotation = (days: number | null, from: Date) => (days === null ? null : new Date(from.getTime() + days * DAY_MS));
 
   async function rotateIn(orgId: string, actor: AuditActor, reason: "request" | "schedule") {
@@ -79,6 +101,11 @@ export function createVaultKeysService(deps: {
   }
 
   return {
+    /** A module whose records sit under the org's envelopes (EnvelopeHolder): wired after the vault (deps.ts). */
+    addEnvelopeHolder(h: EnvelopeHolder): void {
+      holders.push(h);
+    },
+
     async status(caller: OrgMembership): Promise<VaultKeyStatus> {
       return db.tx({ orgId: caller.orgId }, async (tx) => {
         const all = await keks.all(tx, caller.orgId);
@@ -91,6 +118,8 @@ export function createVaultKeysService(deps: {
           pending_versions: pending,
           last_rotated_at: active && active.version > 1 ? active.createdAt.toISOString() : null,
           rotation_days: settings?.rotationDays ?? null,
+          keep_versions: settings?.keepVersions ?? null,
+          keep_days: settings?.keepDays ?? null,
         };
       });
     },
@@ -99,18 +128,31 @@ export function createVaultKeysService(deps: {
       return rotateIn(caller.orgId, actor, "request");
     },
 
-    async updateSettings(caller: OrgMembership, input: { rotation_days: number | null }, actor: AuditActor): Promise<VaultKeyStatus> {
+    async updateSettings(caller: OrgMembership, input: VaultSettingsInput, actor: AuditActor): Promise<VaultKeyStatus> {
       await db.tx({ orgId: caller.orgId }, async (tx) => {
         const before = await repo.settings(tx, caller.orgId);
         const active = await keks.current(tx, caller.orgId);
         const now = clock.now();
-        const days = input.rotation_days;
-        await repo.saveSettings(tx, { orgId: caller.orgId, rotationDays: days, nextRotationAt: nextRotation(days, active?.createdAt ?? now), updatedAt: now });
+        const days = input.rotation_days === undefined ? (before?.rotationDays ?? null) : input.rotation_days;
+        const keep = { keepVersions: input.keep_versions, keepDays: input.keep_days };
+        const retention = keep.keepVersions !== undefined || keep.keepDays !== undefined;
+        await repo.saveSettings(tx, {
+          orgId: caller.orgId,
+          rotationDays: days,
+          nextRotationAt: input.rotation_days === undefined && before ? before.nextRotationAt : nextRotation(days, active?.createdAt ?? now),
+          updatedAt: now,
+          // a retention change is applied by the next lifecycle pass (lifecycle.service.ts)
+          ...(retention ? { ...keep, lifecycleDueAt: now } : {}),
+        });
+        const diff: Record<string, [unknown, unknown]> = {};
+        if (input.rotation_days !== undefined) diff.rotation_days = [before?.rotationDays ?? null, days];
+        if (input.keep_versions !== undefined) diff.keep_versions = [before?.keepVersions ?? null, input.keep_versions];
+        if (input.keep_days !== undefined) diff.keep_days = [before?.keepDays ?? null, input.keep_days];
         await audit.record(tx, actor, {
           orgId: caller.orgId,
           action: "vault.settings_updated",
           target: { type: "vault", id: caller.orgId },
-          diff: { rotation_days: [before?.rotationDays ?? null, days] },
+          diff,
         });
       });
       return this.status(caller);
@@ -123,16 +165,25 @@ export function createVaultKeysService(deps: {
     async rewrap(orgId: string, opts: { batchSize?: number; maxBatches?: number } = {}): Promise<RewrapResult> {
       const batchSize = opts.batchSize ?? REWRAP_BATCH;
       let rewrapped = 0;
+      // where the last batch stopped (key order): a run passes over the org's versions once
+      let after: { secretId: string; version: number } | undefined;
       for (let batch = 0; batch < (opts.maxBatches ?? Number.POSITIVE_INFINITY); batch++) {
         const n = await db.tx({ orgId }, async (tx) => {
           const active = await keks.current(tx, orgId);
           if (!active) return 0;
-          const rows = await repo.lockPendingBatch(tx, orgId, active.version, batchSize);
-          for (const r of rows) {
-            const aad = secretAad({ orgId, id: r.secretId, scope: r.scope, teamId: r.teamId, userId: r.userId }, r.version);
-            const moved = await kms.rewrapDek(tx, orgId, r, aad);
-            if (moved) await repo.setWrap(tx, orgId, r.secretId, r.version, moved.wrappedKey, moved.kekVersion);
-          }
+          const rows = await repo.pendingBatch(tx, orgId, active.version, batchSize, after);
+          const last = rows.at(-1);
+          if (last) after = { secretId: last.secretId, version: last.version };
+          const wraps = await kms.rewrapDeks(
+            tx,
+            orgId,
+            rows.map((r) => ({ envelope: r, aad: secretAad({ orgId, id: r.secretId, scope: r.scope, teamId: r.teamId, userId: r.userId }, r.version) })),
+          );
+          const moved = rows.flatMap((r, i) => {
+            const w = wraps[i];
+            return w ? [{ secretId: r.secretId, version: r.version, from: r.kekVersion, ...w }] : [];
+          });
+          await repo.setWraps(tx, orgId, moved);
           return rows.length;
         });
         rewrapped += n;
@@ -145,6 +196,10 @@ export function createVaultKeysService(deps: {
         const remaining = await repo.pendingCount(tx, orgId, active.version);
         if (remaining > 0) return { rewrapped, remaining, retired: [], purged: 0 };
         const used = await repo.usedKekVersions(tx, orgId);
+        for (const h of holders) {
+          await h.rewrap(tx, orgId, active.version);
+          for (const v of await h.kekVersionsInUse(tx, orgId)) used.add(v);
+        }
         const now = clock.now();
         const retired = all
           .slice(1)

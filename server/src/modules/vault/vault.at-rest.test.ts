@@ -3,11 +3,29 @@ import { randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { sql } from "drizzle-orm";
+import { createKms } from "../../kms/kms.ts";
+import { systemClock } from "../../lib/clock.ts";
 import { createLogger } from "../../logger.ts";
 import { BACKENDS, assertProblem, createTestApp, makeOrg, signUp, uniqueSlug, type TestApp, type TestUser } from "../../../test/harness.ts";
 
 async function rows<T>(t: TestApp, query: ReturnType<typeof sql>): Promise<T[]> {
   return ((await t.db.owner.execute(query)) as unknown as { rows: T[] }).rows;
+}
+
+/** The private 'd' of every published token-signing key, decrypted through the KMS's platform tier. */
+async function signingKeyDs(t: TestApp): Promise<string[]> {
+  const kms = createKms({ masterKey: t.deps.config.masterKey!, clock: systemClock });
+  const keys = await rows<{ id: string; ciphertext: string; nonce: string; wrapped_key: string; kek_version: number }>(
+    t,
+    sql`select id, ciphertext, nonce, wrapped_key, kek_version from signing_keys where retired_at is null`,
+  );
+  const ds: string[] = [];
+  for (const k of keys) {
+    const env = { ciphertext: k.ciphertext, nonce: k.nonce, wrappedKey: k.wrapped_key, kekVersion: k.kek_version };
+    const jwk = await t.db.tx({}, (tx) => kms.decryptPlatform(tx, env, `signing_key:${k.id}`));
+    ds.push((JSON.parse(jwk.toString("utf8")) as { d: string }).d);
+  }
+  return ds;
 }
 
 for (const backend of BACKENDS) {
@@ -47,6 +65,10 @@ for (const backend of BACKENDS) {
       assert.equal(bad.statusCode, 400);
       assert.ok(!bad.body.includes(values[0]));
 
+      // the token-signing keys' private halves are at rest under the same KMS layer: the scan looks for them too
+      const ds = await signingKeyDs(t);
+      assert.ok(ds.length > 0 && ds.every((d) => typeof d === "string" && d.length > 20));
+      values.push(...ds);
       const tables = await rows<{ schemaname: string; tablename: string }>(
         t,
         sql`select schemaname, tablename from pg_tables where schemaname not in ('pg_catalog', 'information_schema') order by 1, 2`,

@@ -10,6 +10,8 @@ export const vaultError = defineErrors({
   SECRET_VERSION_CONFLICT: 409,
   /** The secret is past its expires_at: its value is no longer served. */
   SECRET_EXPIRED: 410,
-  /** A resolve would serve more secrets than one answer carries (MAX_RESOLVED): narrow it. */
+  /** The secret is an integration connection's token set: it changes and is used only through /connections. */
+  SECRET_KIND_MANAGED: 409,
+  /** A resolve would serve more secrets than one answer carries (resolve.service.ts MAX_RESOLVED): narrow it. */
   RESOLVE_TOO_LARGE: 422,
 });

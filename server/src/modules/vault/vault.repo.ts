@@ -1,4 +1,5 @@
 import { and, asc, desc, eq, getTableColumns, gt, lt, ne, or, type Placeholder, type SQL, sql } from "drizzle-orm";
+import { textArray, textArrayLiteral } from "../../db/arrays.ts";
 import type { Executor } from "../../db/client.ts";
 import { preparedQuery } from "../../db/prepared.ts";
 import { vaultSecrets, vaultSecretVersions } from "../../db/schema/vault.ts";
@@ -6,21 +7,23 @@ import { vaultSecrets, vaultSecretVersions } from "../../db/schema/vault.ts";
 export type SecretRow = typeof vaultSecrets.$inferSelect;
 export type SecretVersionRow = typeof vaultSecretVersions.$inferSelect;
 export type SecretScope = "org" | "team" | "user";
+/** generic: a value set by hand; oauth_connection: an integration connection's token set (modules/connections). */
+export type SecretKind = "generic" | "oauth_connection";
 
 export interface SecretFilter {
   scope?: SecretScope;
   teamId?: string;
+  kind?: SecretKind;
   after?: string;
   /** Only these secrets (those shared with a caller who cannot read them all); one array parameter, whatever its length. */
   ids?: readonly string[];
   limit: number;
 }
 
-/** A text[] parameter of secret ids (each `sec_` + Crockford base32, so nothing in it needs quoting). */
-const idArray = (ids: readonly string[]) => sql`${`{${ids.join(",")}}`}::text[]`;
-
 /** Another member's personal secrets do not exist for `viewer`. */
 const visibleTo = (viewer: string | Placeholder): SQL => or(ne(vaultSecrets.scope, "user"), eq(vaultSecrets.userId, viewer))!;
+/** The same rule for a row already read (whether another viewer would find it too). */
+export const isVisibleTo = (row: Pick<SecretRow, "scope" | "userId">, viewer: string): boolean => row.scope !== "user" || row.userId === viewer;
 
 // a reveal reads the secret and its version: both built once (db/prepared.ts)
 const secretById = (ex: Executor) =>
@@ -61,6 +64,19 @@ const findSecretWithVersion = preparedQuery<Record<string, unknown>[], FindValue
   ),
 );
 
+// and a lease's reveal reads all its secrets with their current versions in one query, built once too
+const findManySecretsWithVersion = preparedQuery<Record<string, unknown>[], { orgId: string; viewer: string; ids: string }>(
+  "vault_secrets_with_versions",
+  (ex) =>
+    withVersion(ex, vaultSecrets.currentVersion).where(
+      and(
+        eq(vaultSecrets.orgId, sql.placeholder("orgId")),
+        visibleTo(sql.placeholder("viewer")),
+        sql`${vaultSecrets.id} = any(${sql.placeholder("ids")}::text[])`,
+      ),
+    ),
+);
+
 /** A row of secret columns and `v$`-prefixed version columns, apart (no version: its columns are null). */
 function splitJoined(r: Record<string, unknown>): { secret: SecretRow; version: SecretVersionRow | undefined } {
   const secret: Record<string, unknown> = {};
@@ -94,8 +110,9 @@ export const vaultRepo = {
           visibleTo(viewer),
           f.scope === undefined ? undefined : eq(vaultSecrets.scope, f.scope),
           f.teamId === undefined ? undefined : eq(vaultSecrets.teamId, f.teamId),
+          f.kind === undefined ? undefined : eq(vaultSecrets.kind, f.kind),
           f.after === undefined ? undefined : gt(vaultSecrets.id, f.after),
-          f.ids === undefined ? undefined : sql`${vaultSecrets.id} = any(${idArray(f.ids)})`,
+          f.ids === undefined ? undefined : sql`${vaultSecrets.id} = any(${textArray(f.ids)})`,
         ),
       )
       .orderBy(asc(vaultSecrets.id))
@@ -141,9 +158,7 @@ export const vaultRepo = {
     ids: readonly string[],
   ): Promise<{ secret: SecretRow; version: SecretVersionRow | undefined }[]> {
     if (!ids.length) return [];
-    const rows = await withVersion(ex, vaultSecrets.currentVersion).where(
-      and(eq(vaultSecrets.orgId, orgId), visibleTo(viewer), sql`${vaultSecrets.id} = any(${idArray(ids)})`),
-    );
+    const rows = await findManySecretsWithVersion(ex, { orgId, viewer, ids: textArrayLiteral(ids) });
     return rows.map(splitJoined);
   },
 
@@ -162,17 +177,26 @@ export const vaultRepo = {
         and(
           eq(vaultSecrets.orgId, orgId),
           visibleTo(viewer),
+          // a connection's token set is no environment variable: it is used through the connections module
+          eq(vaultSecrets.kind, "generic"),
           or(
             eq(vaultSecrets.scope, "org"),
             f.teamId === undefined ? undefined : and(eq(vaultSecrets.scope, "team"), eq(vaultSecrets.teamId, f.teamId)),
             f.userId === undefined ? undefined : and(eq(vaultSecrets.scope, "user"), eq(vaultSecrets.userId, f.userId)),
           ),
-          f.ids === undefined ? undefined : sql`${vaultSecrets.id} = any(${idArray(f.ids)})`,
+          f.ids === undefined ? undefined : sql`${vaultSecrets.id} = any(${textArray(f.ids)})`,
         ),
       )
       .orderBy(asc(vaultSecrets.id))
       .limit(f.limit);
     return rows.map(splitJoined);
+  },
+
+  /** Versions older than `version` (a managed secret keeps only its last two token sets). */
+  async deleteVersionsBelow(tx: Executor, orgId: string, secretId: string, version: number): Promise<void> {
+    await tx
+      .delete(vaultSecretVersions)
+      .where(and(eq(vaultSecretVersions.orgId, orgId), eq(vaultSecretVersions.secretId, secretId), lt(vaultSecretVersions.version, version)));
   },
 
   async findVersion(ex: Executor, orgId: string, secretId: string, version: number): Promise<SecretVersionRow | undefined> {

@@ -5,6 +5,7 @@ import { Type } from "typebox";
 import { BODY_ERRORS, OrgIdParams, bearerSecurity, errors } from "../../http/schemas.ts";
 import { page, pageRequest, type CursorParser } from "../../lib/pagination.ts";
 import { actorOf, requireTenant } from "../access/request.ts";
+import { MAX_RESOLVED, type ResolveService } from "./resolve.service.ts";
 import type { VaultService } from "./vault.service.ts";
 import {
   CreateSecretBody,
@@ -44,7 +45,7 @@ const SHARED_WRITE = (relation: "write" | "delete") =>
  * change secrets:write, or the relation on the one secret through a grant: the service decides (`resourceCheck`).
  * A member's personal secrets (user_id) exist only for that member (404 to everyone else).
  */
-export function vaultRoutes(s: { vault: VaultService }): FastifyPluginAsyncTypebox {
+export function vaultRoutes(s: { vault: VaultService; resolve: ResolveService }): FastifyPluginAsyncTypebox {
   const tags = ["secrets"];
   const v = s.vault;
   return async (app) => {
@@ -59,7 +60,7 @@ export function vaultRoutes(s: { vault: VaultService }): FastifyPluginAsyncTypeb
           description:
             "The value is encrypted at once under a fresh data key wrapped by the organization's key; only ciphertext is stored. " +
             "team_id puts it in a team of the organization, user_id (your own id) makes it personal: only you see it. " +
-            `The name is unique in its scope (409). ${AUDIT_ONLY} Audited as secret.created.`,
+            `The name is unique in its scope (409). notify_before_days and rotation_reminder_days set its expiry notice and rotation reminder (docs/vault.md, Lifecycle). ${AUDIT_ONLY} Audited as secret.created.`,
           security: bearerSecurity,
           params: OrgIdParams,
           body: CreateSecretBody,
@@ -81,7 +82,7 @@ export function vaultRoutes(s: { vault: VaultService }): FastifyPluginAsyncTypeb
           tags,
           summary: "The organization's secrets you can see, oldest first: metadata only, never values",
           description:
-            "Filter by scope and team_id. Other members' personal secrets are not listed. Without secrets:read, only the secrets shared with you " +
+            "Filter by scope, team_id and kind. Other members' personal secrets are not listed. Without secrets:read, only the secrets shared with you " +
             "(a grant of read or more to you, a team you are in, or the organization) are listed; 403 naming secrets:read when none is.",
           security: bearerSecurity,
           params: OrgIdParams,
@@ -92,7 +93,7 @@ export function vaultRoutes(s: { vault: VaultService }): FastifyPluginAsyncTypeb
       async (req) => {
         const { limit, fetch, cursor } = pageRequest(req.query, secretCursor);
         const scope = req.query.scope ?? (req.query.team_id !== undefined ? "team" : undefined);
-        const rows = await v.list(requireTenant(req), { scope, teamId: req.query.team_id, after: cursor, limit: fetch });
+        const rows = await v.list(requireTenant(req), { scope, teamId: req.query.team_id, kind: req.query.kind, after: cursor, limit: fetch });
         return page(rows, limit, (r) => r.id, toSecret);
       },
     );
@@ -107,7 +108,7 @@ export function vaultRoutes(s: { vault: VaultService }): FastifyPluginAsyncTypeb
           summary: "The values a consumer gets for (org, team, you): user over team over org, each with its source",
           description:
             "What `plinth run` and `plinth secrets export` use: the organization's secrets, plus the team's (team_id), plus your own personal ones " +
-            "(user_id, which must be yours), the more specific winning a name clash. Expired secrets are left out; at most 500 secrets (422 " +
+            `(user_id, which must be yours), the more specific winning a name clash. Expired secrets are left out; at most ${MAX_RESOLVED} secrets (422 ` +
             "RESOLVE_TOO_LARGE beyond). Audited once as secrets.resolved with the ids served, never the values; Cache-Control: no-store. " +
             "Without secrets:read, only the secrets shared with you resolve; 403 naming secrets:read when none is.",
           security: bearerSecurity,
@@ -117,7 +118,7 @@ export function vaultRoutes(s: { vault: VaultService }): FastifyPluginAsyncTypeb
         },
       },
       async (req, reply) =>
-        noStore(reply).send({ data: await v.resolve(requireTenant(req), { teamId: req.query.team_id, userId: req.query.user_id }, actorOf(req)) }),
+        noStore(reply).send({ data: await s.resolve.resolve(requireTenant(req), { teamId: req.query.team_id, userId: req.query.user_id }, actorOf(req)) }),
     );
 
     app.get(
@@ -211,7 +212,7 @@ export function vaultRoutes(s: { vault: VaultService }): FastifyPluginAsyncTypeb
           operationId: "listSecretVersions",
           tags,
           summary: "A secret's versions, newest first: who wrote each and when, never the values",
-          description: SHARED_READ,
+          description: `Newest first; versions the organization's retention deleted (keep_versions / keep_days on /vault) are gone from the list. ${SHARED_READ}`,
           security: bearerSecurity,
           params: SecretParams,
           querystring: ListVersionsQuery,
@@ -233,7 +234,7 @@ export function vaultRoutes(s: { vault: VaultService }): FastifyPluginAsyncTypeb
           operationId: "revealSecretVersion",
           tags,
           summary: "The value a secret had at one version",
-          description: `Audited as secret.revealed with that version; Cache-Control: no-store. An expired secret answers 410. ${SHARED_READ}`,
+          description: `Audited as secret.revealed with that version; Cache-Control: no-store. An expired secret answers 410; a version the organization's retention deleted answers 404 saying so. ${SHARED_READ}`,
           security: bearerSecurity,
           params: SecretVersionParams,
           response: { 200: SecretValue, ...errors(400, 401, 403, 404, 410) },
@@ -250,7 +251,7 @@ export function vaultRoutes(s: { vault: VaultService }): FastifyPluginAsyncTypeb
           operationId: "rollbackSecret",
           tags,
           summary: "Make an earlier version's value current again, as a new version",
-          description: `History is kept: rolling back to version 2 of a secret at version 5 writes version 6 with version 2's value. If-Match as for updates. ${SHARED_WRITE("write")} Audited as secret.rolled_back.`,
+          description: `History is kept: rolling back to version 2 of a secret at version 5 writes version 6 with version 2's value (404 if the retention deleted version 2). If-Match as for updates. ${SHARED_WRITE("write")} Audited as secret.rolled_back.`,
           security: bearerSecurity,
           params: SecretParams,
           headers: IfMatchHeaders,

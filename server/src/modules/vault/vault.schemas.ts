@@ -2,12 +2,12 @@ import { Type } from "typebox";
 import { NullableTimestamp, OrgIdParams, Timestamp } from "../../http/schemas.ts";
 import { idPattern } from "../../lib/ids.ts";
 import { Page, pageQuery } from "../../lib/pagination.ts";
-import type { SecretRow, SecretVersionRow } from "./vault.repo.ts";
+import type { SecretKind, SecretRow, SecretVersionRow } from "./vault.repo.ts";
 
+/** Days before expires_at an expiry notice goes out when the secret names none (lifecycle.service.ts). */
+export const DEFAULT_NOTIFY_BEFORE_DAYS = 7;
 /** Largest value, in UTF-8 bytes. */
 export const MAX_VALUE_BYTES = 64 * 1024;
-/** The most secrets one resolve serves (an environment's worth; more answers 422 RESOLVE_TOO_LARGE). */
-export const MAX_RESOLVED = 500;
 export const SECRET_ID_PATTERN = idPattern("secret");
 const VERSION_PATTERN = "^[1-9][0-9]{0,8}$";
 
@@ -25,11 +25,23 @@ const Tags = Type.Array(Tag, { maxItems: 20, uniqueItems: true, description: "Up
 const ExpiresAt = Type.Union([Type.String({ format: "date-time" }), Type.Null()], {
   description: "When the value stops being served (410 after); null: never",
 });
+const NotifyBeforeDays = Type.Union([Type.Integer({ minimum: 1, maximum: 365 }), Type.Null()], {
+  description:
+    "Days before expires_at the expiry notice goes to the secret's creator and the organization's owners and admins (1–365; null: 7). Kept without an expiry, for a later one",
+});
+const RotationReminderDays = Type.Union([Type.Integer({ minimum: 1, maximum: 3650 }), Type.Null()], {
+  description: "Remind the same people once the current version is older than this many days (1–3650; null: no reminder)",
+});
 const versionNumber = (description: string) => Type.Integer({ minimum: 1, maximum: 999_999_999, description });
 const TeamId = Type.String({ pattern: idPattern("team"), description: "team_… id: the secret belongs to this team of the organization" });
 const UserId = Type.String({ pattern: idPattern("user"), description: "usr_… id: the secret belongs to this member (yourself) within the organization" });
 const Scope = Type.Union([Type.Literal("org"), Type.Literal("team"), Type.Literal("user")], {
   description: "Where the secret lives: the whole org, one team, or one member",
+});
+
+const Kind = Type.Union([Type.Literal("generic"), Type.Literal("oauth_connection")], {
+  description:
+    "generic: a value set by hand; oauth_connection: an integration connection's token set, changed and used only through /v1/orgs/{orgId}/connections",
 });
 
 export const SecretParams = Type.Object({ orgId: OrgIdParams.properties.orgId, secretId: SecretId }, { additionalProperties: false });
@@ -55,6 +67,8 @@ export const CreateSecretBody = Type.Object(
     description: Type.Optional(Description),
     tags: Type.Optional(Tags),
     expires_at: Type.Optional(ExpiresAt),
+    notify_before_days: Type.Optional(NotifyBeforeDays),
+    rotation_reminder_days: Type.Optional(RotationReminderDays),
     team_id: Type.Optional(TeamId),
     user_id: Type.Optional(UserId),
   },
@@ -66,6 +80,8 @@ export const UpdateSecretBody = Type.Object(
     description: Type.Optional(Description),
     tags: Type.Optional(Tags),
     expires_at: Type.Optional(ExpiresAt),
+    notify_before_days: Type.Optional(NotifyBeforeDays),
+    rotation_reminder_days: Type.Optional(RotationReminderDays),
     version: Type.Optional(versionNumber("The current version the change is based on (or If-Match); a stale one answers 409")),
   },
   { additionalProperties: false, minProperties: 1, description: "A new value makes a new version; the rest changes the metadata" },
@@ -74,7 +90,10 @@ export const RollbackBody = Type.Object(
   { version: versionNumber("The version whose value becomes current again, as a new version") },
   { additionalProperties: false },
 );
-export const ListSecretsQuery = Type.Object({ ...pageQuery, scope: Type.Optional(Scope), team_id: Type.Optional(TeamId) }, { additionalProperties: false });
+export const ListSecretsQuery = Type.Object(
+  { ...pageQuery, scope: Type.Optional(Scope), team_id: Type.Optional(TeamId), kind: Type.Optional(Kind) },
+  { additionalProperties: false },
+);
 export const ResolveQuery = Type.Object(
   {
     team_id: Type.Optional(Type.String({ pattern: idPattern("team"), description: "team_… id: add this team's secrets (over the org's)" })),
@@ -113,11 +132,16 @@ export const Secret = Type.Object(
     id: Type.String({ description: "sec_… id" }),
     name: Type.String({ description: "Unique in its scope" }),
     scope: Scope,
+    kind: Kind,
     team_id: Type.Union([Type.String(), Type.Null()], { description: "The team of a team secret" }),
     user_id: Type.Union([Type.String(), Type.Null()], { description: "The member of a personal secret" }),
     description: Type.String({ description: "What it is for" }),
     tags: Type.Array(Type.String(), { description: "Its labels" }),
     expires_at: NullableTimestamp("When its value stops being served"),
+    notify_before_days: Type.Union([Type.Integer(), Type.Null()], {
+      description: "Days before expires_at its expiry notice goes out (7 unless set; null while it has no expiry and none is set)",
+    }),
+    rotation_reminder_days: Type.Union([Type.Integer(), Type.Null()], { description: "Rotation reminder period in days (null: none)" }),
     version: Type.Integer({ description: "The current version (also the ETag)" }),
     created_by: Type.Union([Type.String(), Type.Null()], { description: "Who created it" }),
     created_at: Timestamp("When it was created"),
@@ -153,11 +177,14 @@ export function toSecret(r: SecretRow) {
     id: r.id,
     name: r.name,
     scope: r.scope as "org" | "team" | "user",
+    kind: r.kind as SecretKind,
     team_id: r.teamId,
     user_id: r.userId,
     description: r.description,
     tags: r.tags,
     expires_at: r.expiresAt?.toISOString() ?? null,
+    notify_before_days: r.notifyBeforeDays ?? (r.expiresAt ? DEFAULT_NOTIFY_BEFORE_DAYS : null),
+    rotation_reminder_days: r.rotationReminderDays,
     version: r.currentVersion,
     created_by: r.createdBy,
     created_at: r.createdAt.toISOString(),

@@ -8,10 +8,15 @@ import type { AccessService, OrgMembership } from "../access/access.service.ts";
 import type { GrantOwnerOps } from "../access/grants.owners.ts";
 import type { ObjectVerifier } from "../access/grants.service.ts";
 import type { Permission } from "../access/permissions.ts";
+import type { OrgSubjects } from "../access/subjects.ts";
 import type { AuditActor, AuditService } from "../audit/audit.service.ts";
+import { createManagedSecrets, isManaged, refuseManaged } from "./managed-secrets.ts";
+import type { LifecycleMark } from "./lifecycle.repo.ts";
 import { vaultError } from "./vault.errors.ts";
-import type { SecretFilter, SecretRow, SecretScope, SecretVersionRow, VaultRepo } from "./vault.repo.ts";
-import { MAX_RESOLVED, MAX_VALUE_BYTES } from "./vault.schemas.ts";
+import { isVisibleTo, type SecretFilter, type SecretRow, type SecretScope, type VaultRepo } from "./vault.repo.ts";
+import { createSecretValues, valueBytes } from "./secret-values.ts";
+
+export { secretAad } from "./secret-values.ts";
 
 export interface CreateSecretInput {
   name: string;
@@ -19,6 +24,9 @@ export interface CreateSecretInput {
   description?: string;
   tags?: string[];
   expires_at?: string | null;
+  /** Lifecycle (lifecycle.service.ts): days before expiry to warn (null: 7), days after which to remind of rotation. */
+  notify_before_days?: number | null;
+  rotation_reminder_days?: number | null;
   team_id?: string;
   user_id?: string;
 }
@@ -28,39 +36,21 @@ export interface UpdateSecretInput {
   description?: string;
   tags?: string[];
   expires_at?: string | null;
-}
-
-/** One resolved value and where it came from. */
-export interface ResolvedSecret {
-  name: string;
-  value: string;
-  source: { scope: SecretScope; secret_id: string; version: number; team_id?: string; user_id?: string };
-}
-
-/** A name clash in a resolve goes to the more specific scope. */
-const SCOPE_RANK: Record<SecretScope, number> = { org: 0, team: 1, user: 2 };
-
-/** Secret ids (`sec_…`): time-ordered like every id (lib/ids.ts; the prefix is to be listed there). */
-export function newSecretId(now: number): string {
-  return newId("secret", now);
+  notify_before_days?: number | null;
+  rotation_reminder_days?: number | null;
 }
 
 const invalid = (field: string, detail: string) => platformError("VALIDATION_FAILED", detail, { field });
+/** A version below the current one is missing only because the org's retention pruned it (lifecycle.service.ts). */
+const missingVersion = (row: SecretRow, v: number) =>
+  vaultError(
+    "SECRET_VERSION_NOT_FOUND",
+    v < row.currentVersion
+      ? `Version ${v} of the secret was deleted by the organization's version retention (keep_versions / keep_days); its value is gone.`
+      : `The secret has no version ${v}.`,
+    { field: "version" },
+  );
 const notFound = (id: string) => vaultError("SECRET_NOT_FOUND", `No secret ${id.slice(0, 40)} in this organization.`, { field: "secretId" });
-
-/**
- * The identity a secret version's ciphertext is bound to (the associated data of its encryption): the same bytes
- * under another org, scope, secret or version do not decrypt. The name is left out, so renaming keeps values readable.
- */
-export function secretAad(s: Pick<SecretRow, "orgId" | "scope" | "teamId" | "userId" | "id">, version: number): string {
-  return `plinth:secret:v1|${s.orgId}|${s.scope}:${s.teamId ?? s.userId ?? ""}|${s.id}|${version}`;
-}
-
-function valueBytes(value: string): Buffer {
-  const bytes = Buffer.from(value, "utf8");
-  if (bytes.length > MAX_VALUE_BYTES) throw invalid("value", `value is ${bytes.length} bytes of UTF-8; at most ${MAX_VALUE_BYTES} are allowed.`);
-  return bytes;
-}
 
 function expiry(value: string | null | undefined, now: Date): Date | null | undefined {
   if (value === undefined || value === null) return value;
@@ -77,18 +67,15 @@ const ORG_WIDE: Record<SecretRelation, Permission> = { read: "secrets:read", wri
 /** Which secrets a caller reads: every one visible to them (`secrets:read`), or only those shared with them. */
 export type ReadableSecrets = { all: true } | { all: false; ids: readonly string[] };
 
+/** Whether an id names one of the org's members or teams (the access module's `subjects`). */
+export type { OrgSubjects };
+
 /**
  * The secrets vault: secrets of an org, one of its teams, or one member within it, each value kept as versions under
  * envelope encryption (kms/). Metadata reads never touch a value; a value leaves only through `reveal`, audited in the
  * same transaction. Changes lock the secret's row, so concurrent writers line up (each becomes its own version) and
  * a writer naming a stale version gets 409, never a lost update. A member's personal secrets exist only for them.
  */
-/** Whether an id names one of the org's members or teams (the access module's `subjects`). */
-export interface OrgSubjects {
-  isMember(ex: Executor, orgId: string, userId: string): Promise<boolean>;
-  teamExists(ex: Executor, orgId: string, teamId: string): Promise<boolean>;
-}
-
 export function createVaultService(deps: {
   db: Database;
   clock: Clock;
@@ -99,8 +86,12 @@ export function createVaultService(deps: {
   access: Pick<AccessService, "require" | "decide" | "grantedObjectIds" | "invalidate">;
   /** The access module's grants: a deleted secret's go through it. */
   grants: Pick<GrantOwnerOps, "removeGrantsOn">;
+  /** Makes the org's lifecycle pass due after a change it must look at (lifecycle.repo.ts markDue). */
+  lifecycleDue?: LifecycleMark;
 }) {
-  const { db, clock, repo, kms, audit, subjects, access, grants } = deps;
+  const { db, clock, repo, audit, subjects, access, grants } = deps;
+  // the one encryption and decryption of a value (secret-values.ts)
+  const { writeVersion, openBytes, openValue } = createSecretValues(deps);
 
   /**
    * The one access rule of a secret: the org-wide permission (`secrets:read`, or `secrets:write` for changes), or the
@@ -144,22 +135,14 @@ export function createVaultService(deps: {
     }
   }
 
-  async function writeVersion(tx: Executor, row: SecretRow, version: number, value: Buffer, actor: AuditActor): Promise<void> {
-    const envelope = await kms.encrypt(tx, row.orgId, value, secretAad(row, version));
-    await repo.insertVersion(tx, { orgId: row.orgId, secretId: row.id, version, ...envelope, createdBy: actor.id, createdAt: clock.now() });
-  }
-
-  /** The one decryption of a stored version (reveal, resolve, leases): bound to the secret's identity and version. */
-  async function openValue(tx: Executor, row: SecretRow, stored: SecretVersionRow): Promise<string> {
-    return (await kms.decrypt(tx, row.orgId, stored, secretAad(row, stored.version))).toString("utf8");
-  }
-
-  /** A secret whose value may be served to the caller (in their transaction, after `requireRead`): 404 unseen, 410 expired. */
+  /** A secret whose value may be served to the caller (in their transaction, after `requireRead`): 404 unseen, 409 managed, 410 expired. */
   async function liveIn(tx: Executor, caller: OrgMembership, id: string): Promise<SecretRow> {
-    return refuseExpired(await load(tx, caller, id));
+    return servable(await load(tx, caller, id));
   }
 
-  function refuseExpired(row: SecretRow): SecretRow {
+  /** The one gate before a value is served (reveal, leases): 409 of a managed kind, 410 past its expiry. */
+  function servable(row: SecretRow): SecretRow {
+    refuseManaged(row);
     if (row.expiresAt && row.expiresAt.getTime() <= clock.now().getTime()) {
       throw vaultError("SECRET_EXPIRED", `The secret expired at ${row.expiresAt.toISOString()}; give it a new value or expiry to use it again.`, {
         field: "secretId",
@@ -173,10 +156,10 @@ export function createVaultService(deps: {
     // the secret and its version in one round trip
     const found = await repo.findWithVersion(tx, caller.orgId, caller.userId, id, version);
     if (!found) throw notFound(id);
-    const row = refuseExpired(found.secret);
+    const row = servable(found.secret);
     const v = version ?? row.currentVersion;
     const stored = found.version;
-    if (!stored) throw vaultError("SECRET_VERSION_NOT_FOUND", `The secret has no version ${v}.`, { field: "version" });
+    if (!stored) throw missingVersion(row, v);
     const value = await openValue(tx, row, stored);
     return { row, version: v, value };
   }
@@ -195,8 +178,8 @@ export function createVaultService(deps: {
         out.push(undefined);
         continue;
       }
-      const row = refuseExpired(r.secret);
-      if (!r.version) throw vaultError("SECRET_VERSION_NOT_FOUND", `The secret has no version ${row.currentVersion}.`, { field: "version" });
+      const row = servable(r.secret);
+      if (!r.version) throw missingVersion(row, row.currentVersion);
       const value = await openValue(tx, row, r.version);
       out.push({ row, version: row.currentVersion, value });
     }
@@ -234,7 +217,7 @@ export function createVaultService(deps: {
               throw platformError("FORBIDDEN", "A personal secret can only be made by its member: user_id must be your own.", { field: "user_id" });
           }
           const row = await repo.insert(tx, {
-            id: newSecretId(now.getTime()),
+            id: newId("secret", now.getTime()),
             orgId: caller.orgId,
             scope,
             teamId: input.team_id ?? null,
@@ -243,6 +226,8 @@ export function createVaultService(deps: {
             description: input.description ?? "",
             tags: input.tags ?? [],
             expiresAt: expiresAt ?? null,
+            notifyBeforeDays: input.notify_before_days ?? null,
+            rotationReminderDays: input.rotation_reminder_days ?? null,
             currentVersion: 1,
             createdBy: actor.id,
             createdAt: now,
@@ -262,6 +247,8 @@ export function createVaultService(deps: {
               description: [null, row.description],
               tags: [null, row.tags],
               expires_at: [null, row.expiresAt?.toISOString() ?? null],
+              notify_before_days: [null, row.notifyBeforeDays],
+              rotation_reminder_days: [null, row.rotationReminderDays],
               version: [null, 1],
             },
           });
@@ -288,11 +275,7 @@ export function createVaultService(deps: {
 
     async get(caller: OrgMembership, id: string): Promise<SecretRow> {
       await requireRead(caller, id);
-      return db.read({ orgId: caller.orgId }, async (ex) => {
-        const row = await repo.find(ex, caller.orgId, caller.userId, id);
-        if (!row) throw notFound(id);
-        return row;
-      });
+      return db.read({ orgId: caller.orgId }, (ex) => load(ex, caller, id));
     },
 
     /** A new value makes version current+1; metadata changes keep the version. `expected`: If-Match / body version. */
@@ -303,6 +286,8 @@ export function createVaultService(deps: {
       const expiresAt = expiry(input.expires_at, now);
       return db.tx({ orgId: caller.orgId }, async (tx) => {
         const row = await load(tx, caller, id, true);
+        if (value !== undefined) refuseManaged(row, "value");
+        if (expiresAt !== undefined) refuseManaged(row, "expires_at");
         requireVersion(row, expected);
         const diff: Record<string, [unknown, unknown]> = {};
         const set: Partial<SecretRow> = {};
@@ -318,6 +303,15 @@ export function createVaultService(deps: {
           diff.expires_at = [row.expiresAt?.toISOString() ?? null, expiresAt?.toISOString() ?? null];
           set.expiresAt = expiresAt;
         }
+        for (const [field, key] of [
+          ["notify_before_days", "notifyBeforeDays"],
+          ["rotation_reminder_days", "rotationReminderDays"],
+        ] as const) {
+          if (input[field] !== undefined && input[field] !== row[key]) {
+            diff[field] = [row[key], input[field]];
+            set[key] = input[field];
+          }
+        }
         if (value !== undefined) {
           const next = row.currentVersion + 1;
           await writeVersion(tx, row, next, value, actor);
@@ -325,6 +319,7 @@ export function createVaultService(deps: {
           set.currentVersion = next;
         }
         if (!Object.keys(diff).length) return row;
+        if (value === undefined) await deps.lifecycleDue?.(tx, caller.orgId); // an expiry or reminder may have moved
         const updated = await repo.update(tx, caller.orgId, id, { ...set, updatedBy: actor.id, updatedAt: now });
         await audit.record(tx, actor, { orgId: caller.orgId, action: "secret.updated", target: { type: "secret", id }, diff: { name: row.name, ...diff } });
         return updated;
@@ -335,7 +330,7 @@ export function createVaultService(deps: {
     async delete(caller: OrgMembership, id: string, expected: number | undefined, actor: AuditActor): Promise<void> {
       await authorize(caller, "delete", id);
       const removed = await db.tx({ orgId: caller.orgId }, async (tx) => {
-        const row = await load(tx, caller, id, true);
+        const row = refuseManaged(await load(tx, caller, id, true));
         requireVersion(row, expected);
         await repo.delete(tx, caller.orgId, id);
         const grantIds = await grants.removeGrantsOn(tx, caller.orgId, { type: "secret", ids: [id] });
@@ -350,64 +345,6 @@ export function createVaultService(deps: {
       if (removed) await access.invalidate(caller.orgId);
     },
 
-    /**
-     * The values a consumer (a runner, `plinth run`) gets for (org, team, user): the org's secrets, the team's, and the
-     * caller's own personal ones, the more specific winning a name clash (user over team over org), each with its
-     * source. Only what the caller reads (`readable`: all, or those shared with them); expired secrets are left out.
-     * Audited once as secrets.resolved with the ids served, never the values, in the same transaction.
-     */
-    async resolve(caller: OrgMembership, q: { teamId?: string; userId?: string }, actor: AuditActor): Promise<ResolvedSecret[]> {
-      if (q.userId !== undefined && q.userId !== caller.userId) {
-        throw platformError("FORBIDDEN", "A member's personal secrets resolve for that member only: user_id must be your own.", { field: "user_id" });
-      }
-      const scope = await readable(caller);
-      return db.tx({ orgId: caller.orgId }, async (tx) => {
-        if (q.teamId !== undefined && !(await subjects.teamExists(tx, caller.orgId, q.teamId)))
-          throw invalid("team_id", `No team ${q.teamId} in this organization.`);
-        const rows = await repo.listForResolve(tx, caller.orgId, caller.userId, {
-          teamId: q.teamId,
-          userId: q.userId,
-          ids: scope.all ? undefined : scope.ids,
-          limit: MAX_RESOLVED + 1,
-        });
-        if (rows.length > MAX_RESOLVED) {
-          throw vaultError(
-            "RESOLVE_TOO_LARGE",
-            `More than ${MAX_RESOLVED} secrets would resolve here; reveal them one by one, or keep an environment's secrets in a team.`,
-          );
-        }
-        const now = clock.now().getTime();
-        const winners = new Map<string, (typeof rows)[number]>();
-        for (const r of rows) {
-          if (!r.version || (r.secret.expiresAt && r.secret.expiresAt.getTime() <= now)) continue;
-          const held = winners.get(r.secret.name);
-          if (!held || SCOPE_RANK[r.secret.scope as SecretScope] > SCOPE_RANK[held.secret.scope as SecretScope]) winners.set(r.secret.name, r);
-        }
-        const out: ResolvedSecret[] = [];
-        for (const { secret, version } of [...winners.values()].sort((a, b) => (a.secret.name < b.secret.name ? -1 : 1))) {
-          const value = await openValue(tx, secret, version!);
-          out.push({
-            name: secret.name,
-            value,
-            source: {
-              scope: secret.scope as SecretScope,
-              secret_id: secret.id,
-              version: secret.currentVersion,
-              ...(secret.teamId ? { team_id: secret.teamId } : {}),
-              ...(secret.userId ? { user_id: secret.userId } : {}),
-            },
-          });
-        }
-        await audit.record(tx, actor, {
-          orgId: caller.orgId,
-          action: "secrets.resolved",
-          target: { type: "org", id: caller.orgId },
-          diff: { count: out.length, team_id: q.teamId ?? null, user_id: q.userId ?? null, secret_ids: out.map((o) => o.source.secret_id) },
-        });
-        return out;
-      });
-    },
-
     /** The value of the current version (or `version`); audited as secret.revealed in the same transaction. */
     async reveal(caller: OrgMembership, id: string, version: number | undefined, actor: AuditActor) {
       await requireRead(caller, id);
@@ -415,30 +352,33 @@ export function createVaultService(deps: {
     },
 
     /**
-     * The read rule and decrypt path above, for the leases service (leases.service.ts) so that a lease checks and
-     * decrypts exactly as reveal does: `readable` and `requireRead` before the caller's transaction, `liveIn` and
-     * `valuesIn` inside it.
+     * The read rule and decrypt path above, for the leases and resolve services (leases.service.ts,
+     * resolve.service.ts) so that they check and decrypt exactly as reveal does: `readable` and `requireRead` before
+     * the caller's transaction, `liveIn`, `valuesIn` and `openValue` inside it; `sees`: whether a row already read
+     * exists for another member (their personal view).
      */
-    reading: { readable, requireRead, liveIn, valuesIn },
+    reading: { readable, requireRead, liveIn, valuesIn, openValue, sees: (viewer: OrgMembership, row: SecretRow) => isVisibleTo(row, viewer.userId) },
+
+    /** Secrets of a managed kind, for the module owning their shape (the connections module): managed-secrets.ts. */
+    managed: createManagedSecrets({ clock, repo, newId: (now) => newId("secret", now), valueBytes, writeVersion, openValue }),
 
     async listVersions(caller: OrgMembership, id: string, opts: { before?: number; limit: number }) {
       await requireRead(caller, id);
-      return db.read({ orgId: caller.orgId }, async (ex) => {
-        const row = await repo.find(ex, caller.orgId, caller.userId, id);
-        if (!row) throw notFound(id);
-        return { secret: row, versions: await repo.listVersions(ex, caller.orgId, id, opts) };
-      });
+      return db.read({ orgId: caller.orgId }, async (ex) => ({
+        secret: await load(ex, caller, id),
+        versions: await repo.listVersions(ex, caller.orgId, id, opts),
+      }));
     },
 
     /** Makes the value of `from` current again as a new version (history is never rewritten). */
     async rollback(caller: OrgMembership, id: string, from: number, expected: number | undefined, actor: AuditActor): Promise<SecretRow> {
       await authorize(caller, "write", id);
       return db.tx({ orgId: caller.orgId }, async (tx) => {
-        const row = await load(tx, caller, id, true);
+        const row = refuseManaged(await load(tx, caller, id, true));
         requireVersion(row, expected);
         const stored = await repo.findVersion(tx, caller.orgId, id, from);
-        if (!stored) throw vaultError("SECRET_VERSION_NOT_FOUND", `The secret has no version ${from}.`, { field: "version" });
-        const value = await kms.decrypt(tx, caller.orgId, stored, secretAad(row, from));
+        if (!stored) throw missingVersion(row, from);
+        const value = await openBytes(tx, row, stored);
         const next = row.currentVersion + 1;
         try {
           await writeVersion(tx, row, next, value, actor);
@@ -464,6 +404,7 @@ export function createVaultService(deps: {
       const row = isId("secret", id) ? await repo.find(tx, caller.orgId, caller.userId, id) : undefined;
       if (!row) return `No secret ${id.slice(0, 40)} in this organization.`;
       if (row.scope === "user") return `Secret ${id} is personal: it is its member's alone and cannot be shared.`;
+      if (isManaged(row)) return `Secret ${id} is an integration connection's token set: it is used through /connections, not shared.`;
       return undefined;
     }) satisfies ObjectVerifier as ObjectVerifier,
   };
