@@ -25,7 +25,7 @@ import { textArray, intArray } from "../server/src/db/arrays.ts";
 import { openPostgres } from "../server/src/db/client.ts";
 import { createKms } from "../server/src/kms/kms.ts";
 import { systemClock } from "../server/src/lib/clock.ts";
-import { secretAad } from "../server/src/modules/vault/vault.service.ts";
+import { secretAad } from "../server/src/modules/vault/secret-values.ts";
 import {
   CAN_PIN,
   ROUNDS,

@@ -45,6 +45,16 @@ const dueColumns = {
  * Queries of the vault's lifecycle pass (lifecycle.service.ts): the org in every one; only the scan of due orgs reads
  * across tenants, from vault_settings (0015's open SELECT: the rows hold periods and dates, never a secret).
  */
+/** The org's secrets meeting `conditions`, locked for the pass, in id order: what each notice reads. */
+function dueSecrets(tx: Executor, orgId: string, ...conditions: SQL[]): Promise<DueSecret[]> {
+  return tx
+    .select(dueColumns)
+    .from(vaultSecrets)
+    .where(and(eq(vaultSecrets.orgId, orgId), ...conditions))
+    .orderBy(asc(vaultSecrets.id))
+    .for("update");
+}
+
 export const lifecycleRepo = {
   /** Orgs whose pass is due, the longest-waiting first. */
   async dueOrgs(ex: Executor, now: Date, limit: number): Promise<string[]> {
@@ -82,53 +92,30 @@ export const lifecycleRepo = {
 
   /** Secrets inside their notice window, not yet warned of this expiry (and not expired yet). */
   expiring(tx: Executor, orgId: string, now: Date): Promise<DueSecret[]> {
-    return tx
-      .select(dueColumns)
-      .from(vaultSecrets)
-      .where(
-        and(
-          eq(vaultSecrets.orgId, orgId),
-          isNotNull(vaultSecrets.expiresAt),
-          sql`${vaultSecrets.expiresAt} > ${ts(now)}`,
-          sql`${vaultSecrets.expiresAt} - ${days(notifyDays)} <= ${ts(now)}`,
-          sql`${vaultSecrets.expiryNotifiedFor} is distinct from ${vaultSecrets.expiresAt}`,
-        ),
-      )
-      .orderBy(asc(vaultSecrets.id))
-      .for("update");
+    return dueSecrets(
+      tx,
+      orgId,
+      isNotNull(vaultSecrets.expiresAt),
+      sql`${vaultSecrets.expiresAt} > ${ts(now)}`,
+      sql`${vaultSecrets.expiresAt} - ${days(notifyDays)} <= ${ts(now)}`,
+      sql`${vaultSecrets.expiryNotifiedFor} is distinct from ${vaultSecrets.expiresAt}`,
+    );
   },
 
   /** Secrets past their expiry whose passing is not yet audited. */
   expired(tx: Executor, orgId: string, now: Date): Promise<DueSecret[]> {
-    return tx
-      .select(dueColumns)
-      .from(vaultSecrets)
-      .where(
-        and(
-          eq(vaultSecrets.orgId, orgId),
-          sql`${vaultSecrets.expiresAt} <= ${ts(now)}`,
-          sql`${vaultSecrets.expiredNotedFor} is distinct from ${vaultSecrets.expiresAt}`,
-        ),
-      )
-      .orderBy(asc(vaultSecrets.id))
-      .for("update");
+    return dueSecrets(tx, orgId, sql`${vaultSecrets.expiresAt} <= ${ts(now)}`, sql`${vaultSecrets.expiredNotedFor} is distinct from ${vaultSecrets.expiresAt}`);
   },
 
   /** Secrets whose current version is older than their rotation_reminder_days, not yet reminded for it. */
   rotationDue(tx: Executor, orgId: string, now: Date): Promise<DueSecret[]> {
-    return tx
-      .select(dueColumns)
-      .from(vaultSecrets)
-      .where(
-        and(
-          eq(vaultSecrets.orgId, orgId),
-          isNotNull(vaultSecrets.rotationReminderDays),
-          sql`${vaultSecrets.rotationRemindedVersion} is distinct from ${vaultSecrets.currentVersion}`,
-          sql`${currentVersionAt} + ${days(vaultSecrets.rotationReminderDays)} <= ${ts(now)}`,
-        ),
-      )
-      .orderBy(asc(vaultSecrets.id))
-      .for("update");
+    return dueSecrets(
+      tx,
+      orgId,
+      isNotNull(vaultSecrets.rotationReminderDays),
+      sql`${vaultSecrets.rotationRemindedVersion} is distinct from ${vaultSecrets.currentVersion}`,
+      sql`${currentVersionAt} + ${days(vaultSecrets.rotationReminderDays)} <= ${ts(now)}`,
+    );
   },
 
   /** Records which expiry (or version) the secrets were notified of: `sql\`expires_at\``, say, for their own. */

@@ -16,8 +16,6 @@ import { vaultError } from "./vault.errors.ts";
 import { isVisibleTo, type SecretFilter, type SecretRow, type SecretScope, type VaultRepo } from "./vault.repo.ts";
 import { createSecretValues, valueBytes } from "./secret-values.ts";
 
-export { secretAad } from "./secret-values.ts";
-
 export interface CreateSecretInput {
   name: string;
   value: string;
